@@ -1,0 +1,84 @@
+"""The desk's application factory."""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app.config import ConfigError, DeskConfig, EnvSettings, load_desk_config, load_env_settings
+
+
+def create_app(config_path: str | os.PathLike | None = None, *, env: dict[str, str] | None = None,
+               overrides: dict[str, Any] | None = None, exit_on_config_error: bool = True) -> Flask:
+    """Build the Flask app from config.yaml and the environment.
+
+    A broken configuration prints every problem and exits with status 2 (``exit_on_config_error``),
+    or raises ConfigError for callers that want to handle it (tests, tools)."""
+    try:
+        settings = load_env_settings(env)
+        desk_config = load_desk_config(config_path)
+    except ConfigError as exc:
+        if not exit_on_config_error:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+    app = Flask(__name__, instance_relative_config=True)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config.update(_flask_settings(app, settings, desk_config))
+    app.config.update(overrides or {})
+    app.extensions["desk.settings"] = settings
+    app.extensions["desk.config"] = desk_config
+
+    from app.wiring import wire
+
+    wire(app)
+    return app
+
+
+def _database_uri(app: Flask, settings: EnvSettings) -> str:
+    url = settings.database_url
+    if url is None:
+        return f"sqlite:///{Path(app.instance_path) / 'desk.db'}"
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def _secret_key(app: Flask, settings: EnvSettings) -> str:
+    if settings.secret_key:
+        return settings.secret_key
+    if not settings.embedded:
+        raise ConfigError("environment", ["SECRET_KEY: required key is missing (needed whenever DATABASE_URL is set)"])
+    key_file = Path(app.instance_path) / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_hex(32))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def _flask_settings(app: Flask, settings: EnvSettings, desk_config: DeskConfig) -> dict[str, Any]:
+    secure = settings.public_base_url.startswith("https://")
+    return {
+        "SECRET_KEY": _secret_key(app, settings),
+        "SQLALCHEMY_DATABASE_URI": _database_uri(app, settings),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "MAX_CONTENT_LENGTH": desk_config.desk.max_request_bytes,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": secure,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": secure,
+        "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+        "BABEL_DEFAULT_LOCALE": desk_config.desk.default_language,
+        "BABEL_DEFAULT_TIMEZONE": "UTC",
+        "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
+        "WTF_CSRF_TIME_LIMIT": None,
+        "PUBLIC_BASE_URL": settings.public_base_url.rstrip("/"),
+    }

@@ -1,0 +1,177 @@
+"""Settings: the one place environment variables and config.yaml are read and validated.
+
+Two sources, two models:
+- ``EnvSettings``: deployment facts from the environment (where the database is, secrets).
+- ``DeskConfig``: the desk's behaviour from config.yaml (menus, queues, rules), each section typed by
+  the domain that owns it, so a wrong key fails at start-up with the key's path, the value and what
+  was expected -- never later, mid-call.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import importlib
+
+from app.calendars import CalendarConfig
+from app.complaints.config import ComplaintsConfig
+from app.crm.config import CrmConfig
+from ivr.config import IvrConfig
+from queues.config import RoutingConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG_PATH = REPO_ROOT / "config.yaml"
+LANGUAGES = ("en", "zh")
+
+
+class ConfigError(Exception):
+    """config.yaml or the environment is wrong; ``problems`` lists each as 'key: message'."""
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeskSection(Strict):
+    name: str = "Service Desk"
+    timezone: str = "UTC"
+    default_language: Literal["en", "zh"] = "en"
+    currency: str = Field(default="CNY", pattern=r"^[A-Z]{3}$")
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class Disposition(Strict):
+    code: str = Field(pattern=r"^[a-z0-9_]+$")
+    label_en: str
+    label_zh: str
+
+
+class DeskConfig(Strict):
+    desk: DeskSection = DeskSection()
+    calendars: dict[str, CalendarConfig] = Field(default_factory=lambda: {"default": CalendarConfig()})
+    routing: RoutingConfig = RoutingConfig()
+    ivr: IvrConfig = IvrConfig()
+    crm: CrmConfig = CrmConfig()
+    complaints: ComplaintsConfig = ComplaintsConfig()
+    dispositions: list[Disposition] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _cross_section_checks(self) -> "DeskConfig":
+        """Checks that span sections (an IVR node naming a queue, a queue naming a calendar)."""
+        for ref in CROSS_CHECKS:
+            module, attr = ref.split(":")
+            getattr(importlib.import_module(module), attr)(self)  # raises ValueError naming the key
+        return self
+
+
+# Each domain adds "module:function(config)" raising ValueError("section.key: what is wrong").
+CROSS_CHECKS: list[str] = [
+    "app.config:check_calendars_known",
+]
+
+
+def check_calendars_known(config: "DeskConfig") -> None:
+    for queue in config.routing.queues:
+        if queue.calendar not in config.calendars:
+            raise ValueError(f"routing.queues.{queue.name}.calendar: unknown calendar {queue.calendar!r}")
+    if config.complaints.calendar not in config.calendars:
+        raise ValueError(f"complaints.calendar: unknown calendar {config.complaints.calendar!r}")
+
+
+class EnvSettings(Strict):
+    """Environment variables. Absent DATABASE_URL/REDIS_URL select the embedded default."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: str | None = None
+    public_base_url: str = "http://localhost:5000"
+    twilio_account_sid: str = "AC00000000000000000000000000000000"
+    twilio_auth_token: str = "dev-auth-token-not-secret"
+    port: int = Field(default=5000, ge=1, le=65535)
+    dev_tools: bool | None = None  # the phone simulator and other demo aids; on when embedded
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def dev_tools_enabled(self) -> bool:
+        return self.embedded if self.dev_tools is None else self.dev_tools
+
+
+ENV_KEYS = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+    "SECRET_KEY": "secret_key",
+    "PUBLIC_BASE_URL": "public_base_url",
+    "TWILIO_ACCOUNT_SID": "twilio_account_sid",
+    "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "PORT": "port",
+    "DESK_DEV_TOOLS": "dev_tools",
+    "LOG_LEVEL": "log_level",
+}
+
+
+def _describe(errors: list[dict[str, Any]], key_prefix: str = "") -> list[str]:
+    problems = []
+    for err in errors:
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        if err["type"] == "missing":
+            problems.append(f"{key_prefix}{key}: required key is missing")
+            continue
+        value = err.get("input")
+        shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+        problems.append(f"{key_prefix}{key}: got {shown[:80]}; expected {err['msg'].lower()}")
+    return problems
+
+
+def load_desk_config(path: str | os.PathLike | None = None) -> DeskConfig:
+    """Read and validate config.yaml. Raises ConfigError naming every bad key."""
+    path = Path(path or os.environ.get("CONFIG_PATH") or DEFAULT_CONFIG_PATH)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError as exc:
+        raise ConfigError(str(path), [f"file not found ({exc.strerror})"]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), ["(top level): expected a mapping of sections"])
+    try:
+        return DeskConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(path), _describe(exc.errors())) from exc
+
+
+def load_env_settings(environ: dict[str, str] | None = None) -> EnvSettings:
+    """Read the environment variables the desk knows. Raises ConfigError naming the variable."""
+    environ = os.environ if environ is None else environ
+    values = {field: environ[var] for var, field in ENV_KEYS.items() if environ.get(var)}
+    try:
+        return EnvSettings.model_validate(values)
+    except ValidationError as exc:
+        by_field = {field: var for var, field in ENV_KEYS.items()}
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else ""
+            err = dict(err, loc=(by_field.get(field, field),))
+            problems.extend(_describe([err]))
+        raise ConfigError("environment", problems) from exc

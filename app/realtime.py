@@ -1,0 +1,55 @@
+"""Commit, then announce: events queued on a session are delivered only after it commits.
+
+Listeners are plain callables ``(name, payload)`` registered at start-up (the Socket.IO fan-out, the
+router's wake-up, outbound webhooks). A rollback discards what was queued, so no event ever describes
+something the database does not hold.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
+Listener = Callable[[str, dict[str, Any]], None]
+_listeners: list[Listener] = []
+_KEY = "realtime_pending"
+
+
+def after_commit(session: Session, name: str, payload: dict[str, Any]) -> None:
+    """Queue ``name``/``payload`` to be delivered once ``session`` commits."""
+    session.info.setdefault(_KEY, []).append((name, payload))
+
+
+def subscribe(listener: Listener) -> None:
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def unsubscribe(listener: Listener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def publish(name: str, payload: dict[str, Any]) -> None:
+    """Deliver at once to every listener; one failing listener never stops the others."""
+    for listener in list(_listeners):
+        try:
+            listener(name, payload)
+        except Exception:  # a listener's bug must not undo a committed state change
+            log.exception("realtime listener %r failed on %s", listener, name)
+
+
+@event.listens_for(Session, "after_commit")
+def _deliver(session: Session) -> None:
+    pending = session.info.pop(_KEY, None)
+    for name, payload in pending or ():
+        publish(name, payload)
+
+
+@event.listens_for(Session, "after_rollback")
+def _discard(session: Session) -> None:
+    session.info.pop(_KEY, None)

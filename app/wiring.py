@@ -1,0 +1,172 @@
+"""Binds extensions, blueprints, error pages, request ids and CLI commands to a new app."""
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+
+from flask import Flask, g, jsonify, render_template, request, session
+from flask_babel import get_locale
+from flask_login import current_user
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import babel, csrf, db, login_manager, migrate, socketio
+from app.logging_setup import configure_logging
+
+log = logging.getLogger(__name__)
+
+# Each domain adds its blueprint module here: "module.path:attribute".
+BLUEPRINTS = [
+    "app.auth.views:bp",
+    "app.ops:bp",
+]
+# Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
+INITIALISERS: list[str] = []
+# CLI command groups: "module.path:click_group".
+CLI_GROUPS = [
+    "app.demo:demo_cli",
+]
+
+
+def _load(ref: str):
+    module, attr = ref.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def wire(app: Flask) -> None:
+    settings = app.extensions["desk.settings"]
+    configure_logging(settings.log_level)
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
+    _init_redis(app, settings)
+    _init_jobs(app, settings)
+    _init_socketio(app, settings)
+    _import_models()
+    for ref in BLUEPRINTS:
+        app.register_blueprint(_load(ref))
+    for ref in CLI_GROUPS:
+        app.cli.add_command(_load(ref))
+    for ref in INITIALISERS:
+        _load(ref)(app)
+    _install_request_hooks(app)
+    _install_error_pages(app)
+    app.jinja_env.globals["get_locale"] = get_locale
+
+
+def _import_models() -> None:
+    """Import every models module so metadata (and Alembic) knows every table."""
+    import app.models  # noqa: F401
+
+
+def _init_redis(app: Flask, settings) -> None:
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    else:  # embedded: an in-process Redis twin, so code has one API for locks, rates and presence
+        import fakeredis
+
+        client = fakeredis.FakeRedis(decode_responses=True)
+    app.extensions["desk.redis"] = client
+
+
+def _init_jobs(app: Flask, settings) -> None:
+    from app.jobs import InProcessJobs, RQJobs
+
+    if settings.redis_url:
+        import redis
+
+        app.extensions["desk.jobs"] = RQJobs(redis.Redis.from_url(settings.redis_url))
+    else:
+        app.extensions["desk.jobs"] = InProcessJobs(app)
+
+
+def _socketio_async_mode() -> str:
+    try:
+        from gevent import monkey
+
+        if monkey.is_module_patched("socket"):
+            return "gevent"
+    except ImportError:  # pragma: no cover - gevent is pinned in requirements
+        pass
+    return "threading"
+
+
+def _init_socketio(app: Flask, settings) -> None:
+    socketio.init_app(app, message_queue=settings.redis_url, async_mode=_socketio_async_mode(),
+                      cors_allowed_origins=[settings.public_base_url.rstrip("/")], manage_session=False)
+
+
+@login_manager.user_loader
+def _load_user(user_id: str):
+    from app.auth.models import StaffUser
+    from app.portal.models import CustomerAccount
+
+    kind, _, raw_id = user_id.partition(":")
+    if not raw_id.isdigit():
+        return None
+    model = {"staff": StaffUser, "customer": CustomerAccount}.get(kind)
+    return db.session.get(model, int(raw_id)) if model else None
+
+
+def _select_locale() -> str:
+    from app.config import LANGUAGES
+
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in LANGUAGES:
+        return chosen
+    if getattr(current_user, "is_authenticated", False) and getattr(current_user, "language", None) in LANGUAGES:
+        return current_user.language
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def _select_timezone() -> str | None:
+    if getattr(current_user, "is_authenticated", False):
+        return getattr(current_user, "timezone", None)
+    return None
+
+
+def _install_request_hooks(app: Flask) -> None:
+    from app.ops import observe_request
+
+    @app.before_request
+    def _request_id() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
+        if request.args.get("lang") in ("en", "zh"):
+            session["lang"] = request.args["lang"]
+
+    @app.after_request
+    def _stamp(response):
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
+        observe_request(request, response)
+        return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
+def _install_error_pages(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        if _wants_json():
+            return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description,
+                           request_id=g.get("request_id")), exc.code
+        return render_template("error.html", code=exc.code, name=exc.name, description=exc.description), exc.code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return jsonify(error="internal_error", request_id=g.get("request_id")), 500
+        return render_template("error.html", code=500, name="Internal Server Error",
+                               description=""), 500
