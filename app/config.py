@@ -85,6 +85,7 @@ class DeskConfig(Strict):
 # Each domain adds "module:function(config)" raising ValueError("section.key: what is wrong").
 CROSS_CHECKS: list[str] = [
     "app.config:check_calendars_known",
+    "ivr.validation:check_ivr_against_desk",
 ]
 
 

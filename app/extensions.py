@@ -11,7 +11,7 @@ from flask_wtf import CSRFProtect
 from app.db import Base
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()

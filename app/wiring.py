@@ -6,7 +6,7 @@ import logging
 import uuid
 
 from flask import Flask, g, jsonify, render_template, request, session
-from flask_babel import get_locale
+from flask_babel import get_locale, refresh as refresh_babel
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
 
@@ -42,6 +42,9 @@ def wire(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
+    from app.i18n import compile_catalogues
+
+    compile_catalogues()
     babel.init_app(app, locale_selector=_select_locale, timezone_selector=_select_timezone)
     _init_redis(app, settings)
     _init_jobs(app, settings)
@@ -76,14 +79,18 @@ def _init_redis(app: Flask, settings) -> None:
 
 
 def _init_jobs(app: Flask, settings) -> None:
+    """JOBS_MODE: "rq" (default with REDIS_URL), "thread" (embedded default) or "inline" (tests)."""
     from app.jobs import InProcessJobs, RQJobs
 
-    if settings.redis_url:
+    mode = app.config.get("JOBS_MODE") or ("rq" if settings.redis_url else "thread")
+    if mode == "rq":
         import redis
 
         app.extensions["desk.jobs"] = RQJobs(redis.Redis.from_url(settings.redis_url))
     else:
-        app.extensions["desk.jobs"] = InProcessJobs(app)
+        jobs = InProcessJobs(app)
+        jobs.synchronous = mode == "inline"
+        app.extensions["desk.jobs"] = jobs
 
 
 def _socketio_async_mode() -> str:
@@ -98,7 +105,8 @@ def _socketio_async_mode() -> str:
 
 
 def _init_socketio(app: Flask, settings) -> None:
-    socketio.init_app(app, message_queue=settings.redis_url, async_mode=_socketio_async_mode(),
+    message_queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", settings.redis_url)
+    socketio.init_app(app, message_queue=message_queue, async_mode=_socketio_async_mode(),
                       cors_allowed_origins=[settings.public_base_url.rstrip("/")], manage_session=False)
 
 
@@ -136,6 +144,7 @@ def _install_request_hooks(app: Flask) -> None:
 
     @app.before_request
     def _request_id() -> None:
+        refresh_babel()  # locale is cached per app context, which a test (or CLI) may share between requests
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         if request.args.get("lang") in ("en", "zh"):

@@ -1,0 +1,94 @@
+"""Staff sign-in and sign-out pages."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l, gettext as _
+from flask_login import current_user, login_required, login_user, logout_user
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SubmitField
+from wtforms.validators import DataRequired, Length
+
+from app.auth import ratelimit
+from app.auth.models import Role
+from app.auth.roles import current_staff
+from app.auth.service import authenticate
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("auth", __name__)
+SIGN_IN_LIMIT = 10
+SIGN_IN_WINDOW_S = 900
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("Email"), validators=[DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(max=200)])
+    submit = SubmitField(_l("Sign in"))
+
+
+def _safe_next(target: str | None) -> str | None:
+    if not target:
+        return None
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc and target.startswith("/") else None
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    form = SignInForm()
+    if form.validate_on_submit():
+        redis = current_app.extensions["desk.redis"]
+        key = f"signin:{request.remote_addr}:{form.email.data.strip().lower()}"
+        if not ratelimit.hit(redis, key, limit=SIGN_IN_LIMIT, window_s=SIGN_IN_WINDOW_S):
+            log.warning("sign-in rate limit reached for %s", form.email.data)
+            return render_template("auth/login.html", form=form,
+                                   error=_("Too many attempts. Try again in 15 minutes.")), 429
+        user = authenticate(db.session, form.email.data, form.password.data)
+        if user is None:
+            log.info("sign-in failed for %s", form.email.data)
+            return render_template("auth/login.html", form=form, error=_("Wrong email or password.")), 401
+        db.session.commit()
+        ratelimit.reset(redis, key)
+        session.clear()  # a fresh session on privilege change (no fixation)
+        login_user(user)
+        session["lang"] = user.language
+        log.info("staff %s signed in", user.id)
+        return redirect(_safe_next(request.args.get("next")) or url_for("auth.home"))
+    return render_template("auth/login.html", form=form, error=None)
+
+
+@bp.route("/logout", methods=["POST"])
+@login_required
+def logout():
+    logout_user()
+    session.clear()
+    flash(_("You have signed out."))
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/")
+def home():
+    staff = current_staff()
+    if staff is None:
+        if getattr(current_user, "is_authenticated", False):
+            return redirect(current_app.config.get("CUSTOMER_HOME", "/portal/"))
+        return redirect(url_for("auth.login"))
+    links = [(name, url) for name, url, role in _HOME_LINKS if staff.has_role(role) and url in _known_rules()]
+    return render_template("home.html", staff=staff, links=links)
+
+
+# Pages the home screen points to, shown when they exist and the user's role allows them.
+_HOME_LINKS = [
+    (_l("Agent console"), "/console/", Role.AGENT),
+    (_l("Complaints"), "/complaints/", Role.AGENT),
+    (_l("Wallboard"), "/supervisor/wallboard", Role.SUPERVISOR),
+    (_l("Reports"), "/supervisor/reports", Role.SUPERVISOR),
+    (_l("Phone simulator"), "/dev/phone", Role.AGENT),
+]
+
+
+def _known_rules() -> set[str]:
+    return {rule.rule for rule in current_app.url_map.iter_rules()}
