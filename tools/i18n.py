@@ -1,6 +1,6 @@
 """Keep the Chinese catalogue complete: ``python tools/i18n.py update`` extracts every message from
-the code and templates, merges it into messages.po and fills translations from tools/zh.json
-(msgid -> Chinese). ``check`` lists messages still without a translation (exit 1 if any)."""
+the code and templates, merges it into messages.po and fills translations from tools/zh/*.json
+(msgid -> Chinese, one file per domain). ``check`` lists messages still without a translation (exit 1 if any)."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,7 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 PO = ROOT / "app/translations/zh/LC_MESSAGES/messages.po"
-GLOSSARY = ROOT / "tools/zh.json"
+GLOSSARIES = ROOT / "tools/zh"  # one JSON file per domain: {"English msgid": "中文"}
 POT = ROOT / "instance/messages.pot"
 
 
@@ -25,7 +25,9 @@ def extract() -> None:
 
 
 def fill() -> list[str]:
-    glossary = json.loads(GLOSSARY.read_text(encoding="utf-8"))
+    glossary: dict[str, str] = {}
+    for path in sorted(GLOSSARIES.glob("*.json")):
+        glossary.update(json.loads(path.read_text(encoding="utf-8")))
     with PO.open("rb") as handle:
         catalogue = read_po(handle)
     missing = []
