@@ -5,8 +5,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.complaints.approvals import (ApprovalError, Approver, DuplicateApproval, FourEyesViolation, NotAuthorised,
-                                      approval_role_for, check_approval, is_fully_approved, requirement)
+from app.complaints.approvals import (
+    ApprovalError,
+    Approver,
+    DuplicateApproval,
+    FourEyesViolation,
+    NotAuthorised,
+    approval_role_for,
+    check_approval,
+    is_fully_approved,
+    requirement,
+)
 from app.complaints.compensation import NegativeAmount
 from app.complaints.config import ApprovalsConfig
 

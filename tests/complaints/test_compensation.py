@@ -5,9 +5,22 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.complaints.compensation import (CompensationError, CurrencyMismatch, FixedClaim, GoodwillCapExceeded,
-                                         NegativeAmount, OutsideBand, ReasonRequired, UnknownRule, adjust_goodwill,
-                                         check_amount, fixed_part, format_money, goodwill_range, propose)
+from app.complaints.compensation import (
+    CompensationError,
+    CurrencyMismatch,
+    FixedClaim,
+    GoodwillCapExceeded,
+    NegativeAmount,
+    OutsideBand,
+    ReasonRequired,
+    UnknownRule,
+    adjust_goodwill,
+    check_amount,
+    fixed_part,
+    format_money,
+    goodwill_range,
+    propose,
+)
 from app.complaints.config import CompensationConfig, FixedRule, Text
 
 CONFIG = CompensationConfig()

@@ -1,18 +1,28 @@
 """Deadline computation across weekends, holidays, time zones and regulatory caps; alert points."""
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.calendars import CalendarConfig
-from app.complaints.config import DeadlinesConfig, Duration, LevelDeadlines, RegulatoryProfile, Text
-from app.complaints.deadlines import (DeadlineError, add_duration, business_time_between, compute_deadlines,
-                                      elapsed_fraction)
+from app.complaints.config import (
+    DeadlinesConfig,
+    Duration,
+    LevelDeadlines,
+    RegulatoryProfile,
+    Text,
+)
+from app.complaints.deadlines import (
+    DeadlineError,
+    add_duration,
+    business_time_between,
+    compute_deadlines,
+    elapsed_fraction,
+)
 
-UTC = timezone.utc
 CONFIG = DeadlinesConfig()
 # Mon-Fri 09:00-18:00 UTC; Wed 2 Dec 2026 is a holiday in the second calendar.
 PLAIN = CalendarConfig()
@@ -149,7 +159,7 @@ def test_business_time_between(start, end, hours):
 
 def test_elapsed_fraction():
     clock = compute_deadlines("P2", at(27, 17), CONFIG, PLAIN).acknowledge
-    frac = lambda now: elapsed_fraction(PLAIN, clock.start, clock.due, clock.business, now)  # noqa: E731
+    frac = lambda now: elapsed_fraction(PLAIN, clock.start, clock.due, clock.business, now)
     assert frac(at(27, 17)) == 0
     assert frac(at(29, 12)) == 0.25  # the weekend does not count
     assert frac(at(30, 12)) == 1

@@ -6,8 +6,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.complaints.config import FACTORS, GradingConfig, KeywordRule
-from app.complaints.grading import (FactorInput, GradingError, changed_factors, grade, is_more_severe,
-                                    score_financial_loss, score_repeat_contact, suggest)
+from app.complaints.grading import (
+    FactorInput,
+    GradingError,
+    changed_factors,
+    grade,
+    is_more_severe,
+    score_financial_loss,
+    score_repeat_contact,
+    suggest,
+)
 
 RULES = GradingConfig()
 

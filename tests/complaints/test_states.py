@@ -1,21 +1,28 @@
 """The complaint workflow table: the happy path, refusals, notes, reopen window."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 
-from app.complaints.states import (NOTE_REQUIRED, TRANSITIONS, ComplaintState, InvalidComplaintTransition,
-                                   check_transition, label)
+from app.complaints.states import (
+    NOTE_REQUIRED,
+    TRANSITIONS,
+    ComplaintState,
+    InvalidComplaintTransition,
+    check_transition,
+    label,
+)
 
 S = ComplaintState
-NOW = datetime(2026, 12, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 HAPPY = ["received", "acknowledged", "investigating", "response_proposed", "awaiting_approval", "approved",
          "compensation_issued", "resolved", "closed"]
 
 
 def test_happy_path_is_legal_step_by_step():
-    for source, target in zip(HAPPY, HAPPY[1:]):
+    for source, target in pairwise(HAPPY):
         assert check_transition(source, target) == S(target)
 
 
@@ -38,7 +45,8 @@ def test_note_required(source, target):
 @pytest.mark.parametrize("source", ["resolved", "closed", "rejected"])
 @pytest.mark.parametrize("days_ago, allowed", [(0, True), (30, True), (31, False)])
 def test_reopen_window(source, days_ago, allowed):
-    kwargs = dict(note="not fixed", final_response_at=NOW - timedelta(days=days_ago), now=NOW, reopen_within_days=30)
+    kwargs = {"note": "not fixed", "final_response_at": NOW - timedelta(days=days_ago), "now": NOW,
+              "reopen_within_days": 30}
     if allowed:
         assert check_transition(source, "reopened", **kwargs) == S.REOPENED
     else:
