@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from functools import lru_cache
 
 from app.calendars import CalendarConfig
 from app.config import load_desk_config
@@ -40,6 +41,7 @@ def ctx(caller: CallerFacts | None = None, at: datetime = OPEN_AT, lookups=None)
     return CallContext(caller=caller or CallerFacts(), now=at, calendars=CALENDARS, lookups=lookups)
 
 
+@lru_cache(maxsize=1)
 def demo_config():
     """The desk's own config.yaml (the demo menu)."""
     return load_desk_config()

@@ -328,7 +328,7 @@ def test_malformed_stored_state_is_refused(data):
 
 @given(node=st.sampled_from(["menu", "sales"]), language=st.sampled_from(["en", "zh"]),
        attempts=st.integers(0, 9), variables=st.dictionaries(st.text(min_size=1), st.text()))
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 def test_state_round_trips_through_its_dict(node, language, attempts, variables):
     state = IvrState(node=node, language=language, attempts=attempts, vars=variables)
     assert IvrState.from_dict(state.to_dict()) == state
@@ -336,7 +336,7 @@ def test_state_round_trips_through_its_dict(node, language, attempts, variables)
 
 @given(digits=st.text(alphabet="0123456789*#", max_size=40), speech=st.text(max_size=80),
        attempts=st.integers(0, 2), language=st.sampled_from(["en", "zh"]))
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 def test_any_input_at_the_demo_main_menu_gives_a_gather_or_an_action(digits, speech, attempts, language):
     config = demo_config().ivr
     port = FakeLookups()

@@ -1,0 +1,166 @@
+"""Engine steps and call moments -> TwiML, built with twilio's ``VoiceResponse`` (never by hand).
+
+Every ``<Say>`` names its language (``ivr.say_language``: en-US / cmn-CN by default) so Twilio's
+text-to-speech reads Mandarin prompts as Mandarin. Prompts sit inside ``<Gather>`` so a caller who
+knows the menu can press a key without listening to the end.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.config import IvrConfig, Prompt
+from ivr.engine import Callback, Enqueue, GatherSpec, Hangup, Play, Say, Step, Utterance, Voicemail
+
+
+@dataclass(frozen=True)
+class StepUrls:
+    """Where Twilio should go next; the webhooks build these (with their CallSid-scoped tokens)."""
+
+    gather: str  # the Gather action (input for the node the step waits at)
+    wait: str  # the queue wait loop, after an Enqueue
+    voicemail_done: str  # the Record action, after a voicemail
+    recording_status: str | None = None  # recording status callback
+
+
+def _say(verb, config: IvrConfig, text: str, language: str) -> None:
+    voice = config.voice.get(language)
+    verb.say(text, language=config.say_language[language], **({"voice": voice} if voice else {}))
+
+
+def add_utterances(verb, config: IvrConfig, prompts: tuple[Utterance, ...] | list[Utterance]) -> None:
+    """Append ``<Say>``/``<Play>`` for each prompt to ``verb`` (a VoiceResponse or a Gather)."""
+    for prompt in prompts:
+        if isinstance(prompt, Say):
+            _say(verb, config, prompt.text, prompt.language)
+        elif isinstance(prompt, Play):
+            verb.play(prompt.url)
+
+
+def _gather(response: VoiceResponse, config: IvrConfig, spec: GatherSpec, action: str):
+    options = {"input": " ".join(spec.input), "action": action, "method": "POST", "timeout": spec.timeout_s,
+               "action_on_empty_result": True}
+    if spec.num_digits:
+        options["num_digits"] = spec.num_digits
+    if "dtmf" in spec.input:
+        options["finish_on_key"] = spec.finish_on_key
+    if "speech" in spec.input:
+        options["language"] = config.speech_language[spec.language]
+        options["speech_timeout"] = "auto"
+        if spec.hints:
+            options["hints"] = ", ".join(spec.hints)
+    return response.gather(**options)
+
+
+def render_step(step: Step, config: IvrConfig, urls: StepUrls) -> VoiceResponse:
+    """The TwiML for one engine step: prompts inside a Gather, or prompts then the action's verbs."""
+    response = VoiceResponse()
+    language = step.state.language
+    if step.gather is not None:
+        add_utterances(_gather(response, config, step.gather, urls.gather), config, step.prompts)
+        return response
+    add_utterances(response, config, step.prompts)
+    action = step.action
+    if isinstance(action, Enqueue):
+        response.redirect(urls.wait, method="POST")
+    elif isinstance(action, Voicemail):
+        _record(response, config, action.max_length_s, urls)
+    elif isinstance(action, Callback):
+        response.hangup()
+    elif isinstance(action, Hangup):
+        _say(response, config, config.messages.goodbye.text(language), language)
+        response.hangup()
+    else:
+        raise ValueError("a step without a gather must carry an action")
+    return response
+
+
+def _record(response: VoiceResponse, config: IvrConfig, max_length_s: int, urls: StepUrls) -> None:
+    options = {"action": urls.voicemail_done, "method": "POST", "max_length": max_length_s, "play_beep": True,
+               "finish_on_key": "#", "timeout": 10}
+    if urls.recording_status:
+        options["recording_status_callback"] = urls.recording_status
+        options["recording_status_callback_method"] = "POST"
+    response.record(**options)
+
+
+def render_wait(config: IvrConfig, language: str, *, key_action: str, wait_url: str,
+                position: int | None, ewt_s: int | None, announce: bool) -> VoiceResponse:
+    """One turn of the queue wait loop: (position and wait,) the key options, hold music, and back.
+
+    A key press posts to ``key_action``; without one Twilio falls through to the redirect and the
+    loop asks again, so each turn lasts about one hold-music clip (or ``announce_every_s`` of pause)."""
+    waiting = config.waiting
+    response = VoiceResponse()
+    gather = response.gather(input="dtmf", num_digits=1, action=key_action, method="POST", timeout=1)
+    if announce and position is not None:
+        _say(gather, config, waiting.position.text(language).format(position=position), language)
+        if ewt_s is not None:
+            _say(gather, config, wait_sentence(config, language, ewt_s), language)
+    if announce:
+        _say(gather, config, waiting.options.text(language), language)
+    if waiting.hold_music_url:
+        gather.play(waiting.hold_music_url)
+    else:
+        gather.pause(length=waiting.announce_every_s)
+    response.redirect(wait_url, method="POST")
+    return response
+
+
+def wait_sentence(config: IvrConfig, language: str, ewt_s: int) -> str:
+    """'about N minutes' rounded up, or the under-a-minute sentence."""
+    if ewt_s < 60:
+        return config.waiting.wait_short.text(language)
+    minutes = -(-ewt_s // 60)
+    return config.waiting.wait.text(language).format(minutes=minutes)
+
+
+def render_voicemail(config: IvrConfig, language: str, urls: StepUrls, prompt: Prompt | None = None,
+                     max_length_s: int | None = None) -> VoiceResponse:
+    """Ask for a message and record it (from the wait loop's voicemail key)."""
+    response = VoiceResponse()
+    _say(response, config, (prompt or config.waiting.voicemail_prompt).text(language), language)
+    _record(response, config, max_length_s or config.waiting.voicemail_max_length_s, urls)
+    return response
+
+
+def render_message(config: IvrConfig, language: str, prompt: Prompt, *, hangup: bool = True) -> VoiceResponse:
+    """Say one prompt, then hang up (callback confirmed, voicemail saved, goodbye)."""
+    response = VoiceResponse()
+    _say(response, config, prompt.text(language), language)
+    if hangup:
+        response.hangup()
+    return response
+
+
+def render_apology(config: IvrConfig, language: str = "en") -> VoiceResponse:
+    """The polite answer to a request the desk cannot serve: apologise and hang up."""
+    return render_message(config, language if language in ("en", "zh") else "en", config.messages.apology)
+
+
+def render_connect(config: IvrConfig, language: str, *, client_identity: str | None = None,
+                   number: str | None = None, caller_id: str | None = None, action: str | None = None,
+                   record: bool = False, recording_status: str | None = None,
+                   announce: Prompt | None = None) -> VoiceResponse:
+    """Bridge the caller to an agent: the browser softphone (``<Client>``) or the agent's phone
+    (``<Number>``). Exactly one of ``client_identity`` / ``number`` must be given."""
+    if (client_identity is None) == (number is None):
+        raise ValueError("give exactly one of client_identity or number")
+    response = VoiceResponse()
+    _say(response, config, (announce or config.waiting.connecting).text(language), language)
+    options: dict = {"answer_on_bridge": True}
+    if action:
+        options.update(action=action, method="POST")
+    if caller_id:
+        options["caller_id"] = caller_id
+    if record:
+        options["record"] = "record-from-answer-dual"
+        if recording_status:
+            options.update(recording_status_callback=recording_status, recording_status_callback_method="POST")
+    dial = response.dial(**options)
+    if client_identity is not None:
+        dial.client(client_identity)
+    else:
+        dial.number(number)
+    return response
