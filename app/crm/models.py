@@ -111,3 +111,121 @@ class Shipment(db.Model):
     expected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     order: Mapped[Order] = relationship(back_populates="shipments")
+
+
+# --- additions for customer value, consent, tags, organisation contacts, merges (issue 3) ------------
+
+class ConsentPurpose(StrEnum):
+    CALLS = "calls"
+    EMAIL = "email"
+    SMS = "sms"
+    MARKETING = "marketing"
+    RECORDING = "recording"
+
+
+class CustomerConsent(db.Model):
+    """Whether the customer agreed to be contacted for a purpose; absent means not asked (treated as no
+    for marketing, as yes for service contact they started themselves)."""
+
+    __tablename__ = "customer_consents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    granted: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(32), default="agent")  # agent | portal | import | api
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("customer_id", "purpose"),)
+
+
+class CustomerTag(db.Model):
+    __tablename__ = "customer_tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    tag: Mapped[str] = mapped_column(String(40), index=True)
+
+    __table_args__ = (UniqueConstraint("customer_id", "tag"),)
+
+
+class CustomerContact(db.Model):
+    """A person at an organisation customer (business, distributor, internal). Calls from the contact's
+    phone identify the organisation, with the contact named."""
+
+    __tablename__ = "customer_contacts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str | None] = mapped_column(String(100))
+    phone_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    email: Mapped[str | None] = mapped_column(String(254), index=True)  # stored lower-cased
+    language: Mapped[str | None] = mapped_column(String(8))
+    is_primary: Mapped[bool] = mapped_column(default=False)
+
+
+class CustomerValueSnapshot(db.Model):
+    """The latest computed value of one customer, with the explanation shown to agents (one row each)."""
+
+    __tablename__ = "customer_value_snapshots"
+
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(16))
+    r: Mapped[int] = mapped_column(Integer)
+    f: Mapped[int] = mapped_column(Integer)
+    m: Mapped[int] = mapped_column(Integer)
+    segment: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[str] = mapped_column(String(16), index=True)
+    loyalty: Mapped[str] = mapped_column(String(16))
+    churn_risk: Mapped[str] = mapped_column(String(8))
+    churn_signals: Mapped[list] = mapped_column(JSON, default=list)
+    revenue_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    net_value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    ltv_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    explanation: Mapped[dict] = mapped_column(JSON, default=dict)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ValueRun(db.Model):
+    """One recomputation of every customer's value (a job row the UI can show progress from)."""
+
+    __tablename__ = "crm_value_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), default="running")  # running | done | failed
+    trigger: Mapped[str] = mapped_column(String(16), default="on_demand")  # nightly | on_demand
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    customers: Mapped[int] = mapped_column(Integer, default=0)
+    pyramid: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class CustomerMerge(db.Model):
+    """Audit of a merge: which duplicate was folded into which customer, by whom, and what it held."""
+
+    __tablename__ = "customer_merges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    merged_customer_id: Mapped[int] = mapped_column(Integer)  # the row no longer exists
+    merged_name: Mapped[str] = mapped_column(String(200))
+    moved: Mapped[dict] = mapped_column(JSON, default=dict)  # table -> rows moved
+    actor: Mapped[str] = mapped_column(String(64))
+    merged_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CustomerFeedback(db.Model):
+    """A survey answer: CSAT 1-5 or NPS 0-10 ("how likely to recommend"). Attitude for the loyalty type
+    and a churn signal; written by whichever channel runs the survey through ``crm.service.record_feedback``."""
+
+    __tablename__ = "customer_feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # csat | nps
+    score: Mapped[int] = mapped_column(Integer)
+    interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
+    comment: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
