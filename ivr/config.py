@@ -8,7 +8,7 @@ ask for input) live in ``ivr.validation`` and run when this section is validated
 from __future__ import annotations
 
 import string
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -99,7 +99,7 @@ class SayNode(_NodeBase):
     next: NodeId
 
     @model_validator(mode="after")
-    def _something_to_say(self) -> "SayNode":
+    def _something_to_say(self) -> SayNode:
         if self.prompt is None and not self.play:
             raise ValueError("a say node needs a prompt or play URLs")
         return self
@@ -122,7 +122,7 @@ class GatherNode(_Retrying):
     next: NodeId
 
     @model_validator(mode="after")
-    def _digit_bounds(self) -> "GatherNode":
+    def _digit_bounds(self) -> GatherNode:
         if self.min_digits > self.max_digits:
             raise ValueError("min_digits must not exceed max_digits")
         return self
@@ -193,7 +193,7 @@ class CallerCondition(_Strict):
     language: Lang | None = None
 
     @model_validator(mode="after")
-    def _not_empty(self) -> "CallerCondition":
+    def _not_empty(self) -> CallerCondition:
         if all(v is None for v in (self.known, self.tier, self.open_complaint, self.language)):
             raise ValueError("a condition needs at least one of known, tier, open_complaint, language")
         return self
@@ -229,7 +229,7 @@ class LookupNode(_Retrying):
     next: NodeId
 
     @model_validator(mode="after")
-    def _placeholders_known(self) -> "LookupNode":
+    def _placeholders_known(self) -> LookupNode:
         allowed = LOOKUP_FIELDS[self.kind]
         for language in ("en", "zh"):
             for _, name, _, _ in string.Formatter().parse(self.found.text(language)):
@@ -294,8 +294,7 @@ class HangupNode(_NodeBase):
         return True
 
 
-Node = Annotated[Union[SayNode, GatherNode, MenuNode, LanguageNode, HoursNode, CallerNode, LookupNode,
-                       EnqueueNode, VoicemailNode, CallbackNode, HangupNode], Field(discriminator="type")]
+Node = Annotated[SayNode | GatherNode | MenuNode | LanguageNode | HoursNode | CallerNode | LookupNode | EnqueueNode | VoicemailNode | CallbackNode | HangupNode, Field(discriminator="type")]
 INPUT_NODE_TYPES = (GatherNode, MenuNode, LanguageNode, LookupNode)
 
 
@@ -322,7 +321,7 @@ class WaitingConfig(_Strict):
     connecting: Prompt = Prompt(en="Connecting you to an agent now.", zh="正在为您接通客服人员。")
 
     @model_validator(mode="after")
-    def _keys(self) -> "WaitingConfig":
+    def _keys(self) -> WaitingConfig:
         _check_keys([self.callback_key, self.voicemail_key])
         if self.callback_key == self.voicemail_key:
             raise ValueError("callback_key and voicemail_key must differ")
@@ -395,7 +394,7 @@ class IvrConfig(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _graph(self) -> "IvrConfig":
+    def _graph(self) -> IvrConfig:
         from ivr.validation import check_graph
 
         check_graph(self)

@@ -8,14 +8,28 @@ facts come in through ``CallContext``, and self-service lookups go through a por
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from app.calendars import CalendarConfig, is_open
-from ivr.config import (CallbackNode, CallerCondition, CallerNode, EnqueueNode, GatherNode, HangupNode,
-                        HoursNode, IvrConfig, LanguageNode, LookupNode, MenuNode, Prompt, SayNode,
-                        VoicemailNode)
+from ivr.config import (
+    CallbackNode,
+    CallerCondition,
+    CallerNode,
+    EnqueueNode,
+    GatherNode,
+    HangupNode,
+    HoursNode,
+    IvrConfig,
+    LanguageNode,
+    LookupNode,
+    MenuNode,
+    Prompt,
+    SayNode,
+    VoicemailNode,
+)
 
 LANGUAGES = ("en", "zh")
 MAX_INPUT_CHARS = 64
@@ -95,7 +109,7 @@ class IvrState:
         return {"node": self.node, "language": self.language, "attempts": self.attempts, "vars": dict(self.vars)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "IvrState":
+    def from_dict(cls, data: Mapping[str, Any]) -> IvrState:
         """Rebuild a stored state. Raises IvrStateError when the data is malformed."""
         try:
             node, language, attempts = str(data["node"]), str(data.get("language", "en")), int(data.get("attempts", 0))

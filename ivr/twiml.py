@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr.config import IvrConfig, Prompt
-from ivr.engine import Callback, Enqueue, GatherSpec, Hangup, Play, Say, Step, Utterance, Voicemail
+from ivr.engine import (
+    Callback,
+    Enqueue,
+    GatherSpec,
+    Hangup,
+    Play,
+    Say,
+    Step,
+    Utterance,
+    Voicemail,
+)
 
 
 @dataclass(frozen=True)
@@ -72,7 +82,7 @@ def render_step(step: Step, config: IvrConfig, urls: StepUrls) -> VoiceResponse:
         _say(response, config, config.messages.goodbye.text(language), language)
         response.hangup()
     else:
-        raise ValueError("a step without a gather must carry an action")
+        raise TypeError("a step without a gather must carry an action")
     return response
 
 

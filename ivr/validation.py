@@ -8,15 +8,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ivr.config import (CallbackNode, CallerNode, EnqueueNode, HoursNode, LanguageNode, SayNode,
-                        VoicemailNode)
+from ivr.config import (
+    CallbackNode,
+    CallerNode,
+    EnqueueNode,
+    HoursNode,
+    LanguageNode,
+    SayNode,
+    VoicemailNode,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from app.config import DeskConfig
     from ivr.config import IvrConfig, Node
 
 
-def _passes_through(node: "Node") -> list[str]:
+def _passes_through(node: Node) -> list[str]:
     """Nodes reached from ``node`` without the caller being asked anything (edges of a silent loop)."""
     if isinstance(node, (SayNode, HoursNode, CallerNode)):
         return [target for _, target in node.targets()]
@@ -25,7 +32,7 @@ def _passes_through(node: "Node") -> list[str]:
     return []
 
 
-def unknown_references(config: "IvrConfig") -> list[str]:
+def unknown_references(config: IvrConfig) -> list[str]:
     problems = []
     if config.entry not in config.nodes:
         problems.append(f"ivr.entry: unknown node {config.entry!r}")
@@ -36,7 +43,7 @@ def unknown_references(config: "IvrConfig") -> list[str]:
     return problems
 
 
-def unreachable_nodes(config: "IvrConfig") -> list[str]:
+def unreachable_nodes(config: IvrConfig) -> list[str]:
     seen: set[str] = set()
     pending = [config.entry]
     while pending:
@@ -49,7 +56,7 @@ def unreachable_nodes(config: "IvrConfig") -> list[str]:
             for node_id in config.nodes if node_id not in seen]
 
 
-def silent_loops(config: "IvrConfig") -> list[str]:
+def silent_loops(config: IvrConfig) -> list[str]:
     """Cycles made only of nodes that never wait for input, each reported once at its first node."""
     problems: list[str] = []
     done: set[str] = set()
@@ -74,7 +81,7 @@ def silent_loops(config: "IvrConfig") -> list[str]:
     return problems
 
 
-def graph_problems(config: "IvrConfig") -> list[str]:
+def graph_problems(config: IvrConfig) -> list[str]:
     """Every problem with the graph's shape, unknown references first."""
     unknown = unknown_references(config)
     if unknown:  # reachability and loops are meaningless over dangling edges
@@ -82,14 +89,14 @@ def graph_problems(config: "IvrConfig") -> list[str]:
     return unreachable_nodes(config) + silent_loops(config)
 
 
-def check_graph(config: "IvrConfig") -> None:
+def check_graph(config: IvrConfig) -> None:
     """Raise ValueError listing every graph problem (each naming its node); return when sound."""
     problems = graph_problems(config)
     if problems:
         raise ValueError("; ".join(problems))
 
 
-def check_ivr_against_desk(config: "DeskConfig") -> None:
+def check_ivr_against_desk(config: DeskConfig) -> None:
     """Cross-section check (registered in app.config.CROSS_CHECKS): every queue an IVR node names
     exists in ``routing.queues`` and takes voice, and every hours node's calendar exists."""
     queues = {queue.name: queue for queue in config.routing.queues}

@@ -1,7 +1,7 @@
 """Shared builders for the IVR tests: small configs from dicts, a fake lookup port, a fixed clock."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from app.calendars import CalendarConfig
@@ -10,9 +10,9 @@ from ivr.config import IvrConfig
 from ivr.engine import CallContext, CallerFacts, LookupResult
 
 # Thursday 2026-11-26 10:00 in Shanghai (open) and 22:00 (closed); Oct 1 2026 is a holiday.
-OPEN_AT = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
-CLOSED_AT = datetime(2026, 11, 26, 14, 0, tzinfo=timezone.utc)
-HOLIDAY_AT = datetime(2026, 10, 1, 2, 0, tzinfo=timezone.utc)
+OPEN_AT = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+CLOSED_AT = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
+HOLIDAY_AT = datetime(2026, 10, 1, 2, 0, tzinfo=UTC)
 CALENDARS = {"default": CalendarConfig(timezone="Asia/Shanghai", holidays=[date(2026, 10, 1)])}
 
 

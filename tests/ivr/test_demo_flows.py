@@ -7,7 +7,14 @@ import pytest
 
 from ivr import engine
 from ivr.engine import Callback, CallerFacts, CallInput, Enqueue, Hangup, Say, Voicemail
-from tests.ivr.helpers import CLOSED_AT, HOLIDAY_AT, OPEN_AT, FakeLookups, ctx, demo_config
+from tests.ivr.helpers import (
+    CLOSED_AT,
+    HOLIDAY_AT,
+    OPEN_AT,
+    FakeLookups,
+    ctx,
+    demo_config,
+)
 
 PORT = FakeLookups({
     ("order_status", "10023"): {"number": "10023", "status": "shipped", "expected_on": date(2026, 11, 30)},

@@ -8,9 +8,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr import engine
-from ivr.engine import (Callback, CallerFacts, CallInput, Enqueue, Hangup, IvrState, IvrStateError,
-                        LookupUnavailable, Play, Say, Voicemail)
-from tests.ivr.helpers import CLOSED_AT, HOLIDAY_AT, OPEN_AT, P, FakeLookups, ctx, demo_config, ivr
+from ivr.engine import (
+    Callback,
+    CallerFacts,
+    CallInput,
+    Enqueue,
+    Hangup,
+    IvrState,
+    IvrStateError,
+    LookupUnavailable,
+    Play,
+    Say,
+    Voicemail,
+)
+from tests.ivr.helpers import (
+    CLOSED_AT,
+    HOLIDAY_AT,
+    OPEN_AT,
+    FakeLookups,
+    P,
+    ctx,
+    demo_config,
+    ivr,
+)
 
 MENU = {
     "start": {"type": "say", "prompt": P("Hello"), "next": "menu"},

@@ -90,7 +90,7 @@ def test_play_and_configured_voice():
 
 
 def test_a_step_with_neither_gather_nor_action_is_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         twiml.render_step(engine.Step(state=IvrState(node="x")), IvrConfig(), URLS)
 
 
