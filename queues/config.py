@@ -19,8 +19,15 @@ class AgentGroup(_Strict):
     capacity: int = Field(default=100, gt=0)
     costs: dict[Channel, int] = Field(default_factory=lambda: {"voice": 100, "chat": 25, "email": 10, "task": 10})
     wrap_up_s: int = Field(default=30, ge=0)
-    offer_timeout_s: int = Field(default=15, gt=0)
+    offer_timeout_s: int | None = Field(default=None, gt=0)  # None: routing.offer_lease_s
     missed_offers_to_break: int = Field(default=3, gt=0)
+
+    @model_validator(mode="after")
+    def _costs_fit_capacity(self) -> "AgentGroup":
+        too_big = sorted(ch for ch, cost in self.costs.items() if cost > self.capacity or cost <= 0)
+        if too_big:
+            raise ValueError(f"costs for {', '.join(too_big)} must be between 1 and capacity ({self.capacity})")
+        return self
 
 
 class SkillRequirement(_Strict):
@@ -60,6 +67,13 @@ class QueueConfig(_Strict):
     preferred_agent_window_days: int = Field(default=30, ge=0)
     preferred_agent_wait_s: int = Field(default=10, ge=0)
 
+    @model_validator(mode="after")
+    def _steps_in_time_order(self) -> "QueueConfig":
+        times = [step.after_s for step in self.escalation]
+        if times != sorted(set(times)) or (times and times[0] == 0):
+            raise ValueError(f"queue {self.name!r}: escalation after_s must be positive and strictly increasing")
+        return self
+
 
 class PriorityWeights(_Strict):
     tier: dict[Tier, int] = Field(default_factory=lambda: {"vip": 300, "major": 200, "ordinary": 100, "small": 0})
@@ -69,6 +83,21 @@ class PriorityWeights(_Strict):
     per_minute_waiting: int = 5
 
 
+class EwtSettings(_Strict):
+    """When an estimated wait is good enough to announce to a caller (measured error over recent contacts)."""
+
+    min_samples: int = Field(default=20, ge=1)
+    window: int = Field(default=200, ge=10)
+    max_mae_s: float = Field(default=60, gt=0)
+    handle_time_prior_s: float = Field(default=240, gt=0)  # until live handle times are known
+    smoothing: float = Field(default=0.1, gt=0, le=1)  # EWMA weight of each new handle time
+
+
+class RouterSettings(_Strict):
+    tick_s: float = Field(default=1.0, gt=0)  # wake even without events (escalation, leases)
+    lock_ttl_s: int = Field(default=10, gt=0)  # the active router renews its Redis lock within this
+
+
 class RoutingConfig(_Strict):
     agent_groups: dict[str, AgentGroup] = Field(default_factory=lambda: {"default": AgentGroup()})
     queues: list[QueueConfig] = Field(default_factory=lambda: [QueueConfig(name="general")])
@@ -76,6 +105,8 @@ class RoutingConfig(_Strict):
     offer_lease_s: int = Field(default=15, gt=0)
     backoff_s: dict[Literal["reject", "no_answer", "disconnect"], int] = Field(
         default_factory=lambda: {"reject": 5, "no_answer": 30, "disconnect": 60})
+    ewt: EwtSettings = EwtSettings()
+    router: RouterSettings = RouterSettings()
 
     @model_validator(mode="after")
     def _queue_names_unique_and_known(self) -> "RoutingConfig":
@@ -89,6 +120,15 @@ class RoutingConfig(_Strict):
                 if unknown:
                     raise ValueError(f"queue {queue.name!r} escalates to unknown queue(s) {unknown}")
         return self
+
+    def lease_s(self, group: str) -> int:
+        """Seconds an offer to an agent of ``group`` stays open before it expires."""
+        configured = self.agent_group(group).offer_timeout_s
+        return configured if configured is not None else self.offer_lease_s
+
+    def agent_group(self, name: str) -> AgentGroup:
+        """The named group, or ``default`` (or built-in defaults) for an unknown name."""
+        return self.agent_groups.get(name) or self.agent_groups.get("default") or AgentGroup()
 
     def queue(self, name: str) -> QueueConfig:
         for queue in self.queues:
