@@ -17,9 +17,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 import importlib
 
+from app.auth.config import SecurityConfig
 from app.calendars import CalendarConfig
 from app.complaints.config import ComplaintsConfig
+from app.channels.email.config import EmailConfig
 from app.crm.config import CrmConfig
+from app.reports.config import ReportsConfig
+from app.portal.config import ChatConfig, PortalConfig
 from ivr.config import IvrConfig
 from queues.config import RoutingConfig
 
@@ -72,6 +76,11 @@ class DeskConfig(Strict):
     crm: CrmConfig = CrmConfig()
     complaints: ComplaintsConfig = ComplaintsConfig()
     dispositions: list[Disposition] = Field(default_factory=list)
+    reports: ReportsConfig = ReportsConfig()
+    email: EmailConfig = EmailConfig()
+    portal: PortalConfig = PortalConfig()
+    chat: ChatConfig = ChatConfig()
+    security: SecurityConfig = SecurityConfig()
 
     @model_validator(mode="after")
     def _cross_section_checks(self) -> "DeskConfig":
@@ -86,6 +95,8 @@ class DeskConfig(Strict):
 CROSS_CHECKS: list[str] = [
     "app.config:check_calendars_known",
     "ivr.validation:check_ivr_against_desk",
+    "app.channels.email.config:check_email_against_desk",
+    "app.portal.config:check_portal_queues",
 ]
 
 

@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 # Each domain adds its blueprint module here: "module.path:attribute".
 BLUEPRINTS = [
     "app.auth.views:bp",
+    "app.auth.twofactor_views:bp",
+    "app.audit.views:bp",
     "app.ops:bp",
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".

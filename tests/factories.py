@@ -60,8 +60,35 @@ def make_interaction(session, *, channel: str = "voice", customer: Customer | No
     return interaction
 
 
+def totp_code(user: StaffUser, *, step_offset: int = 0) -> str:
+    """The authenticator app's current code for ``user`` (enrolled or enrolling)."""
+    import pyotp
+
+    totp = pyotp.TOTP(user.totp_secret)
+    return totp.generate_otp(totp.timecode(utcnow()) + step_offset)
+
+
 def login(client, user: StaffUser, password: str = PASSWORD):
-    """Sign ``user`` in through the real sign-in form."""
+    """Sign ``user`` in through the real sign-in form, completing two-factor sign-in the way a person
+    would (enrolling with an authenticator, or entering its code) when their role requires it."""
+    from app.extensions import db
+
     response = client.post("/login", data={"email": user.email, "password": password})
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    if response.headers["Location"].endswith("/login/verify"):
+        db.session.refresh(user)
+        user.totp_last_step = None  # tests sign in repeatedly within one 30 s window
+        db.session.commit()
+        response = client.post("/login/verify", data={"code": totp_code(user)})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return response
+    from app.auth.twofactor import required_for
+
+    config = client.application.extensions["desk.config"].security
+    db.session.refresh(user)
+    if required_for(user, config) and not user.has_second_factor:
+        assert client.get("/account/2fa").status_code == 200
+        db.session.refresh(user)
+        enrolled = client.post("/account/2fa", data={"code": totp_code(user)})
+        assert enrolled.status_code == 200 and b"recovery-codes" in enrolled.data, enrolled.data[:500]
     return response

@@ -35,6 +35,10 @@ class StaffUser(UserMixin, db.Model):
     phone_e164: Mapped[str | None] = mapped_column(String(20))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Two-factor sign-in (TOTP). The secret is set at enrolment and confirmed by a first valid code.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)  # refuses replay of a code within its window
 
     skills: Mapped[list["AgentSkill"]] = relationship(
         back_populates="staff_user", cascade="all, delete-orphan", lazy="selectin")
@@ -53,6 +57,21 @@ class StaffUser(UserMixin, db.Model):
 
     def skill_levels(self) -> dict[str, int]:
         return {s.skill: s.level for s in self.skills}
+
+    @property
+    def has_second_factor(self) -> bool:
+        return self.totp_confirmed_at is not None
+
+
+class RecoveryCode(db.Model):
+    """One-time codes for a lost authenticator; stored hashed, spent once."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_user_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(255))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class AgentSkill(db.Model):

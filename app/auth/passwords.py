@@ -1,10 +1,14 @@
 """Password hashing with argon2id (argon2-cffi's defaults follow RFC 9106's recommendations)."""
 from __future__ import annotations
 
-from argon2 import PasswordHasher
+import os
+
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
+# DESK_ARGON2_PROFILE=cheapest is for test suites only (thousands of hashes); production keeps RFC 9106's.
+_hasher = (PasswordHasher.from_parameters(profiles.CHEAPEST)
+           if os.environ.get("DESK_ARGON2_PROFILE") == "cheapest" else PasswordHasher())
 MIN_LENGTH = 10
 
 

@@ -20,8 +20,12 @@ def current_staff() -> StaffUser | None:
 
 
 def staff_allowed(minimum: Role) -> bool:
+    """The one rule behind pages, API calls and socket events: an active staff user with the role,
+    who has shown a second factor in this session when their role (or their own choice) requires one."""
+    from app.auth.twofactor_views import second_factor_missing
+
     staff = current_staff()
-    return staff is not None and staff.active and staff.has_role(minimum)
+    return staff is not None and staff.active and staff.has_role(minimum) and not second_factor_missing()
 
 
 def role_required(minimum: Role) -> Callable:

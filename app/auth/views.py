@@ -11,6 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SubmitField
 from wtforms.validators import DataRequired, Length
 
+from app.audit import service as audit
 from app.auth import ratelimit
 from app.auth.models import Role
 from app.auth.roles import current_staff
@@ -49,20 +50,39 @@ def login():
         user = authenticate(db.session, form.email.data, form.password.data)
         if user is None:
             log.info("sign-in failed for %s", form.email.data)
+            audit.record(db.session, actor="anonymous", action="auth.sign_in_failed", ip=request.remote_addr,
+                         outcome="failed", data={"email": form.email.data.strip().lower()[:254]})
+            db.session.commit()
             return render_template("auth/login.html", form=form, error=_("Wrong email or password.")), 401
-        db.session.commit()
         ratelimit.reset(redis, key)
+        next_url = _safe_next(request.args.get("next"))
         session.clear()  # a fresh session on privilege change (no fixation)
-        login_user(user)
-        session["lang"] = user.language
-        log.info("staff %s signed in", user.id)
-        return redirect(_safe_next(request.args.get("next")) or url_for("auth.home"))
+        if user.has_second_factor:
+            session["2fa_pending"] = user.id
+            session["2fa_next"] = next_url
+            db.session.commit()
+            return redirect(url_for("twofactor.verify_page"))
+        complete_sign_in(user, second_factor=False)
+        return redirect(next_url or url_for("auth.home"))
     return render_template("auth/login.html", form=form, error=None)
+
+
+def complete_sign_in(user, *, second_factor: bool) -> None:
+    """Log ``user`` in, remember whether a second factor was shown, and audit it (commits)."""
+    login_user(user)
+    session["lang"] = user.language
+    session["2fa_ok"] = second_factor
+    audit.record(db.session, actor=f"staff:{user.id}", action="auth.sign_in", ip=request.remote_addr,
+                 data={"second_factor": second_factor})
+    db.session.commit()
+    log.info("staff %s signed in", user.id)
 
 
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    audit.record(db.session, actor=current_user.get_id(), action="auth.sign_out", ip=request.remote_addr)
+    db.session.commit()
     logout_user()
     session.clear()
     flash(_("You have signed out."))

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Before the first release the schema has a single initial migration; this regenerates it from the
+# models (used while domains are still being added). After a release, add migrations instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+rm -f migrations/versions/0001_initial.py migrations/versions/0001_foundation.py
+DATABASE_URL="sqlite:///$tmp/regen.db" SECRET_KEY=regen LOG_LEVEL=WARNING .venv/bin/flask --app app db migrate -m "initial schema" --rev-id 0001 >/dev/null 2>&1
+rm -rf "$tmp"
+ls migrations/versions/
