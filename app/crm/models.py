@@ -183,6 +183,11 @@ class CustomerValueSnapshot(db.Model):
     revenue_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     net_value_cents: Mapped[int] = mapped_column(BigInteger, default=0)
     ltv_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The highest tier held recently: a customer whose revenue left the window is 'small' now, yet the
+    # 'lapsed major customer' follow-up needs to know they were major.
+    peak_tier: Mapped[str] = mapped_column(String(16))
+    peak_tier_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_order_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     explanation: Mapped[dict] = mapped_column(JSON, default=dict)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
