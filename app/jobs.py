@@ -22,7 +22,15 @@ class InProcessJobs:
 
     def __init__(self, app: Flask):
         self.app = app
-        self.synchronous = False  # tests may ask for jobs to run inline
+        self.synchronous = False  # tests ask for jobs to run inline...
+        self.scheduled: list[tuple[timedelta, Callable, tuple, dict]] = []  # ...and delayed ones kept here
+
+    def run_scheduled(self) -> int:
+        """Tests: run every delayed job recorded so far (as if its time had come); returns how many."""
+        due, self.scheduled = self.scheduled, []
+        for _delay, func, args, kwargs in due:
+            self._run(func, args, kwargs)
+        return len(due)
 
     def _run(self, func: Callable, args: tuple, kwargs: dict) -> None:
         with self.app.app_context():
@@ -33,8 +41,11 @@ class InProcessJobs:
 
     def enqueue(self, func: Callable, *args: Any, queue: str = "default", delay: timedelta | None = None,
                 job_id: str | None = None, **kwargs: Any) -> str | None:
-        if self.synchronous and delay is None:
-            self._run(func, args, kwargs)
+        if self.synchronous:
+            if delay is None:
+                self._run(func, args, kwargs)
+            else:
+                self.scheduled.append((delay, func, args, kwargs))
             return job_id
         if delay is not None:
             timer = threading.Timer(delay.total_seconds(), self._run, (func, args, kwargs))

@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 log = logging.getLogger(__name__)
 Listener = Callable[[str, dict[str, Any]], None]
 _listeners: list[Listener] = []
-_KEY = "realtime_pending"
+PENDING_KEY = "realtime_pending"
 
 
 def after_commit(session: Session, name: str, payload: dict[str, Any]) -> None:
     """Queue ``name``/``payload`` to be delivered once ``session`` commits."""
-    session.info.setdefault(_KEY, []).append((name, payload))
+    session.info.setdefault(PENDING_KEY, []).append((name, payload))
 
 
 def subscribe(listener: Listener) -> None:
@@ -45,11 +45,11 @@ def publish(name: str, payload: dict[str, Any]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _deliver(session: Session) -> None:
-    pending = session.info.pop(_KEY, None)
+    pending = session.info.pop(PENDING_KEY, None)
     for name, payload in pending or ():
         publish(name, payload)
 
 
 @event.listens_for(Session, "after_rollback")
 def _discard(session: Session) -> None:
-    session.info.pop(_KEY, None)
+    session.info.pop(PENDING_KEY, None)

@@ -21,12 +21,18 @@ BLUEPRINTS = [
     "app.auth.twofactor_views:bp",
     "app.audit.views:bp",
     "app.ops:bp",
+    "app.crm.api:bp",
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
-INITIALISERS: list[str] = []
+INITIALISERS: list[str] = [
+    "app.periodic:init_app",
+    "app.webhooks.views:init_app",
+]
 # CLI command groups: "module.path:click_group".
 CLI_GROUPS = [
     "app.demo:demo_cli",
+    "app.crm.cli:crm_cli",
+    "app.complaints.jobs:complaints_cli",
 ]
 
 

@@ -18,6 +18,9 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     connection = redis.Redis.from_url(settings.redis_url)
+    from app.periodic import start_scheduler
+
+    start_scheduler(app, enqueue=True)  # only the worker holding the Redis lock schedules
     with app.app_context():
         Worker(argv or list(QUEUE_NAMES), connection=connection).work(with_scheduler=True)
     return 0
