@@ -29,6 +29,7 @@ PERIODIC_TASKS: list[PeriodicTask] = [
     PeriodicTask("app.webhooks.service:dispatch_due", 30, "webhooks"),
     PeriodicTask("app.audit.jobs:purge_expired_entries", 24 * 3600),
     PeriodicTask("app.crm.jobs:nightly_tick", 300, "reports"),
+    PeriodicTask("app.complaints.jobs:sweep_sla_job", 60, "sla"),
 ]
 LOCK_KEY = "desk:periodic:leader"
 

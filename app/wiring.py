@@ -22,6 +22,7 @@ BLUEPRINTS = [
     "app.audit.views:bp",
     "app.ops:bp",
     "app.crm.api:bp",
+    "app.complaints.views:bp",
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
 INITIALISERS: list[str] = [

@@ -100,11 +100,11 @@ def check_approval(amount_cents: int, approver: Approver, *, handler_ids: Iterab
     needed = requirement(amount_cents, config, currency)
     if any(a.staff_id == approver.staff_id for a in existing):
         raise DuplicateApproval("you have already approved this compensation")
+    if needed.four_eyes and approver.staff_id in set(handler_ids):
+        raise FourEyesViolation("you handled this case, so someone else must approve it (four-eyes rule)")
     if role_rank(approver.role) < role_rank(needed.min_role):
         have_en = ROLE_NAMES[approver.role][0]
         raise NotAuthorised(f"a {have_en} cannot approve this: {needed.explanation.en}")
-    if needed.four_eyes and approver.staff_id in set(handler_ids):
-        raise FourEyesViolation("you handled this case, so someone else must approve it (four-eyes rule)")
     return needed
 
 

@@ -96,8 +96,9 @@ def business_time_between(calendar: CalendarConfig, start: datetime, end: dateti
     return total
 
 
-def _moment_at_fraction(calendar: CalendarConfig, start: datetime, due: datetime, business: bool,
-                        fraction: float) -> datetime:
+def moment_at_fraction(calendar: CalendarConfig, start: datetime, due: datetime, business: bool,
+                       fraction: float) -> datetime:
+    """The moment ``fraction`` of a clock has been used (of business time when ``business``)."""
     if fraction >= 1:
         return due
     if not business:
@@ -110,7 +111,7 @@ def _alerts(kind: str, calendar: CalendarConfig, start: datetime, due: datetime,
     if due <= start:  # a clock with no time at all ("at first contact") can only be breached
         fractions = [f for f in fractions if f >= 1]
     return tuple(Alert(kind=kind, name="breach" if f >= 1 else f"{round(f * 100)}%", fraction=f,
-                       at=_moment_at_fraction(calendar, start, due, business, f)) for f in fractions)
+                       at=moment_at_fraction(calendar, start, due, business, f)) for f in fractions)
 
 
 def _describe(duration: Duration) -> tuple[str, str]:
