@@ -2,8 +2,8 @@
 
 Under CI=true the tests use this machine's PostgreSQL (database ``test``) and Redis, and stop with an
 error when either is unreachable. Elsewhere they fall back to SQLite and fakeredis and say so.
-The schema is built by the Alembic migrations (plus ``create_all`` for tables whose migration is not
-written yet -- tests/foundation/test_migrations.py fails while any such table exists).
+The test schema is built from the models (``create_all``); tests/foundation/test_migrations.py proves
+the Alembic migrations build exactly the same schema on an empty database and downgrade to base.
 """
 from __future__ import annotations
 
@@ -69,8 +69,6 @@ def _test_env(tmp_dir: Path) -> dict[str, str]:
 
 
 def _reset_schema(app) -> None:
-    from flask_migrate import upgrade
-
     from app.extensions import db
 
     with app.app_context():
@@ -82,7 +80,6 @@ def _reset_schema(app) -> None:
             else:
                 for table in inspect(conn).get_table_names():
                     conn.execute(text(f'DROP TABLE IF EXISTS "{table}"'))
-        upgrade(directory=str(Path(app.root_path).parent / "migrations"))
         db.create_all()
 
 
