@@ -94,6 +94,7 @@ class DeskConfig(Strict):
 # Each domain adds "module:function(config)" raising ValueError("section.key: what is wrong").
 CROSS_CHECKS: list[str] = [
     "app.config:check_calendars_known",
+    "app.crm.config:check_follow_up_queues",
     "ivr.validation:check_ivr_against_desk",
     "app.channels.email.config:check_email_against_desk",
     "app.portal.config:check_portal_queues",

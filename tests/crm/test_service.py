@@ -268,7 +268,7 @@ def test_customer_360_shows_stored_value_with_reasons(db_session):
     customer = make_customer(db_session, tier="vip")
     db_session.add(CustomerValueSnapshot(
         customer_id=customer.id, tier="vip", r=5, f=4, m=5, segment="mvc", stage="active", loyalty="true",
-        churn_risk="none", churn_signals=[], revenue_cents=10, net_value_cents=3, ltv_cents=9,
+        churn_risk="none", churn_signals=[], revenue_cents=10, peak_tier="vip", net_value_cents=3, ltv_cents=9,
         explanation={"tier": {"tier": "vip", "reasons": [{"code": "tier", "en": "VIP: rank 1", "zh": "VIP：第 1"}]}},
         computed_at=utcnow()))
     db_session.flush()
@@ -299,7 +299,8 @@ def test_merge_keeps_every_interaction_order_and_identifier(db_session):
     service.record_feedback(db_session, duplicate.id, "csat", 5)
     db_session.add(CustomerTag(customer_id=duplicate.id, tag="x"))
     db_session.add(CustomerValueSnapshot(customer_id=duplicate.id, tier="small", r=1, f=1, m=1, segment="standard",
-                                         stage="active", loyalty="none", churn_risk="none", computed_at=utcnow()))
+                                         stage="active", loyalty="none", churn_risk="none", peak_tier="small",
+                                         computed_at=utcnow()))
     db_session.flush()
     survivor_id, duplicate_id = survivor.id, duplicate.id
 
