@@ -23,11 +23,14 @@ BLUEPRINTS = [
     "app.ops:bp",
     "app.crm.api:bp",
     "app.complaints.views:bp",
+    "app.channels.voice:bp",
+    "app.channels.voice:api",
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
 INITIALISERS: list[str] = [
     "app.periodic:init_app",
     "app.webhooks.views:init_app",
+    "app.channels.voice:init_voice",
 ]
 # CLI command groups: "module.path:click_group".
 CLI_GROUPS = [

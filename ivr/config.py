@@ -350,10 +350,21 @@ class Messages(_Strict):
     goodbye: Prompt = Prompt(en="Thank you for calling. Goodbye.", zh="感谢您的来电，再见。")
     voicemail_saved: Prompt = Prompt(en="Your message has been saved. Goodbye.", zh="您的留言已保存。再见。")
     unknown_value: Prompt = Prompt(en="not yet known", zh="暂未确定")
+    callback_intro: Prompt = Prompt(en="Hello, this is the service desk returning your call.",
+                                    zh="您好，这里是客户服务中心，现在为您回电。")
+    on_hold: Prompt = Prompt(en="Please hold, your agent will be right back.", zh="请稍候，客服人员马上回来。")
+    agent_left: Prompt = Prompt(en="Your agent has left the call. Thank you for calling. Goodbye.",
+                                zh="客服人员已结束通话。感谢您的来电，再见。")
+    callback_unavailable: Prompt = Prompt(
+        en="Sorry, we cannot call back a withheld number. Please stay on the line.",
+        zh="抱歉，无法回拨隐藏的号码，请继续等待。")
 
 
 def _default_status_words() -> dict[str, Prompt]:
     pairs = {
+        "placed": ("placed", "已下单"), "received": ("received", "已收到"),
+        "response_proposed": ("awaiting our response", "待答复"), "approved": ("approved", "已批准"),
+        "compensation_issued": ("compensated", "已补偿"), "reopened": ("reopened", "已重新受理"),
         "pending": ("pending", "待处理"), "paid": ("paid", "已付款"), "processing": ("being prepared", "备货中"),
         "shipped": ("shipped", "已发货"), "delivered": ("delivered", "已送达"), "cancelled": ("cancelled", "已取消"),
         "returned": ("returned", "已退货"), "refunded": ("refunded", "已退款"),

@@ -1,0 +1,170 @@
+"""Typed payloads of the ``/agent`` Socket.IO namespace, in both directions.
+
+Every event the server sends is built through one of the ``Out*`` models (``extra="forbid"``), so a
+typo in a field name fails in tests rather than silently reaching the browser; every command the browser
+sends is parsed with one of the ``In*`` models, so hostile or malformed input is refused with a clear
+error before any service is called.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NOTE_MAX = 4000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ------------------------------------------------------------------ server -> browser
+class OutOffer(_Strict):
+    """An offer waiting for this agent's answer, with the screen-pop shown before acceptance."""
+
+    offer_id: int
+    interaction_id: int
+    agent_id: int
+    expires_at: str
+    priority: int
+    priority_reasons: list[dict[str, Any]]
+    channel: str
+    queue: str | None
+    screenpop: dict[str, Any]
+
+
+class OutOfferGone(_Strict):
+    """The offer is no longer answerable: rescinded (caller hung up), expired, or taken in another tab."""
+
+    offer_id: int
+    interaction_id: int
+    reason: Literal["rescinded", "expired", "accepted", "rejected"]
+
+
+class OutPresence(_Strict):
+    agent_id: int
+    presence: Literal["offline", "available", "break", "wrap_up", "busy"]
+    reason: str | None = None
+    since: str | None = None
+    wrap_up_until: str | None = None
+
+
+class OutWork(_Strict):
+    """One open piece of work (a tab in the workspace): connected or in wrap-up."""
+
+    interaction_id: int
+    channel: str
+    state: str
+    queue: str | None
+    customer_id: int | None
+    customer_name: str | None
+    subject: str | None
+    notes: str | None
+    disposition: str | None
+    connected_at: str | None
+    wrap_up_started_at: str | None
+    wrap_up_s: int
+    attributes: dict[str, Any]
+    screenpop: dict[str, Any] | None = None
+
+
+class OutWorkClosed(_Strict):
+    interaction_id: int
+    reason: Literal["closed", "transferred"]
+
+
+class OutStats(_Strict):
+    handled: int
+    by_channel: dict[str, int]
+    talk_s: int
+    wrap_s: int
+    average_handle_s: int | None
+    rejected: int
+    day_started_at: str
+
+
+class OutSnapshot(_Strict):
+    """The whole console state, sent on (re)connect and on request: the page rebuilds itself from it."""
+
+    agent_id: int
+    presence: OutPresence
+    offers: list[OutOffer]
+    work: list[OutWork]
+    stats: OutStats
+    capacity: int
+    load: int
+
+
+# ------------------------------------------------------------------ browser -> server
+class InPresence(_Strict):
+    presence: Literal["available", "break", "offline"]
+    reason: str | None = Field(default=None, max_length=64)
+
+
+class InOffer(_Strict):
+    offer_id: int = Field(gt=0)
+
+
+class InInteraction(_Strict):
+    interaction_id: int = Field(gt=0)
+
+
+class InNote(_Strict):
+    interaction_id: int = Field(gt=0)
+    text: str = Field(max_length=NOTE_MAX)
+
+
+class InWrapUp(_Strict):
+    interaction_id: int = Field(gt=0)
+    disposition: str = Field(min_length=1, max_length=64)
+    notes: str = Field(default="", max_length=NOTE_MAX)
+
+
+class InTransfer(_Strict):
+    interaction_id: int = Field(gt=0)
+    queue: str | None = Field(default=None, max_length=64)
+    agent_id: int | None = Field(default=None, gt=0)
+    note: str = Field(default="", max_length=NOTE_MAX)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "InTransfer":
+        if (self.agent_id is None) == (self.queue is None):
+            raise ValueError("give exactly one of queue or agent_id")
+        return self
+
+
+class InFollowUp(_Strict):
+    interaction_id: int = Field(gt=0)
+    due_at: datetime
+    note: str = Field(min_length=1, max_length=NOTE_MAX)
+
+    @field_validator("due_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("due_at needs a time zone")
+        return value
+
+
+class InLinkCustomer(_Strict):
+    interaction_id: int = Field(gt=0)
+    customer_id: int = Field(gt=0)
+
+
+class InSearch(_Strict):
+    q: str = Field(min_length=2, max_length=100)
+
+
+def parse(model: type[BaseModel], data: Any) -> BaseModel:
+    """Validate a browser payload; raises BadPayload listing what was wrong (no input echoed back)."""
+    try:
+        return model.model_validate(data if isinstance(data, dict) else {})
+    except ValidationError as exc:
+        raise BadPayload([f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()])
+
+
+class BadPayload(ValueError):
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))

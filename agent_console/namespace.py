@@ -1,0 +1,262 @@
+"""The ``/agent`` Socket.IO namespace and the realtime fan-out to it.
+
+Browser -> server: every event is a command answered through its acknowledgement with ``{"ok": true, ...}``
+or ``{"ok": false, "error": code, "problems": [...]}``; each checks the user's role
+(``socket_role_required``), validates its payload (``agent_console.events``), calls one service function,
+commits, and lets ``app.realtime`` announce what changed after the commit.
+
+Server -> browser: one room per agent (``agent:<id>``) holds every tab the agent has open, so two tabs
+stay consistent. The realtime listener turns routing and interaction events into typed events for that
+room: ``offer`` (with the screen-pop), ``offer_gone``, ``presence``, ``work``, ``work_closed``.
+On connect the socket gets a ``snapshot`` of the whole console, which is also how a reconnect restores
+state. When an agent's last socket goes quiet (disconnect, or heartbeats stop) for ``CONSOLE_DISCONNECT_GRACE_S``
+seconds, routing is told the agent disconnected (their pending offers go back to the queue).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import current_app, request
+from flask_socketio import Namespace, join_room
+
+from agent_console import payloads, presence_registry, routing, service as console
+from agent_console.events import (
+    BadPayload, InFollowUp, InInteraction, InLinkCustomer, InNote, InOffer, InPresence, InSearch, InTransfer,
+    InWrapUp, OutOfferGone, OutWorkClosed, parse,
+)
+from app import realtime
+from app.auth.models import Role
+from app.auth.roles import current_staff, socket_role_required
+from app.extensions import db, socketio
+from app.interactions.models import Interaction
+
+log = logging.getLogger(__name__)
+NAMESPACE = "/agent"
+DEFAULT_GRACE_S = 8.0
+_OFFER_GONE = {"offer.rescinded": "rescinded", "offer.expired": "expired", "offer.rejected": "rejected"}
+_OPEN = ("connected", "wrap_up")
+
+
+def agent_room(agent_id: int) -> str:
+    return f"agent:{agent_id}"
+
+
+def _fail(code: str, problems: list[str] | None = None) -> dict[str, Any]:
+    return {"ok": False, "error": code, "problems": problems or []}
+
+
+def command(model: type | None = None) -> Callable:
+    """Wrap a handler: role check, payload validation, commit on success, rollback and a typed error
+    acknowledgement on a refused action. The handler gets (agent, parsed payload)."""
+
+    def decorator(handler: Callable) -> Callable:
+        @wraps(handler)
+        @socket_role_required(Role.AGENT)
+        def wrapped(self, data=None):
+            agent = current_staff()
+            try:
+                parsed = parse(model, data) if model is not None else None
+                result = handler(self, agent, parsed)
+                db.session.commit()
+            except BadPayload as exc:
+                db.session.rollback()
+                return _fail("bad_payload", exc.problems)
+            except console.ConsoleError as exc:
+                db.session.rollback()
+                log.info("console action %s refused for agent %s: %s", handler.__name__, agent.id, exc)
+                return _fail(exc.code)
+            except routing.RoutingUnavailable:
+                db.session.rollback()
+                return _fail("routing_unavailable")
+            except Exception as exc:
+                db.session.rollback()
+                if isinstance(exc, _routing_refusals()):
+                    log.info("routing refused %s for agent %s: %s", handler.__name__, agent.id, exc)
+                    return _fail("offer_gone" if "offer" in handler.__name__ else "refused", [str(exc)])
+                raise
+            return {"ok": True, **(result or {})}
+
+        return wrapped
+
+    return decorator
+
+
+def _routing_refusals() -> tuple[type[BaseException], ...]:
+    try:
+        return routing.offer_errors()
+    except routing.RoutingUnavailable:
+        return ()
+
+
+class AgentNamespace(Namespace):
+    """Handlers are named ``on_<event>``; see the module docstring for the protocol."""
+
+    def on_connect(self, auth=None):
+        agent = current_staff()
+        if agent is None or not agent.active or not agent.has_role(Role.AGENT):
+            raise ConnectionRefusedError("unauthorized")
+        join_room(agent_room(agent.id))
+        presence_registry.touch(current_app.extensions["desk.redis"], agent.id, request.sid)
+        config = current_app.extensions["desk.config"]
+        try:
+            state = payloads.snapshot(db.session, agent, config).model_dump(mode="json")
+        except routing.RoutingUnavailable:
+            state = None
+        self.emit("snapshot", state, room=request.sid)
+
+    def on_disconnect(self, reason=None):
+        agent = current_staff()
+        if agent is None:
+            return
+        redis = current_app.extensions["desk.redis"]
+        presence_registry.drop(redis, agent.id, request.sid)
+        if presence_registry.live_sockets(redis, agent.id):
+            return  # another tab is still open
+        grace_s = float(current_app.config.get("CONSOLE_DISCONNECT_GRACE_S", DEFAULT_GRACE_S))
+        app = current_app._get_current_object()
+        if grace_s <= 0:
+            _disconnect_if_gone(app, agent.id, 0)
+        else:
+            socketio.start_background_task(_disconnect_if_gone, app, agent.id, grace_s)
+
+    @socket_role_required(Role.AGENT)
+    def on_heartbeat(self, data=None):
+        agent = current_staff()
+        presence_registry.touch(current_app.extensions["desk.redis"], agent.id, request.sid)
+        return {"ok": True, "server_time": time.time()}
+
+    @command()
+    def on_sync(self, agent, _):
+        return {"snapshot": payloads.snapshot(db.session, agent, current_app.extensions["desk.config"])
+                .model_dump(mode="json")}
+
+    @command(InPresence)
+    def on_presence(self, agent, data: InPresence):
+        routing.set_presence(db.session, agent.id, data.presence, data.reason if data.presence == "break" else None)
+
+    @command(InOffer)
+    def on_accept(self, agent, data: InOffer):
+        routing.accept_offer(db.session, data.offer_id, agent.id)
+
+    @command(InOffer)
+    def on_reject(self, agent, data: InOffer):
+        routing.reject_offer(db.session, data.offer_id, agent.id, cause="reject")
+
+    @command(InInteraction)
+    def on_end(self, agent, data: InInteraction):
+        _end(agent.id, data.interaction_id)
+
+    @command(InWrapUp)
+    def on_wrap_up(self, agent, data: InWrapUp):
+        interaction = console.own_work(db.session, agent.id, data.interaction_id)
+        if interaction.state == "connected":
+            _end(agent.id, interaction.id)
+        console.complete_wrap_up(db.session, agent.id, data.interaction_id, data.disposition, data.notes,
+                                 current_app.extensions["desk.config"])
+
+    @command(InNote)
+    def on_note(self, agent, data: InNote):
+        console.save_note(db.session, agent.id, data.interaction_id, data.text)
+
+    @command(InTransfer)
+    def on_transfer(self, agent, data: InTransfer):
+        interaction = console.own_work(db.session, agent.id, data.interaction_id, states=("connected",))
+        routing.transfer(db.session, interaction, queue=data.queue, agent_id=data.agent_id, note=data.note,
+                         actor=console.actor_for(agent.id))
+
+    @command(InFollowUp)
+    def on_follow_up(self, agent, data: InFollowUp):
+        task = console.create_follow_up(db.session, agent.id, data.interaction_id, data.due_at, data.note)
+        db.session.flush()
+        return {"task_id": task.id}
+
+    @command(InLinkCustomer)
+    def on_link_customer(self, agent, data: InLinkCustomer):
+        console.link_customer(db.session, agent.id, data.interaction_id, data.customer_id)
+
+    @command(InSearch)
+    def on_search(self, agent, data: InSearch):
+        return {"customers": console.search_customers(db.session, data.q)}
+
+
+def _end(agent_id: int, interaction_id: int) -> None:
+    """Conversation over: the interaction goes to wrap-up and routing frees the agent's capacity."""
+    interaction = console.start_wrap_up(db.session, agent_id, interaction_id)
+    routing.release_agent(db.session, interaction)
+
+
+def _disconnect_if_gone(app, agent_id: int, grace_s: float) -> None:
+    """After ``grace_s`` seconds, tell routing the agent is gone unless a console came back meanwhile."""
+    if grace_s:
+        socketio.sleep(grace_s)
+    with app.app_context():
+        if presence_registry.live_sockets(app.extensions["desk.redis"], agent_id):
+            return
+        try:
+            routing.agent_disconnected(db.session, agent_id)
+            db.session.commit()
+        except routing.RoutingUnavailable:
+            db.session.rollback()
+        finally:
+            db.session.remove()
+
+
+# ------------------------------------------------------------------ realtime fan-out
+_app_ref: dict[str, Any] = {}
+
+
+def fan_out(name: str, payload: dict[str, Any]) -> None:
+    """Realtime listener: turn a committed change into ``/agent`` events for the agent it concerns."""
+    agent_id = payload.get("agent_id")
+    app = _app_ref.get("app")
+    if agent_id is None or app is None:
+        return
+    room = agent_room(int(agent_id))
+    if name in _OFFER_GONE or name == "offer.accepted":
+        reason = _OFFER_GONE.get(name, "accepted")
+        gone = OutOfferGone(offer_id=int(payload["offer_id"]), interaction_id=int(payload["interaction_id"]),
+                            reason=reason)
+        socketio.emit("offer_gone", gone.model_dump(mode="json"), namespace=NAMESPACE, to=room)
+        return
+    if name == "offer.created":
+        _with_session(app, lambda config: payloads.offer_event(db.session, payload, config), "offer", room)
+    elif name == "agent.presence":
+        event = payloads.presence_event(int(agent_id), payload)
+        socketio.emit("presence", event.model_dump(mode="json"), namespace=NAMESPACE, to=room)
+    elif name == "console.work" or (name == "interaction.state" and payload.get("to") in _OPEN):
+        interaction_id = int(payload.get("interaction_id") or payload["id"])
+        _with_session(app, lambda config: _open_work_item(interaction_id, int(agent_id), config), "work", room)
+    elif name == "interaction.state" and payload.get("from") in _OPEN:
+        closed = OutWorkClosed(interaction_id=int(payload["id"]),
+                               reason="closed" if payload.get("to") == "closed" else "transferred")
+        socketio.emit("work_closed", closed.model_dump(mode="json"), namespace=NAMESPACE, to=room)
+
+
+def _open_work_item(interaction_id: int, agent_id: int, config):
+    interaction = db.session.get(Interaction, interaction_id)
+    if interaction is None or interaction.agent_id != agent_id or interaction.state not in _OPEN:
+        return None
+    return payloads.work_item(db.session, interaction, config)
+
+
+def _with_session(app, build: Callable, event: str, room: str) -> None:
+    """Build an event in a fresh app context (so a fresh session: the committing one cannot query
+    inside its after-commit hook) and emit it to ``room``."""
+    with app.app_context():
+        try:
+            out = build(app.extensions["desk.config"])
+        finally:
+            db.session.remove()
+    if out is not None:
+        socketio.emit(event, out.model_dump(mode="json"), namespace=NAMESPACE, to=room)
+
+
+def init_app(app) -> None:
+    """INITIALISER: register the namespace on this app's Socket.IO server and the realtime listener."""
+    _app_ref["app"] = app
+    socketio.on_namespace(AgentNamespace(NAMESPACE))
+    realtime.subscribe(fan_out)

@@ -1,0 +1,90 @@
+"""Builds the typed ``/agent`` events (``agent_console.events``) from database rows.
+
+Read-only. Used by the socket handlers (snapshot on connect), by the realtime fan-out (an offer's
+screen-pop, a changed piece of work) and by the console page (first paint).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agent_console import routing
+from agent_console.events import OutOffer, OutPresence, OutSnapshot, OutStats, OutWork
+from agent_console.screenpop import build_screenpop
+from agent_console.service import open_work, today_stats
+from app.auth.models import StaffUser
+from app.crm.models import Customer
+from app.interactions.models import Interaction, InteractionEvent
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def offer_event(session: Session, payload: dict[str, Any], desk_config: Any) -> OutOffer | None:
+    """The offer as the browser receives it, with its screen-pop. None when the interaction is gone."""
+    interaction = session.get(Interaction, int(payload["interaction_id"]))
+    if interaction is None:
+        return None
+    reasons = payload.get("priority_reasons")
+    priority = payload.get("priority")
+    expires_at = payload.get("expires_at")
+    return OutOffer(
+        offer_id=int(payload["offer_id"]), interaction_id=interaction.id, agent_id=int(payload["agent_id"]),
+        expires_at=expires_at if isinstance(expires_at, str) else _iso(expires_at),
+        priority=interaction.priority if priority is None else int(priority),
+        priority_reasons=list(interaction.priority_reasons if reasons is None else reasons),
+        channel=payload.get("channel") or interaction.channel, queue=payload.get("queue") or interaction.queue,
+        screenpop=build_screenpop(session, interaction, desk_config, priority=priority, priority_reasons=reasons))
+
+
+def work_item(session: Session, interaction: Interaction, desk_config: Any, *, with_screenpop: bool = True) -> OutWork:
+    """One workspace tab: the interaction, its customer's name, when it connected and when wrap-up began."""
+    group = _agent_group(session, interaction.agent_id)
+    stamps = dict(session.execute(
+        select(InteractionEvent.to_state, InteractionEvent.occurred_at)
+        .where(InteractionEvent.interaction_id == interaction.id, InteractionEvent.kind == "transition",
+               InteractionEvent.to_state.in_(("connected", "wrap_up")))
+        .order_by(InteractionEvent.id)).all())  # the latest of each wins
+    customer_name = session.scalar(select(Customer.name).where(Customer.id == interaction.customer_id)) \
+        if interaction.customer_id else None
+    return OutWork(
+        interaction_id=interaction.id, channel=interaction.channel, state=interaction.state, queue=interaction.queue,
+        customer_id=interaction.customer_id, customer_name=customer_name, subject=interaction.subject,
+        notes=interaction.notes, disposition=interaction.disposition, connected_at=_iso(stamps.get("connected")),
+        wrap_up_started_at=_iso(stamps.get("wrap_up")) if interaction.state == "wrap_up" else None,
+        wrap_up_s=desk_config.routing.agent_group(group).wrap_up_s,
+        attributes={k: v for k, v in (interaction.attributes or {}).items() if isinstance(v, (str, int, float, bool))},
+        screenpop=build_screenpop(session, interaction, desk_config) if with_screenpop else None)
+
+
+def _agent_group(session: Session, agent_id: int | None) -> str:
+    if agent_id is None:
+        return "default"
+    return session.scalar(select(StaffUser.agent_group).where(StaffUser.id == agent_id)) or "default"
+
+
+def presence_event(agent_id: int, state: dict[str, Any]) -> OutPresence:
+    return OutPresence(agent_id=agent_id, presence=state["presence"], reason=state.get("reason"),
+                       since=state.get("since"), wrap_up_until=state.get("wrap_up_until"))
+
+
+def snapshot(session: Session, agent: StaffUser, desk_config: Any) -> OutSnapshot:
+    """The agent's whole console state: presence, pending offers (with screen-pops), open work, today's
+    figures, capacity and the load their offered and connected contacts use."""
+    group = desk_config.routing.agent_group(agent.agent_group)
+    offers = []
+    for offer in routing.pending_offers(session, agent.id):
+        event = offer_event(session, {"offer_id": offer.id, "interaction_id": offer.interaction_id,
+                                      "agent_id": agent.id, "expires_at": offer.expires_at}, desk_config)
+        if event is not None:
+            offers.append(event)
+    work = [work_item(session, i, desk_config) for i in open_work(session, agent.id)]
+    busy = session.execute(select(Interaction.channel).where(Interaction.agent_id == agent.id,
+                                                             Interaction.state.in_(("offered", "connected"))))
+    load = sum(group.costs.get(channel, 0) for (channel,) in busy)
+    return OutSnapshot(agent_id=agent.id, presence=presence_event(agent.id, routing.presence_of(session, agent.id)),
+                       offers=offers, work=work, stats=OutStats(**today_stats(session, agent.id, agent.timezone).to_dict()),
+                       capacity=group.capacity, load=load)

@@ -1,0 +1,77 @@
+"""The agent console page (``/console/``) and its small JSON API; the live part is the ``/agent`` namespace."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory, url_for
+from flask_babel import get_locale, lazy_gettext as _l
+
+from agent_console import payloads, routing
+from agent_console.i18n import client_strings
+from app.auth.models import Role
+from app.auth.roles import current_staff, role_required
+from app.extensions import db
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates", static_folder="static",
+               static_url_path="/static")
+VENDOR = Path(__file__).resolve().parent.parent / "node_modules"
+# Front-end files served from node_modules (never from the internet): public name -> path inside node_modules.
+VENDOR_FILES = {"socket.io.min.js": "socket.io-client/dist/socket.io.min.js"}
+# Reasons an agent can give for a break (the routing service also uses "missed_offers" on its own).
+BREAK_REASONS = [("lunch", _l("Lunch")), ("short_break", _l("Short break")), ("training", _l("Training")),
+                 ("meeting", _l("Meeting")), ("coaching", _l("Coaching")), ("technical", _l("Technical problem"))]
+
+
+def _label(item, lang: str) -> str:
+    return getattr(item, "label_zh" if lang == "zh" else "label_en") or getattr(item, "code", None) or item.name
+
+
+@bp.route("/")
+@role_required(Role.AGENT)
+def console():
+    agent = current_staff()
+    config = current_app.extensions["desk.config"]
+    lang = str(get_locale())
+    page = {
+        "agent": {"id": agent.id, "name": agent.name, "timezone": agent.timezone},
+        "lang": lang,
+        "namespace": "/agent",
+        "dispositions": [{"code": d.code, "label": _label(d, lang)} for d in config.dispositions],
+        "queues": [{"name": q.name, "label": _label(q, lang)} for q in config.routing.queues],
+        "break_reasons": [{"code": code, "label": str(label)} for code, label in BREAK_REASONS],
+        "complaint_url": _complaint_url(),
+        "strings": client_strings(),
+    }
+    return render_template("console/console.html", page=page,
+                           socketio_src=url_for("console.vendor", name="socket.io.min.js"))
+
+
+def _complaint_url() -> str | None:
+    """Where "raise a complaint" goes (the complaints domain's new-complaint page), when it exists."""
+    rules = {rule.rule for rule in current_app.url_map.iter_rules()}
+    for candidate in ("/complaints/new", "/complaints/new/"):
+        if candidate in rules:
+            return candidate
+    return None
+
+
+@bp.route("/api/snapshot")
+@role_required(Role.AGENT)
+def snapshot():
+    """The same state the socket sends on connect, for a page that cannot hold a socket open."""
+    agent = current_staff()
+    try:
+        state = payloads.snapshot(db.session, agent, current_app.extensions["desk.config"])
+    except routing.RoutingUnavailable:
+        abort(503, description="routing service unavailable")
+    return jsonify(state.model_dump(mode="json"))
+
+
+@bp.route("/vendor/<name>")
+def vendor(name: str):
+    path = VENDOR_FILES.get(name)
+    if path is None:
+        abort(404)
+    response = send_from_directory(VENDOR, path, max_age=3600)
+    response.headers["Content-Type"] = "text/javascript; charset=utf-8"
+    return response

@@ -1,0 +1,447 @@
+"""Twilio Voice webhooks and the console's call controls (thin: parse, check, call a service, answer).
+
+Every webhook is checked against ``X-Twilio-Signature`` with twilio's RequestValidator over
+PUBLIC_BASE_URL + path (so the desk verifies correctly behind a proxy); a bad or missing signature
+gets 403 and changes nothing. Each answer is stored with its CallSid and event in the same
+transaction as the change it answers, so Twilio's retries get the same TwiML and change nothing twice.
+Bad input gets a 4xx with TwiML that apologises and hangs up, logged with the request id.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.twiml.voice_response import VoiceResponse
+
+from app.auth.models import Role
+from app.auth.roles import current_staff, role_required
+from app.db import utcnow
+from app.extensions import csrf, db
+from app.interactions.models import Interaction
+from ivr import agent_leg, calls, twiml
+from ivr.calls import CallError, Desk, VoiceUrls
+from ivr.models import VoiceWebhookReceipt
+
+log = logging.getLogger(__name__)
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+api = Blueprint("voice_api", __name__, url_prefix="/api/voice")
+csrf.exempt(bp)
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+RECORDING_SID = re.compile(r"^RE[0-9a-fA-F]{32}$")
+DIGITS = re.compile(r"^[0-9*#]{0,64}$")
+CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "answered", "completed", "busy", "failed",
+                 "no-answer", "canceled")
+MAX_SPEECH_CHARS = 1000
+MAX_STEP = 100_000
+ATTEMPTS = 3
+
+
+class BadWebhook(CallError):
+    status = 400
+
+
+def init_voice(app) -> None:
+    """INITIALISER: choose the telephony implementation and bridge calls on accepted offers."""
+    from app.channels.telephony import init_telephony
+
+    init_telephony(app)
+    agent_leg.install(app)
+
+
+# --- request checks -------------------------------------------------------------------------------------
+
+def signed_url() -> str:
+    """The URL Twilio signed: the public base, not whatever host the proxy handed us."""
+    base = current_app.extensions["desk.settings"].public_base_url.rstrip("/")
+    query = request.query_string.decode("latin-1")
+    return base + request.path + (f"?{query}" if query else "")
+
+
+def signature_valid() -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature:
+        return False
+    algorithm = get_signature_algorithm(request.headers.get("X-Twilio-Webhooks-Signature-Settings"))
+    validator = RequestValidator(current_app.extensions["desk.settings"].twilio_auth_token)
+    return validator.validate(signed_url(), request.form, signature, algorithm)
+
+
+@bp.before_request
+def _verify_twilio() -> Response | None:
+    if request.method != "POST":
+        return _twiml_error(405, "method not allowed")
+    if not signature_valid():
+        log.warning("voice webhook %s refused: bad or missing signature (request %s)", request.path,
+                    g.get("request_id"))
+        return _twiml_error(403, "bad signature")
+    return None
+
+
+def _desk() -> Desk:
+    return Desk.from_config(current_app.extensions["desk.config"])
+
+
+def _urls() -> VoiceUrls:
+    return VoiceUrls(current_app.extensions["desk.settings"].public_base_url)
+
+
+def _form(name: str, pattern: re.Pattern | None = None, *, required: bool = True, max_len: int = 200) -> str:
+    value = request.form.get(name, "")
+    if not value and required:
+        raise BadWebhook(f"{name} is missing")
+    if len(value) > max_len or (value and pattern is not None and not pattern.match(value)):
+        raise BadWebhook(f"{name} is malformed")
+    return value
+
+
+def _int_arg(name: str, *, source=None, low: int = 0, high: int = MAX_STEP) -> int:
+    raw = (source or request.args).get(name, "")
+    if not raw.isdigit() or not (low <= int(raw) <= high):
+        raise BadWebhook(f"{name} must be a whole number from {low} to {high}")
+    return int(raw)
+
+
+def _optional_int(name: str) -> int | None:
+    raw = request.form.get(name, "")
+    return int(raw) if raw.isdigit() and len(raw) < 9 else None
+
+
+def _call_sid() -> str:
+    return _form("CallSid", CALL_SID)
+
+
+def _twiml_error(status: int, reason: str, language: str = "en") -> Response:
+    log.warning("voice webhook %s answered %s: %s (request %s)", request.path, status, reason, g.get("request_id"))
+    body = str(twiml.render_apology(current_app.extensions["desk.config"].ivr, language))
+    return Response(body, status, mimetype="text/xml")
+
+
+def _language_of(call_sid: str | None) -> str:
+    if not call_sid or not CALL_SID.match(call_sid):
+        return "en"
+    language = db.session.scalar(select(Interaction.language).where(Interaction.channel == "voice",
+                                                                    Interaction.external_ref == call_sid))
+    return language if language in ("en", "zh") else "en"
+
+
+def answer(event: str, handler: Callable[[], tuple[Interaction | None, VoiceResponse]]) -> Response:
+    """Run ``handler`` once per (CallSid, event): store its TwiML with the change it made, commit,
+    and give a retry the stored answer. Concurrent duplicates: the loser rolls back and replays."""
+    try:
+        call_sid = _call_sid()
+    except BadWebhook as exc:
+        return _twiml_error(exc.status, str(exc))
+    for attempt in range(ATTEMPTS):
+        stored = db.session.scalar(select(VoiceWebhookReceipt).where(
+            VoiceWebhookReceipt.call_sid == call_sid, VoiceWebhookReceipt.event == event))
+        if stored is not None:
+            return Response(stored.body, stored.status_code, mimetype="text/xml")
+        try:
+            interaction, response = handler()
+            body = str(response)
+            db.session.add(VoiceWebhookReceipt(call_sid=call_sid, event=event, status_code=200, body=body,
+                                               interaction_id=interaction.id if interaction else None))
+            db.session.commit()
+            return Response(body, 200, mimetype="text/xml")
+        except CallError as exc:
+            db.session.rollback()
+            return _twiml_error(exc.status, str(exc), _language_of(call_sid))
+        except (IntegrityError, StaleDataError) as exc:  # a concurrent twin won; read its answer
+            db.session.rollback()
+            log.info("voice webhook %s %s raced (%s), attempt %d", call_sid, event, type(exc).__name__, attempt + 1)
+    return _twiml_error(409, "too many concurrent updates", _language_of(call_sid))
+
+
+def _bad(exc: CallError) -> Response:
+    return _twiml_error(exc.status, str(exc), _language_of(request.form.get("CallSid")))
+
+
+# --- the caller's journey ---------------------------------------------------------------------------------
+
+@bp.post("/incoming")
+def incoming() -> Response:
+    try:
+        from_ = _form("From", max_len=64)
+        to = _form("To", max_len=64)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer("incoming", lambda: calls.incoming_call(
+        db.session, _desk(), call_sid=_call_sid(), from_=from_, to=to, urls=_urls(), now=utcnow()))
+
+
+@bp.post("/gather")
+def gather() -> Response:
+    try:
+        seq = _int_arg("s", low=1)
+        digits = _form("Digits", DIGITS, required=False)
+        speech = _form("SpeechResult", required=False, max_len=MAX_SPEECH_CHARS)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"gather:{seq}", lambda: calls.gather_input(
+        db.session, _desk(), call_sid=_call_sid(), seq=seq, digits=digits, speech=speech, urls=_urls(),
+        now=utcnow()))
+
+
+@bp.post("/wait")
+def wait() -> Response:
+    try:
+        turn = _int_arg("t", low=1)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"wait:{turn}", lambda: calls.wait_turn(
+        db.session, _desk(), call_sid=_call_sid(), turn=turn, urls=_urls(), now=utcnow()))
+
+
+@bp.post("/wait-key")
+def wait_key() -> Response:
+    try:
+        turn = _int_arg("t", low=1)
+        digits = _form("Digits", DIGITS, required=False)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"wait-key:{turn}", lambda: calls.wait_key(
+        db.session, _desk(), call_sid=_call_sid(), turn=turn, digits=digits, urls=_urls(), now=utcnow()))
+
+
+@bp.post("/voicemail")
+def voicemail() -> Response:
+    try:
+        recording_url = _form("RecordingUrl", required=False, max_len=500)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer("voicemail", lambda: calls.voicemail_done(
+        db.session, _desk(), call_sid=_call_sid(), recording_url=recording_url or None,
+        duration_s=_optional_int("RecordingDuration"), now=utcnow()))
+
+
+@bp.post("/status")
+def status() -> Response:
+    try:
+        call_status = _form("CallStatus", max_len=20)
+        if call_status not in CALL_STATUSES:
+            raise BadWebhook(f"unknown CallStatus {call_status[:20]!r}")
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"status:{call_status}", lambda: (calls.call_status(
+        db.session, call_sid=_call_sid(), status=call_status, duration_s=_optional_int("CallDuration"),
+        now=utcnow()), VoiceResponse()))
+
+
+@bp.post("/recording")
+def recording() -> Response:
+    try:
+        interaction_id = _int_arg("i", low=1, high=2**62)
+        sid = _form("RecordingSid", RECORDING_SID)
+        url = _form("RecordingUrl", max_len=500)
+        rec_status = _form("RecordingStatus", max_len=20)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"recording:{sid}:{rec_status}", lambda: (calls.recording_ready(
+        db.session, interaction_id=interaction_id, recording_url=url, status=rec_status,
+        duration_s=_optional_int("RecordingDuration")), VoiceResponse()))
+
+
+# --- the agent's leg ---------------------------------------------------------------------------------------
+
+@bp.post("/connect")
+def connect() -> Response:
+    try:
+        interaction_id = _int_arg("i", low=1, high=2**62)
+        agent_id = _int_arg("a", low=1, high=2**62)
+        bridge = _int_arg("b", low=0)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"connect:{interaction_id}:{agent_id}:{bridge}", lambda: (None, agent_leg.connect_agent(
+        db.session, _desk(), interaction_id=interaction_id, agent_id=agent_id, call_sid=_call_sid(), urls=_urls(),
+        now=utcnow())))
+
+
+@bp.post("/callback-answer")
+def callback_answer() -> Response:
+    try:
+        interaction_id = _int_arg("i", low=1, high=2**62)
+        agent_id = _int_arg("a", low=1, high=2**62)
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer("callback-answer", lambda: (None, agent_leg.callback_answered(
+        db.session, _desk(), interaction_id=interaction_id, agent_id=agent_id, call_sid=_call_sid(),
+        urls=_urls(), now=utcnow())))
+
+
+@bp.post("/callback-status")
+def callback_status() -> Response:
+    try:
+        interaction_id = _int_arg("i", low=1, high=2**62)
+        call_status = _form("CallStatus", max_len=20)
+        if call_status not in CALL_STATUSES:
+            raise BadWebhook(f"unknown CallStatus {call_status[:20]!r}")
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"callback-status:{call_status}", lambda: (agent_leg.callback_status(
+        db.session, interaction_id=interaction_id, status=call_status, now=utcnow()), VoiceResponse()))
+
+
+@bp.post("/dial-done")
+def dial_done() -> Response:
+    try:
+        interaction_id = _int_arg("i", low=1, high=2**62)
+        dial_status = _form("DialCallStatus", max_len=20)
+        if dial_status not in CALL_STATUSES:
+            raise BadWebhook(f"unknown DialCallStatus {dial_status[:20]!r}")
+        leg = _form("DialCallSid", CALL_SID, required=False) or "none"
+    except BadWebhook as exc:
+        return _bad(exc)
+    return answer(f"dial-done:{interaction_id}:{leg}", lambda: (None, agent_leg.dial_done(
+        db.session, _desk(), interaction_id=interaction_id, dial_status=dial_status, urls=_urls(), now=utcnow())))
+
+
+@bp.post("/hold")
+def hold_music() -> Response:
+    try:
+        interaction_id = _int_arg("i", low=1, high=2**62)
+        count = _int_arg("n", low=0)
+    except BadWebhook as exc:
+        return _bad(exc)
+
+    def handler():
+        interaction = calls.get_call(db.session, interaction_id)
+        return interaction, agent_leg.render_hold(_desk(), interaction)
+
+    return answer(f"hold:{interaction_id}:{count}", handler)
+
+
+# --- console controls (JSON, signed-in agents) ---------------------------------------------------------------
+
+def _own_interaction(interaction_id: int) -> Interaction:
+    interaction = db.session.get(Interaction, interaction_id)
+    staff = current_staff()
+    if interaction is None or interaction.channel != "voice":
+        from flask import abort
+
+        abort(404)
+    if interaction.agent_id != staff.id and not staff.has_role(Role.SUPERVISOR):
+        from flask import abort
+
+        abort(403)
+    return interaction
+
+
+def _control(interaction_id: int, action: Callable[[Interaction], None]):
+    interaction = _own_interaction(interaction_id)
+    try:
+        action(interaction)
+        db.session.commit()
+    except CallError as exc:
+        db.session.rollback()
+        return jsonify(error="call_state", message=str(exc)), 409
+    except Exception as exc:
+        from app.channels.telephony import TelephonyError
+
+        db.session.rollback()
+        if isinstance(exc, TelephonyError):
+            log.warning("telephony refused %s on interaction %s: %s", request.path, interaction_id, exc)
+            return jsonify(error="telephony", message=str(exc)), 502
+        raise
+    return jsonify(ok=True, state=interaction.state)
+
+
+def _telephony():
+    return current_app.extensions["desk.telephony"]
+
+
+@api.post("/<int:interaction_id>/hold")
+@role_required(Role.AGENT)
+def api_hold(interaction_id: int):
+    on = bool((request.get_json(silent=True) or {}).get("on", True))
+    actor = f"staff:{current_staff().id}"
+    return _control(interaction_id, lambda i: agent_leg.hold(db.session, _telephony(), _urls(), i, on=on,
+                                                             actor=actor, now=utcnow()))
+
+
+@api.post("/<int:interaction_id>/hangup")
+@role_required(Role.AGENT)
+def api_hangup(interaction_id: int):
+    actor = f"staff:{current_staff().id}"
+    return _control(interaction_id, lambda i: agent_leg.hangup(db.session, _telephony(), i, actor=actor,
+                                                               now=utcnow()))
+
+
+@api.post("/<int:interaction_id>/transfer")
+@role_required(Role.AGENT)
+def api_transfer(interaction_id: int):
+    queue = str((request.get_json(silent=True) or {}).get("queue", ""))
+    known = {q.name for q in current_app.extensions["desk.config"].routing.queues}
+    if queue not in known:
+        return jsonify(error="unknown_queue", message=f"unknown queue {queue[:64]!r}"), 400
+    actor = f"staff:{current_staff().id}"
+    return _control(interaction_id, lambda i: agent_leg.transfer_to_queue(
+        db.session, _telephony(), _urls(), i, queue, actor=actor, now=utcnow()))
+
+
+@api.post("/mute")
+@role_required(Role.AGENT)
+def api_mute():
+    """Muting happens in the softphone (the browser stops sending audio); the desk logs it."""
+    data = request.get_json(silent=True) or {}
+    interaction_id = data.get("interaction_id")
+    if not isinstance(interaction_id, int):
+        return jsonify(error="bad_request", message="interaction_id is required"), 400
+    interaction = _own_interaction(interaction_id)
+    from app.interactions.service import record_fact
+
+    record_fact(db.session, interaction, "voice.mute" if data.get("on", True) else "voice.unmute",
+                actor=f"staff:{current_staff().id}")
+    db.session.commit()
+    return jsonify(ok=True)
+
+
+@api.route("/device", methods=["GET", "POST"])
+@role_required(Role.AGENT)
+def api_device():
+    staff = current_staff()
+    if request.method == "POST":
+        try:
+            agent_leg.set_agent_device(db.session, staff, str((request.get_json(silent=True) or {}).get("device")))
+        except ValueError as exc:
+            db.session.rollback()
+            return jsonify(error="bad_request", message=str(exc)), 400
+        db.session.commit()
+    return jsonify(device=agent_leg.agent_device(db.session, staff), phone=staff.phone_e164)
+
+
+@api.get("/token")
+@role_required(Role.AGENT)
+def api_token():
+    """A short-lived access token for the browser softphone (Twilio Voice JS SDK)."""
+    staff = current_staff()
+    token, identity = access_token(staff.id)
+    return jsonify(token=token, identity=identity, ttl_s=TOKEN_TTL_S)
+
+
+TOKEN_TTL_S = 3600
+
+
+def access_token(agent_id: int) -> tuple[str, str]:
+    """Mint the softphone token with twilio's AccessToken + VoiceGrant (incoming calls allowed).
+    Signed with the API key in the Flask config (TWILIO_API_KEY_SID / TWILIO_API_KEY_SECRET), or the
+    account's own sid and auth token where none is configured (enough for the demo simulator)."""
+    from twilio.jwt.access_token import AccessToken
+    from twilio.jwt.access_token.grants import VoiceGrant
+
+    settings = current_app.extensions["desk.settings"]
+    identity = agent_leg.client_identity(agent_id)
+    token = AccessToken(settings.twilio_account_sid,
+                        current_app.config.get("TWILIO_API_KEY_SID") or settings.twilio_account_sid,
+                        current_app.config.get("TWILIO_API_KEY_SECRET") or settings.twilio_auth_token,
+                        identity=identity, ttl=TOKEN_TTL_S)
+    token.add_grant(VoiceGrant(outgoing_application_sid=current_app.config.get("TWILIO_TWIML_APP_SID"),
+                               incoming_allow=True))
+    jwt = token.to_jwt()
+    return (jwt.decode() if isinstance(jwt, bytes) else jwt), identity

@@ -1,0 +1,366 @@
+"""Voice call flows: what each Twilio webhook does to the Interaction, and the TwiML it answers with.
+
+Services take a session, the desk configuration and plain values (never a Flask request); they add
+their changes to the session and leave the commit to the caller, which stores the webhook receipt in
+the same transaction. Each raises a typed ``CallError`` for a request the desk cannot serve.
+
+The IVR position of a call lives in ``interaction.attributes['ivr']`` (the engine's ``IvrState`` plus
+``seq``, the number of the step the caller is answering), so a stale or replayed gather is recognised.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from twilio.twiml.voice_response import VoiceResponse
+
+from app.crm.phones import try_normalise_phone
+from app.interactions.models import Interaction
+from app.interactions.service import create_interaction, record_fact, transition
+from app.interactions.states import State
+from ivr import engine, routing, twiml
+from ivr.config import IvrConfig
+from ivr.engine import CallerFacts, CallInput, Say, Step
+from ivr.lookups import DatabaseLookups
+
+log = logging.getLogger(__name__)
+ACTOR = "ivr"
+ENDED = ("completed", "busy", "failed", "no-answer", "canceled")
+
+
+class CallError(Exception):
+    """A webhook the desk cannot serve; ``status`` is the HTTP status to answer with."""
+
+    status = 400
+
+
+class UnknownCall(CallError):
+    status = 404
+
+
+class CallStateError(CallError):
+    """The call is not where this webhook expects it (a stale step, a call already ended)."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class VoiceUrls:
+    """Absolute webhook URLs on the public base (what Twilio is told to request next)."""
+
+    base: str
+
+    def _url(self, path: str, **query: Any) -> str:
+        shown = {k: v for k, v in query.items() if v is not None}
+        return f"{self.base.rstrip('/')}/voice/{path}" + (f"?{urlencode(shown)}" if shown else "")
+
+    def gather(self, seq: int) -> str:
+        return self._url("gather", s=seq)
+
+    def wait(self, turn: int) -> str:
+        return self._url("wait", t=turn)
+
+    def wait_key(self, turn: int) -> str:
+        return self._url("wait-key", t=turn)
+
+    def voicemail_done(self) -> str:
+        return self._url("voicemail")
+
+    def recording_status(self, interaction_id: int) -> str:
+        return self._url("recording", i=interaction_id)
+
+    def connect(self, interaction_id: int, agent_id: int, bridge: int) -> str:
+        return self._url("connect", i=interaction_id, a=agent_id, b=bridge)
+
+    def callback_answer(self, interaction_id: int, agent_id: int) -> str:
+        return self._url("callback-answer", i=interaction_id, a=agent_id)
+
+    def callback_status(self, interaction_id: int) -> str:
+        return self._url("callback-status", i=interaction_id)
+
+    def hold(self, interaction_id: int, count: int) -> str:
+        return self._url("hold", i=interaction_id, n=count)
+
+    def dial_done(self, interaction_id: int) -> str:
+        return self._url("dial-done", i=interaction_id)
+
+    def step_urls(self, seq: int, interaction_id: int) -> twiml.StepUrls:
+        return twiml.StepUrls(gather=self.gather(seq), wait=self.wait(1), voicemail_done=self.voicemail_done(),
+                              recording_status=self.recording_status(interaction_id))
+
+
+@dataclass(frozen=True)
+class Desk:
+    """What the flows need from the desk's configuration."""
+
+    ivr: IvrConfig
+    calendars: dict
+    timezone: str
+    default_region: str = "CN"
+
+    @classmethod
+    def from_config(cls, config) -> Desk:
+        return cls(ivr=config.ivr, calendars=dict(config.calendars), timezone=config.desk.timezone,
+                   default_region=config.crm.default_country)
+
+
+# --- looking calls up ---------------------------------------------------------------------------------
+
+def find_call(session: Session, call_sid: str) -> Interaction:
+    """The voice Interaction of ``call_sid``. Raises UnknownCall."""
+    interaction = session.scalar(select(Interaction).where(Interaction.channel == "voice",
+                                                           Interaction.external_ref == call_sid))
+    if interaction is None:
+        raise UnknownCall(f"no call {call_sid}")
+    return interaction
+
+
+def get_call(session: Session, interaction_id: int) -> Interaction:
+    interaction = session.get(Interaction, interaction_id)
+    if interaction is None or interaction.channel != "voice":
+        raise UnknownCall(f"no voice interaction {interaction_id}")
+    return interaction
+
+
+def _set_attrs(interaction: Interaction, **changes: Any) -> dict[str, Any]:
+    attributes = dict(interaction.attributes or {})  # JSON columns change only on reassignment
+    attributes.update(changes)
+    interaction.attributes = attributes
+    return attributes
+
+
+def caller_facts(session: Session, interaction: Interaction) -> CallerFacts:
+    """What IVR branches may test, from the CRM record the call was matched to."""
+    from app.crm.bridges import open_complaints
+    from app.crm.models import Customer
+
+    if interaction.customer_id is None:
+        return CallerFacts()
+    customer = session.get(Customer, interaction.customer_id)
+    if customer is None or customer.is_prospect:
+        return CallerFacts(customer_id=interaction.customer_id)
+    return CallerFacts(known=True, customer_id=customer.id, tier=customer.tier,
+                       open_complaint=bool(open_complaints(session, customer.id, limit=1)),
+                       language=customer.language if customer.language in ("en", "zh") else None)
+
+
+def _context(session: Session, desk: Desk, interaction: Interaction, now: datetime) -> engine.CallContext:
+    return engine.CallContext(caller=caller_facts(session, interaction), now=now, calendars=desk.calendars,
+                              lookups=DatabaseLookups(session, desk.timezone))
+
+
+# --- the IVR ------------------------------------------------------------------------------------------
+
+def incoming_call(session: Session, desk: Desk, *, call_sid: str, from_: str, to: str, urls: VoiceUrls,
+                  now: datetime) -> tuple[Interaction, VoiceResponse]:
+    """A new call: identify the caller, open the Interaction (state ivr) and run the IVR's first step.
+    A call already known (a retry whose receipt was lost) is answered from where it is."""
+    from app.crm.service import MatchStatus, identify
+
+    existing = session.scalar(select(Interaction).where(Interaction.channel == "voice",
+                                                        Interaction.external_ref == call_sid))
+    if existing is not None:
+        raise CallStateError(f"call {call_sid} is already in progress")
+    found = identify(session, phone=from_, default_region=desk.default_region, create_prospect=False)
+    customer_id = found.customer_id if found.status == MatchStatus.MATCHED else None
+    interaction = create_interaction(session, channel="voice", actor=ACTOR, external_ref=call_sid,
+                                     customer_id=customer_id, at=now, attributes={
+                                         "from": from_, "to": to, "identification": str(found.status),
+                                         "candidates": [c.customer_id for c in found.candidates][:10]})
+    transition(session, interaction, State.IVR, actor=ACTOR, reason="call_answered", at=now)
+    step = engine.start(desk.ivr, _context(session, desk, interaction, now))
+    if desk.ivr.recording.enabled and desk.ivr.recording.consent is not None:
+        consent = Say(desk.ivr.recording.consent.text(step.state.language), step.state.language)
+        step = Step(state=step.state, prompts=(consent, *step.prompts), gather=step.gather, action=step.action,
+                    facts=step.facts)
+    return interaction, _apply_step(session, desk, interaction, step, urls, seq=1, now=now)
+
+
+def gather_input(session: Session, desk: Desk, *, call_sid: str, seq: int, digits: str, speech: str,
+                 urls: VoiceUrls, now: datetime) -> tuple[Interaction, VoiceResponse]:
+    """The caller answered step ``seq``. Raises UnknownCall, CallStateError (not in the IVR, or an
+    answer to a step that is no longer current)."""
+    interaction = find_call(session, call_sid)
+    stored = dict((interaction.attributes or {}).get("ivr") or {})
+    if interaction.state != State.IVR or not stored:
+        raise CallStateError(f"call {call_sid} is not in the IVR (state {interaction.state})")
+    if stored.get("seq") != seq:
+        raise CallStateError(f"call {call_sid} answered step {seq}, but step {stored.get('seq')} is current")
+    try:
+        state = engine.IvrState.from_dict(stored)
+        step = engine.advance(desk.ivr, state, _context(session, desk, interaction, now),
+                              CallInput(digits=digits, speech=speech))
+    except engine.IvrStateError as exc:  # the menu changed under a live call: start it again, kindly
+        log.warning("call %s: %s; restarting the IVR", call_sid, exc)
+        step = engine.start(desk.ivr, _context(session, desk, interaction, now), language=state_language(stored))
+    return interaction, _apply_step(session, desk, interaction, step, urls, seq=seq + 1, now=now)
+
+
+def state_language(stored: dict[str, Any]) -> str:
+    return stored.get("language") if stored.get("language") in ("en", "zh") else "en"
+
+
+def _apply_step(session: Session, desk: Desk, interaction: Interaction, step: Step, urls: VoiceUrls, *,
+                seq: int, now: datetime) -> VoiceResponse:
+    """Persist the step's state and facts, carry out its action, and render it."""
+    path = list((interaction.attributes or {}).get("ivr_path") or [])
+    for fact in step.facts:
+        if fact.kind == "ivr.node":  # the path is kept compactly on the interaction, not as event rows
+            path.append(fact.data["node"])
+        else:
+            record_fact(session, interaction, fact.kind, actor=ACTOR, data=dict(fact.data), at=now)
+    _set_attrs(interaction, ivr={**step.state.to_dict(), "seq": seq}, ivr_path=path[-100:])
+    interaction.language = step.state.language
+    action = step.action
+    if isinstance(action, engine.Enqueue):
+        routing.enqueue_call(session, interaction, action.queue, skills=list(action.skills),
+                             priority_bump=action.priority_bump, actor=ACTOR, now=now)
+        _set_attrs(interaction, queued_at=now.isoformat())
+    elif isinstance(action, engine.Callback):
+        return _ivr_callback(session, desk, interaction, action, step, urls, now)
+    elif isinstance(action, engine.Voicemail):
+        interaction.queue = action.queue
+        transition(session, interaction, State.VOICEMAIL, actor=ACTOR, reason="voicemail_requested", at=now)
+        _set_attrs(interaction, voicemail={"queue": action.queue})
+    elif isinstance(action, engine.Hangup):
+        transition(session, interaction, State.CLOSED, actor=ACTOR, reason="ivr_completed", at=now)
+    return twiml.render_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
+
+
+def _callback_number(desk: Desk, interaction: Interaction) -> str | None:
+    return try_normalise_phone((interaction.attributes or {}).get("from"), desk.default_region)
+
+
+def _ivr_callback(session: Session, desk: Desk, interaction: Interaction, action: engine.Callback, step: Step,
+                  urls: VoiceUrls, now: datetime) -> VoiceResponse:
+    number = _callback_number(desk, interaction)
+    language = step.state.language
+    if number is None:  # a withheld number cannot be rung back: keep the caller on the line instead
+        routing.enqueue_call(session, interaction, action.queue, skills=list(action.skills),
+                             priority_bump=action.priority_bump, actor=ACTOR, reason="callback_impossible", now=now)
+        _set_attrs(interaction, queued_at=now.isoformat())
+        response = twiml.render_message(desk.ivr, language, desk.ivr.messages.callback_unavailable, hangup=False)
+        response.redirect(urls.wait(1), method="POST")
+        return response
+    routing.enqueue_call(session, interaction, action.queue, skills=list(action.skills),
+                         priority_bump=action.priority_bump, actor=ACTOR, reason="callback_requested", now=now)
+    routing.keep_place_for_callback(session, interaction, actor=ACTOR, number=number, now=now)
+    return twiml.render_step(step, desk.ivr, urls.step_urls(0, interaction.id))
+
+
+# --- the queue ----------------------------------------------------------------------------------------
+
+def _waiting_s(interaction: Interaction, now: datetime) -> int | None:
+    origin = interaction.routing_age_origin
+    return max(0, int((now - origin).total_seconds())) if origin else None
+
+
+def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: VoiceUrls,
+              now: datetime) -> tuple[Interaction, VoiceResponse]:
+    """One turn of the wait loop: position and estimated wait every ``announce_every_s``."""
+    interaction = find_call(session, call_sid)
+    language = interaction.language if interaction.language in ("en", "zh") else "en"
+    if interaction.state not in (State.QUEUED, State.OFFERED):
+        raise CallStateError(f"call {call_sid} is not waiting (state {interaction.state})")
+    last = (interaction.attributes or {}).get("announced_at")
+    due = last is None or (now - datetime.fromisoformat(last)).total_seconds() >= desk.ivr.waiting.announce_every_s
+    position, ewt_s = routing.position_and_wait(session, interaction) if due else (None, None)
+    if due:
+        _set_attrs(interaction, announced_at=now.isoformat())
+    response = twiml.render_wait(desk.ivr, language, key_action=urls.wait_key(turn), wait_url=urls.wait(turn + 1),
+                                 position=position, ewt_s=ewt_s, announce=due)
+    return interaction, response
+
+
+def wait_key(session: Session, desk: Desk, *, call_sid: str, turn: int, digits: str, urls: VoiceUrls,
+             now: datetime) -> tuple[Interaction, VoiceResponse]:
+    """A key pressed while waiting: the callback key keeps the caller's place and hangs up; the
+    voicemail key records a message; any other key just goes on waiting."""
+    interaction = find_call(session, call_sid)
+    language = interaction.language if interaction.language in ("en", "zh") else "en"
+    waiting = desk.ivr.waiting
+    if interaction.state not in (State.QUEUED, State.OFFERED):
+        raise CallStateError(f"call {call_sid} is not waiting (state {interaction.state})")
+    key = digits[:1]
+    if key == waiting.callback_key and interaction.state == State.QUEUED:
+        number = _callback_number(desk, interaction)
+        if number is None:
+            response = twiml.render_message(desk.ivr, language, desk.ivr.messages.callback_unavailable, hangup=False)
+            response.redirect(urls.wait(turn + 1), method="POST")
+            return interaction, response
+        routing.keep_place_for_callback(session, interaction, actor=ACTOR, number=number, now=now)
+        return interaction, twiml.render_message(desk.ivr, language, waiting.callback_confirm)
+    if key == waiting.voicemail_key and interaction.state == State.QUEUED:
+        transition(session, interaction, State.VOICEMAIL, actor=ACTOR, reason="voicemail_from_queue", at=now)
+        _set_attrs(interaction, voicemail={"queue": interaction.queue})
+        return interaction, twiml.render_voicemail(desk.ivr, language, urls.step_urls(0, interaction.id))
+    response = VoiceResponse()
+    response.redirect(urls.wait(turn + 1), method="POST")
+    return interaction, response
+
+
+def voicemail_done(session: Session, desk: Desk, *, call_sid: str, recording_url: str | None,
+                   duration_s: int | None, now: datetime) -> tuple[Interaction, VoiceResponse]:
+    """The Record verb finished: keep the message and queue it for an agent, or close an empty one."""
+    interaction = find_call(session, call_sid)
+    language = interaction.language if interaction.language in ("en", "zh") else "en"
+    if interaction.state != State.VOICEMAIL:
+        raise CallStateError(f"call {call_sid} is not leaving a voicemail (state {interaction.state})")
+    store_voicemail(session, interaction, recording_url=recording_url, duration_s=duration_s, now=now)
+    return interaction, twiml.render_message(desk.ivr, language, desk.ivr.messages.voicemail_saved)
+
+
+def store_voicemail(session: Session, interaction: Interaction, *, recording_url: str | None,
+                    duration_s: int | None, now: datetime) -> None:
+    """Idempotent: the Record action and the caller's hang-up may both report the end of a message."""
+    if interaction.state != State.VOICEMAIL:
+        return
+    if recording_url and (duration_s or 0) > 0:
+        interaction.recording_url = recording_url
+        interaction.recording_duration_s = duration_s
+        queue = ((interaction.attributes or {}).get("voicemail") or {}).get("queue") or interaction.queue
+        routing.enqueue_call(session, interaction, queue, skills=[], priority_bump=0, actor=ACTOR, now=now,
+                             reason="voicemail_left")
+    else:
+        transition(session, interaction, State.CLOSED, actor=ACTOR, reason="voicemail_empty", at=now)
+
+
+# --- the end of a call, recordings ----------------------------------------------------------------------
+
+def call_status(session: Session, *, call_sid: str, status: str, duration_s: int | None,
+                now: datetime) -> Interaction:
+    """Twilio's status callback for the caller's leg. A caller who hangs up in the IVR or while waiting
+    is recorded as abandoned (with the wait); mid-conversation, the agent moves to wrap-up."""
+    interaction = find_call(session, call_sid)
+    if status not in ENDED:
+        return interaction
+    _set_attrs(interaction, call_ended_at=now.isoformat(), call_status=status, call_duration_s=duration_s)
+    state = interaction.state
+    if state == State.IVR:
+        routing.abandon(session, interaction, actor=ACTOR, wait_s=None, where="ivr", now=now)
+    elif state in (State.QUEUED, State.OFFERED):
+        routing.abandon(session, interaction, actor=ACTOR, wait_s=_waiting_s(interaction, now), where="queue",
+                        now=now)
+    elif state == State.CONNECTED:
+        transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason="caller_hung_up", at=now)
+    elif state == State.VOICEMAIL and not interaction.recording_url:
+        transition(session, interaction, State.CLOSED, actor=ACTOR, reason="voicemail_empty", at=now)
+    return interaction
+
+
+def recording_ready(session: Session, *, interaction_id: int, recording_url: str, duration_s: int | None,
+                    status: str) -> Interaction:
+    """A recording (conversation or voicemail) is available: store where and how long."""
+    interaction = get_call(session, interaction_id)
+    if status != "completed":
+        return interaction
+    interaction.recording_url = recording_url
+    interaction.recording_duration_s = duration_s
+    record_fact(session, interaction, "voice.recording", actor="twilio",
+                data={"url": recording_url, "duration_s": duration_s})
+    return interaction
