@@ -20,7 +20,9 @@ BLUEPRINTS = [
     "app.auth.views:bp",
     "app.auth.twofactor_views:bp",
     "app.audit.views:bp",
+    "app.collision_views:bp",
     "app.ops:bp",
+    "agent_console.views:bp",
     "app.crm.api:bp",
     "app.complaints.views:bp",
     "app.channels.voice:bp",
@@ -30,6 +32,7 @@ BLUEPRINTS = [
 INITIALISERS: list[str] = [
     "app.periodic:init_app",
     "app.webhooks.views:init_app",
+    "agent_console.namespace:init_app",
     "app.channels.voice:init_voice",
 ]
 # CLI command groups: "module.path:click_group".
@@ -156,7 +159,10 @@ def _install_request_hooks(app: Flask) -> None:
 
     @app.before_request
     def _request_id() -> None:
-        refresh_babel()  # locale is cached per app context, which a test (or CLI) may share between requests
+        # Locale and signed-in user are cached per app context, which a test (or CLI) may share between
+        # requests; each request starts from its own cookie.
+        refresh_babel()
+        g.pop("_login_user", None)
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         if request.args.get("lang") in ("en", "zh"):
