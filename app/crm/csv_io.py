@@ -32,6 +32,7 @@ CUSTOMER_COLUMNS = ["name", "kind", "organisation", "language", "timezone", "pho
                     *[f"consent_{p}" for p in PURPOSES]]
 ORDER_COLUMNS = ["number", "customer_id", "customer_email", "customer_phone", "placed_at", "status", "currency",
                  "total", "carrier", "tracking_number", "shipment_status"]
+EXPORT_ONLY = {"id", "tier", "is_prospect"}  # written by export, ignored by import (computed or assigned)
 LIST_SPLIT = re.compile(r"[;|]")
 MAX_ROWS = 200_000
 
@@ -188,7 +189,7 @@ def import_customers(session: Session, stream: TextIO, config: CrmConfig, *, bat
                                problems={"emails": f"{taken[0]} already belongs to customer {taken[1]}"})
         return service.create_customer(session, data, attribute_defs=config.custom_attributes, source=source).id
 
-    return _store(session, ImportReport(), stream, {"name"}, set(CUSTOMER_COLUMNS) | attr_names,
+    return _store(session, ImportReport(), stream, {"name"}, set(CUSTOMER_COLUMNS) | attr_names | EXPORT_ONLY,
                   batch_size or config.import_batch_size, parse, save)
 
 
