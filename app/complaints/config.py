@@ -345,10 +345,8 @@ class ComplaintsConfig(_Strict):
     reopen_within_days: int = Field(default=30, ge=0)
     evidence_max_files: int = Field(default=10, ge=0)
     evidence_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # per file
-    # Closing: a satisfaction survey for everyone, a follow-up task for valued customers.
+    # Closing sends a satisfaction survey (follow-up calls are the CRM's ``after_complaint_closed`` rule).
     survey_path: str = "/portal/surveys/complaint/{reference}"
-    follow_up_tiers: list[Tier] = Field(default_factory=lambda: ["vip", "major"])
-    follow_up_after_days: int = Field(default=7, ge=0)
     grading: GradingConfig = GradingConfig()
     deadlines: DeadlinesConfig = DeadlinesConfig()
     compensation: CompensationConfig = CompensationConfig()

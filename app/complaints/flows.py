@@ -22,7 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app import jobs
 from app.complaints import payouts, service
 from app.complaints.compensation import FixedClaim
-from app.complaints.models import Complaint, CompensationIssuance, CompensationProposal
+from app.complaints.models import CompensationIssuance, CompensationProposal, Complaint
 from app.complaints.payouts import ApprovalResult
 from app.complaints.states import ComplaintState
 from app.db import utcnow

@@ -17,24 +17,24 @@ def acknowledgement(language: str, *, name: str, reference: str, resolve_by: str
                     ) -> tuple[str, str]:
     if language == "zh":
         return (f"我们已收到您的投诉（编号 {reference}）",
-                f"{name}，您好：\n\n感谢您告诉我们。您的投诉已登记，编号为 {reference}。"
-                f"我们将在 {resolve_by} 前给您最终答复。{acknowledge_note}\n\n如需补充信息，请回复本消息并注明编号。")
+                (f"{name}，您好：\n\n感谢您告诉我们。您的投诉已登记，编号为 {reference}。"
+                f"我们将在 {resolve_by} 前给您最终答复。{acknowledge_note}\n\n如需补充信息，请回复本消息并注明编号。"))
     return (f"We have received your complaint ({reference})",
-            f"Dear {name},\n\nThank you for telling us. Your complaint is registered as {reference}. "
+            (f"Dear {name},\n\nThank you for telling us. Your complaint is registered as {reference}. "
             f"We will give you our final response by {resolve_by}. {acknowledge_note}\n\n"
-            "To add anything, reply to this message quoting the reference.")
+            "To add anything, reply to this message quoting the reference."))
 
 
 def rejection(language: str, *, name: str, reference: str, reasons: str, escalate_within_days: int
               ) -> tuple[str, str]:
     if language == "zh":
         return (f"关于您的投诉 {reference} 的最终答复",
-                f"{name}，您好：\n\n经过调查，我们无法支持您的投诉 {reference}。理由如下：\n{reasons}\n\n"
-                f"如您不同意，可在 {escalate_within_days} 天内回复要求复核，也有权向相关监管部门或消费者协会投诉。")
+                (f"{name}，您好：\n\n经过调查，我们无法支持您的投诉 {reference}。理由如下：\n{reasons}\n\n"
+                f"如您不同意，可在 {escalate_within_days} 天内回复要求复核，也有权向相关监管部门或消费者协会投诉。"))
     return (f"Our final response to your complaint {reference}",
-            f"Dear {name},\n\nAfter investigating, we cannot uphold your complaint {reference}, for these reasons:\n"
+            (f"Dear {name},\n\nAfter investigating, we cannot uphold your complaint {reference}, for these reasons:\n"
             f"{reasons}\n\nIf you disagree you may ask us to review it within {escalate_within_days} days, and you "
-            "have the right to refer it to the relevant regulator or ombudsman.")
+            "have the right to refer it to the relevant regulator or ombudsman."))
 
 
 def resolution(language: str, *, name: str, reference: str, note: str) -> tuple[str, str]:
@@ -53,8 +53,8 @@ def issuance(language: str, *, name: str, reference: str, amount_cents: int, cur
                 f"{name}，您好：\n\n我们已通过{method_zh}向您发放补偿 {money}。{code}再次为给您带来的不便致歉。")
     code = f" Your voucher code is {voucher_code}." if voucher_code else ""
     return (f"Compensation for your complaint {reference}",
-            f"Dear {name},\n\nWe have issued {money} to you as {method_en}.{code} "
-            "We are sorry again for what happened.")
+            (f"Dear {name},\n\nWe have issued {money} to you as {method_en}.{code} "
+            "We are sorry again for what happened."))
 
 
 def survey(language: str, *, name: str, reference: str, survey_url: str) -> tuple[str, str]:
@@ -62,8 +62,8 @@ def survey(language: str, *, name: str, reference: str, survey_url: str) -> tupl
         return ("请评价我们对您投诉的处理",
                 f"{name}，您好：\n\n您的投诉 {reference} 已关闭。请花一分钟告诉我们您对处理过程是否满意：{survey_url}")
     return ("How did we handle your complaint?",
-            f"Dear {name},\n\nYour complaint {reference} is now closed. Please take a minute to tell us how "
-            f"satisfied you are with how we handled it: {survey_url}")
+            (f"Dear {name},\n\nYour complaint {reference} is now closed. Please take a minute to tell us how "
+            f"satisfied you are with how we handled it: {survey_url}"))
 
 
 def sla_alert(language: str, *, reference: str, level: str, clock: str, name: str, due: str) -> tuple[str, str]:

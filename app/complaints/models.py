@@ -8,7 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, event
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.complaints.states import ComplaintState
@@ -63,7 +74,7 @@ class Complaint(db.Model):
         back_populates="complaint", order_by="CompensationProposal.id", passive_deletes=True)
 
     # Two people changing one complaint at once: the second commit fails instead of overwriting.
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (SQLAlchemy reads it once)
     __table_args__ = (Index("ix_complaints_customer_received", "customer_id", "received_at"),)
 
 

@@ -19,12 +19,29 @@ from sqlalchemy.orm import Session
 from app import realtime
 from app.auth.models import StaffUser
 from app.complaints import messages
-from app.complaints.approvals import (Approver, DuplicateApproval, approval_role_for, check_approval,
-                                      is_fully_approved)
+from app.complaints.approvals import (
+    Approver,
+    DuplicateApproval,
+    approval_role_for,
+    check_approval,
+    is_fully_approved,
+)
 from app.complaints.compensation import FixedClaim, Proposal, adjust_goodwill, propose
-from app.complaints.models import (Complaint, CompensationIssuance, CompensationProposal, ComplaintApproval,
-                                   ComplaintApprover, ComplaintEvent)
-from app.complaints.service import ComplaintError, notify_customer, record_event, staff_actor, transition
+from app.complaints.models import (
+    CompensationIssuance,
+    CompensationProposal,
+    Complaint,
+    ComplaintApproval,
+    ComplaintApprover,
+    ComplaintEvent,
+)
+from app.complaints.service import (
+    ComplaintError,
+    notify_customer,
+    record_event,
+    staff_actor,
+    transition,
+)
 from app.complaints.states import ComplaintState
 from app.crm.models import Customer
 from app.db import utcnow

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.complaints.models import Complaint, CompensationIssuance, CompensationProposal
+from app.complaints.models import CompensationIssuance, CompensationProposal, Complaint
 from app.interactions.models import Interaction
 
 

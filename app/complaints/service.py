@@ -21,10 +21,32 @@ from app.auth.models import StaffUser
 from app.calendars import CalendarConfig
 from app.complaints import messages
 from app.complaints.compensation import CompensationError, check_amount, check_currency
-from app.complaints.deadlines import Deadlines, compute_deadlines, elapsed_fraction, moment_at_fraction
-from app.complaints.grading import FactorInput, Grade, GradingError, changed_factors, grade, suggest
-from app.complaints.models import Complaint, ComplaintAlert, ComplaintEvent, ComplaintNotice
-from app.complaints.states import FINAL_RESPONSE, ComplaintState, InvalidComplaintTransition, check_transition
+from app.complaints.deadlines import (
+    Deadlines,
+    compute_deadlines,
+    elapsed_fraction,
+    moment_at_fraction,
+)
+from app.complaints.grading import (
+    FactorInput,
+    Grade,
+    GradingError,
+    changed_factors,
+    grade,
+    suggest,
+)
+from app.complaints.models import (
+    Complaint,
+    ComplaintAlert,
+    ComplaintEvent,
+    ComplaintNotice,
+)
+from app.complaints.states import (
+    FINAL_RESPONSE,
+    ComplaintState,
+    InvalidComplaintTransition,
+    check_transition,
+)
 from app.crm.models import Customer, Order
 from app.db import utcnow
 from app.interactions.models import Interaction
@@ -366,35 +388,21 @@ def reject(session: Session, config, complaint: Complaint, *, actor_id: int | No
 
 
 def close(session: Session, config, complaint: Complaint, *, actor_id: int | None, note: str = "",
-          public_base_url: str = "", at: datetime | None = None) -> Interaction | None:
-    """Close the complaint, invite the customer to the satisfaction survey and, for valued customers,
-    add a follow-up task (a ``task`` interaction, once per complaint). Returns the task, if any."""
+          public_base_url: str = "", at: datetime | None = None) -> ComplaintEvent:
+    """Close the complaint and invite the customer to the satisfaction survey.
+
+    The follow-up task for valued customers comes from the CRM's ``after_complaint_closed`` rule, which
+    reads ``closed_at`` (one owner for follow-ups, so no customer is called twice)."""
     at = at or utcnow()
-    transition(session, config, complaint, S.CLOSED, actor=staff_actor(actor_id), actor_id=actor_id, note=note, at=at)
+    row = transition(session, config, complaint, S.CLOSED, actor=staff_actor(actor_id), actor_id=actor_id,
+                     note=note, at=at)
     customer = session.get(Customer, complaint.customer_id)
     url = public_base_url.rstrip("/") + config.complaints.survey_path.format(reference=complaint.reference)
     notify_customer(session, complaint, "survey", messages.survey(
         complaint.language, name=customer.name, reference=complaint.reference, survey_url=url))
-    if customer.tier not in config.complaints.follow_up_tiers:
-        return None
-    return _follow_up_task(session, config, complaint, customer, at)
-
-
-def _follow_up_task(session: Session, config, complaint: Complaint, customer: Customer, at: datetime) -> Interaction:
-    from app.interactions.service import create_interaction
-
-    key = f"complaint-follow-up:{complaint.id}"
-    existing = session.scalar(select(Interaction).where(Interaction.channel == "task",
-                                                        Interaction.external_ref == key))
-    if existing is not None:  # a reopened and re-closed complaint keeps its one follow-up
-        return existing
-    due = at + timedelta(days=config.complaints.follow_up_after_days)
-    subject = {"zh": f"投诉 {complaint.reference} 关闭后回访", "en": f"Follow up complaint {complaint.reference}"}
-    return create_interaction(
-        session, channel="task", actor="complaints", external_ref=key, customer_id=customer.id,
-        language=customer.language, direction="outbound", at=at,
-        subject=subject["zh" if customer.language == "zh" else "en"],
-        attributes={"kind": "complaint_follow_up", "complaint_id": complaint.id, "due_at": due.isoformat()})
+    realtime.after_commit(session, "complaint.closed", {"id": complaint.id, "customer_id": customer.id,
+                                                        "tier": customer.tier, "at": at.isoformat()})
+    return row
 
 
 def reopen(session: Session, config, complaint: Complaint, *, actor: str, actor_id: int | None = None, note: str,
@@ -500,7 +508,22 @@ def at_risk(session: Session, config, now: datetime | None = None, threshold: fl
 
 
 __all__ = [
-    "ComplaintError", "ComplaintNotFound", "IntakeInvalid", "InvalidComplaintTransition", "raise_complaint",
-    "acknowledge", "regrade", "transition", "resolve", "reject", "close", "reopen", "raise_due_alerts",
-    "at_risk", "find_by_reference", "open_complaint_level", "prefill_from_interaction", "audit_trail",
+    "ComplaintError",
+    "ComplaintNotFound",
+    "IntakeInvalid",
+    "InvalidComplaintTransition",
+    "acknowledge",
+    "at_risk",
+    "audit_trail",
+    "close",
+    "find_by_reference",
+    "open_complaint_level",
+    "prefill_from_interaction",
+    "raise_complaint",
+    "raise_due_alerts",
+    "regrade",
+    "reject",
+    "reopen",
+    "resolve",
+    "transition",
 ]

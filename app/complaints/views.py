@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -19,8 +28,13 @@ from app.complaints.compensation import CompensationError, FixedClaim, format_mo
 from app.complaints.config import FACTORS
 from app.complaints.deadlines import DeadlineError
 from app.complaints.grading import FACTOR_NAMES, GradingError, suggest
-from app.complaints.models import Complaint, CompensationProposal
-from app.complaints.states import STATE_LABELS, TRANSITIONS, ComplaintState, InvalidComplaintTransition
+from app.complaints.models import CompensationProposal, Complaint
+from app.complaints.states import (
+    STATE_LABELS,
+    TRANSITIONS,
+    ComplaintState,
+    InvalidComplaintTransition,
+)
 from app.crm.models import Customer
 from app.db import utcnow
 from app.extensions import db
@@ -203,7 +217,7 @@ def step(complaint_id: int):
         abort(400)
     try:
         actions[action]()
-    except (service.ComplaintNotFound,):
+    except service.ComplaintNotFound:
         abort(404)
     except REFUSALS as exc:
         return _refused(exc, complaint_id)

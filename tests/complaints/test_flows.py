@@ -9,10 +9,17 @@ from sqlalchemy import func, select
 from app.complaints import flows, payouts, service
 from app.complaints.approvals import FourEyesViolation, NotAuthorised
 from app.complaints.compensation import CurrencyMismatch, FixedClaim, OutsideBand
-from app.complaints.models import (AuditTrailImmutable, CompensationIssuance, ComplaintAlert, ComplaintApproval,
-                                   ComplaintApprover, ComplaintEvent, ComplaintNotice)
+from app.complaints.models import (
+    AuditTrailImmutable,
+    CompensationIssuance,
+    ComplaintAlert,
+    ComplaintApproval,
+    ComplaintApprover,
+    ComplaintEvent,
+    ComplaintNotice,
+)
 from app.complaints.states import InvalidComplaintTransition
-from app.interactions.models import Interaction
+from app.crm import bridges
 from tests.factories import make_customer, make_interaction, make_order, make_staff
 
 
@@ -164,17 +171,11 @@ def test_full_journey_small_amount_self_approved_to_closed(db_session, people, j
     notices = [n.kind for n in db_session.scalars(select(ComplaintNotice).where(
         ComplaintNotice.recipient_kind == "customer").order_by(ComplaintNotice.id))]
     assert notices == ["acknowledgement", "issuance", "resolution", "survey"]
-    task = db_session.scalar(select(Interaction).where(Interaction.channel == "task"))
-    assert task.attributes["complaint_id"] == complaint.id and task.customer_id == complaint.customer_id
-
-
-def test_closing_for_ordinary_customer_creates_no_follow_up(db_session, people, jobs):
-    complaint = new_complaint(db_session, people, tier="small", scores={"harm": 1})
-    walk_to_investigating(db_session, people, complaint)
-    flows.propose(db_session, complaint.id, actor_id=people["agent"].id, include_goodwill=False)
-    flows.resolve(db_session, complaint.id, actor_id=people["agent"].id, note="explained the policy")
-    flows.close(db_session, complaint.id, actor_id=people["agent"].id)
-    assert db_session.scalar(select(func.count()).select_from(Interaction).where(Interaction.channel == "task")) == 0
+    survey = db_session.scalar(select(ComplaintNotice).where(ComplaintNotice.kind == "survey"))
+    assert f"/portal/surveys/complaint/{complaint.reference}" in survey.body
+    # the CRM's follow-up rule finds the closure through its bridge
+    window = (complaint.closed_at - timedelta(minutes=1), complaint.closed_at + timedelta(minutes=1))
+    assert bridges.recently_closed_complaints(db_session, *window) == [(complaint.id, complaint.customer_id)]
 
 
 def test_approval_chain_four_eyes_and_limits(db_session, people, jobs):
