@@ -1,0 +1,365 @@
+"""The one ingest path behind all three doors (IMAP poller, raw-MIME endpoint, ``flask mail ingest``).
+
+``ingest_raw`` stores the raw bytes and commits *before* parsing, so nothing received is ever lost;
+``process_inbound`` then parses, threads, stores and routes the message in one transaction. Anything
+that cannot be understood (or is poisonous: huge, thousands of parts or attachments, a bug in our own
+code) is put in the quarantine with a reason -- still stored, visible to admins, retry-able,
+release-able -- and the next message flows on.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from app.channels.email import threads
+from app.channels.email.autoreply import (
+    AckDecision,
+    automatic_reasons,
+    decide_acknowledgement,
+)
+from app.channels.email.bounces import BounceReport, analyse_bounce
+from app.channels.email.config import Mailbox
+from app.channels.email.models import (
+    EmailAttachment,
+    EmailMessage,
+    EmailThread,
+    InboundEmail,
+    InboundStatus,
+)
+from app.channels.email.outbound import (
+    is_undeliverable,
+    mark_undeliverable,
+    reply_domain,
+    schedule_acknowledgement,
+)
+from app.channels.email.parse import (
+    ParsedEmail,
+    UnparseableEmail,
+    message_key,
+    parse_email,
+)
+from app.channels.email.routing import (
+    choose_queue,
+    customer_addresses,
+    enqueue,
+    identify_customer,
+)
+from app.db import utcnow
+from app.interactions.models import Interaction
+from app.interactions.service import create_interaction, record_fact
+from app.interactions.states import State
+
+log = logging.getLogger(__name__)
+ACTOR = "email"
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+class Quarantine(Exception):
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    status: str  # stored | duplicate | quarantined
+    inbound_id: int | None
+    interaction_id: int | None = None
+    reason: str | None = None
+    new_case: bool = False
+    acknowledged: bool = False
+
+
+# --- storing ---------------------------------------------------------------------------------------
+
+def _stored_bytes(raw: bytes, max_stored: int) -> tuple[bytes, bool]:
+    if len(raw) <= max_stored:
+        return raw, False
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    head = raw[:end if 0 <= end < max_stored else min(len(raw), 64 * 1024)]
+    return head, True
+
+
+def ingest_raw(session: Session, desk_config, mailbox_name: str, raw: bytes, *, source: str, secret: str,
+               source_ref: str | None = None) -> IngestResult:
+    """Store ``raw`` (committed), then process it. A message already held for this mailbox is
+    reported as a duplicate and stored once, even when two pollers race (the unique key decides).
+    Raises KeyError for an unknown mailbox; database outages propagate (the caller retries)."""
+    config = desk_config.email
+    config.mailbox(mailbox_name)
+    key, _ = message_key(raw)
+    existing = session.scalar(select(InboundEmail.id).where(InboundEmail.mailbox == mailbox_name,
+                                                             InboundEmail.message_key == key))
+    if existing is not None:
+        return IngestResult("duplicate", existing)
+    stored, headers_only = _stored_bytes(raw, config.limits.max_stored_bytes)
+    row = InboundEmail(mailbox=mailbox_name, message_key=key, source=source, source_ref=source_ref, raw=stored,
+                       raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(), headers_only=headers_only,
+                       status=InboundStatus.PENDING, received_at=utcnow())
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        winner = session.scalar(select(InboundEmail.id).where(InboundEmail.mailbox == mailbox_name,
+                                                               InboundEmail.message_key == key))
+        return IngestResult("duplicate", winner)
+    return process_inbound(session, desk_config, row.id, secret=secret)
+
+
+# --- processing ------------------------------------------------------------------------------------
+
+def process_inbound(session: Session, desk_config, inbound_id: int, *, secret: str, lenient: bool = False,
+                    staff_id: int | None = None, now: datetime | None = None) -> IngestResult:
+    """Parse, thread, store and route a stored message; quarantine it when that is impossible.
+    ``lenient`` (an admin's release) lifts the limits and accepts what cannot be parsed as an
+    unreadable message on a case. Commits. Database outages propagate, leaving the message pending."""
+    now = now or utcnow()
+    row = session.get(InboundEmail, inbound_id)
+    if row is None:
+        raise LookupError(f"no inbound email {inbound_id}")
+    if row.status == InboundStatus.PROCESSED:
+        return IngestResult("stored", row.id, _interaction_of(session, row.id))
+    attempts = row.attempts + 1
+    try:
+        result = _process(session, desk_config, row, secret=secret, lenient=lenient, now=now)
+        row.status, row.processed_at, row.attempts = InboundStatus.PROCESSED, now, attempts
+        row.quarantine_reason, row.error = None, None
+        if lenient:
+            row.released_by = staff_id
+        session.commit()
+        return result
+    except OperationalError:
+        session.rollback()
+        raise
+    except Quarantine as exc:
+        return _quarantine(session, inbound_id, attempts, exc.reason, exc.detail)
+    except Exception as exc:  # a bug or a poison we did not foresee: quarantine it, keep the intake flowing
+        log.exception("email %s could not be processed; quarantined", inbound_id)
+        return _quarantine(session, inbound_id, attempts, "processing_error", f"{type(exc).__name__}: {exc}")
+
+
+def _quarantine(session: Session, inbound_id: int, attempts: int, reason: str, detail: str) -> IngestResult:
+    session.rollback()
+    row = session.get(InboundEmail, inbound_id)
+    row.status, row.quarantine_reason, row.error, row.attempts = InboundStatus.QUARANTINED, reason, detail[:4000], attempts
+    session.commit()
+    log.warning("email %s quarantined: %s %s", inbound_id, reason, detail[:200])
+    return IngestResult("quarantined", inbound_id, reason=reason)
+
+
+def _interaction_of(session: Session, inbound_id: int) -> int | None:
+    return session.scalar(select(EmailMessage.interaction_id).where(EmailMessage.inbound_id == inbound_id))
+
+
+def _parse(row: InboundEmail, limits, lenient: bool) -> ParsedEmail:
+    if row.headers_only and not lenient:
+        raise Quarantine("too_large", f"{row.raw_size} bytes; only the headers were stored")
+    if row.raw_size > limits.max_message_bytes and not lenient:
+        raise Quarantine("too_large", f"{row.raw_size} bytes (limit {limits.max_message_bytes})")
+    try:
+        parsed = parse_email(row.raw, max_parts=limits.max_parts if not lenient else 1_000_000)
+    except UnparseableEmail as exc:
+        if not lenient:
+            raise Quarantine(exc.reason, exc.detail) from exc
+        parsed = _unreadable(row.raw)
+    if len(parsed.attachments) > limits.max_attachments and not lenient:
+        raise Quarantine("too_many_attachments", f"{len(parsed.attachments)} (limit {limits.max_attachments})")
+    return parsed
+
+
+def _unreadable(raw: bytes) -> ParsedEmail:
+    """What an admin's release of an unparseable message shows: the raw text, with the raw attached."""
+    from app.channels.email.charsets import decode_bytes
+    from app.channels.email.parse import ParsedAttachment
+
+    _key, message_id = message_key(raw)
+    return ParsedEmail(message_id=message_id, in_reply_to=[], references=[], from_address="", from_name="",
+                       to=[], cc=[], reply_to=None, delivered_to=[], subject="(unreadable message)", date=None,
+                       text=decode_bytes(raw[:200_000])[0], html=None,
+                       attachments=[ParsedAttachment("original.eml", "message/rfc822", raw)], headers={},
+                       return_path=None, content_type="application/octet-stream", report_type=None,
+                       delivery_status=None)
+
+
+def _process(session: Session, desk_config, row: InboundEmail, *, secret: str, lenient: bool,
+             now: datetime) -> IngestResult:
+    config = desk_config.email
+    mailbox = config.mailbox(row.mailbox)
+    parsed = _parse(row, config.limits, lenient)
+    bounce = analyse_bounce(parsed)
+    if bounce is not None:
+        handled = _handle_bounce(session, config, row, parsed, bounce)
+        if handled is not None:
+            return handled
+    lookup = DbThreadLookup(session)
+    match = threads.find_case(secret=secret, lookup=lookup, sender=parsed.from_address, recipients=parsed.recipients,
+                              in_reply_to=parsed.in_reply_to, references=parsed.references, subject=parsed.subject)
+    interaction = session.get(Interaction, match.interaction_id) if match else None
+    if interaction is not None and interaction.state != State.ABANDONED:
+        return _continue_case(session, desk_config, row, parsed, interaction, match.via, bounce, now)
+    if bounce is not None and bounce.definite and not lenient:
+        raise Quarantine("unmatched_bounce", f"no message of ours among {bounce.original_message_ids[:5]}")
+    return _new_case(session, desk_config, mailbox, row, parsed, bounce, secret=secret, now=now)
+
+
+class DbThreadLookup:
+    """``threads.ThreadLookup`` over the database."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def case_for_message_id(self, message_id: str) -> int | None:
+        return self.session.scalar(select(EmailMessage.interaction_id).where(EmailMessage.message_id == message_id)
+                                   .order_by(EmailMessage.id).limit(1))
+
+    def case(self, interaction_id: int) -> threads.CaseRef | None:
+        thread = self.session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction_id))
+        if thread is None:
+            return None
+        customer_id = self.session.scalar(select(Interaction.customer_id).where(Interaction.id == interaction_id))
+        addresses = customer_addresses(self.session, customer_id) | {thread.customer_address}
+        return threads.CaseRef(interaction_id, frozenset(addresses), frozenset(thread.cc))
+
+
+def _store_message(session: Session, config, row: InboundEmail, parsed: ParsedEmail, thread: EmailThread,
+                   interaction: Interaction, *, kind: str, automatic: bool, details: dict) -> EmailMessage:
+    message = EmailMessage(
+        thread_id=thread.id, interaction_id=interaction.id, inbound_id=row.id, direction="in", kind=kind,
+        mailbox=row.mailbox, message_id=(parsed.message_id or "")[:255] or None,
+        in_reply_to=parsed.in_reply_to[0][:255] if parsed.in_reply_to else None,
+        references=[r[:255] for r in parsed.references[-50:]], from_address=parsed.from_address[:254],
+        from_name=parsed.from_name[:254], to=parsed.to[:100], cc=parsed.cc[:100], subject=parsed.subject,
+        text_body=parsed.text, html_body=parsed.html, language=interaction.language, is_automatic=automatic,
+        status="received", sent_at=parsed.date, details=dict(details, reply_to=parsed.reply_to))
+    limits = config.limits
+    for attachment in parsed.attachments:
+        message.attachments.append(_attachment_row(attachment, limits))
+    session.add(message)
+    session.flush()
+    return message
+
+
+def _attachment_row(attachment, limits) -> EmailAttachment:
+    extension = attachment.filename.rpartition(".")[2].lower() if "." in attachment.filename else ""
+    withheld = None
+    if len(attachment.data) > limits.max_attachment_bytes:
+        withheld = "too_large"
+    elif extension in limits.blocked_extensions:
+        withheld = "blocked_type"
+    return EmailAttachment(
+        filename=attachment.filename, content_type=attachment.content_type, size_bytes=len(attachment.data),
+        sha256=hashlib.sha256(attachment.data).hexdigest(), content_id=(attachment.content_id or "")[:255] or None,
+        inline=attachment.inline, withheld=withheld, content=None if withheld else attachment.data)
+
+
+def _language_for(parsed: ParsedEmail, customer_language: str | None, mailbox: Mailbox) -> str:
+    if customer_language in ("en", "zh"):
+        return customer_language
+    sample = f"{parsed.subject} {parsed.text[:2000]}"
+    return "zh" if len(_CJK.findall(sample)) >= 2 else mailbox.language
+
+
+def _new_case(session: Session, desk_config, mailbox: Mailbox, row: InboundEmail, parsed: ParsedEmail,
+              bounce: BounceReport | None, *, secret: str, now: datetime) -> IngestResult:
+    config = desk_config.email
+    automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
+    sender = parsed.from_address
+    guessed = _language_for(parsed, None, mailbox)
+    customer_id, customer_language = (identify_customer(session, sender, name=parsed.from_name, language=guessed,
+                                                        create_prospect=not automatic)
+                                      if sender else (None, None))
+    language = customer_language if customer_language in ("en", "zh") else guessed
+    queue = choose_queue(config, mailbox, sender, parsed.subject)
+    interaction = create_interaction(
+        session, channel="email", actor=ACTOR, external_ref=f"{row.mailbox}/{row.id}", customer_id=customer_id,
+        language=language, subject=parsed.subject[:1000],
+        attributes={"mailbox": row.mailbox, "from": sender, "automatic": automatic}, at=now)
+    thread = EmailThread(interaction_id=interaction.id, mailbox=row.mailbox, customer_address=sender,
+                         cc=sorted(set(parsed.cc) - config.own_addresses()), subject=parsed.subject[:1000],
+                         created_at=now)
+    session.add(thread)
+    session.flush()
+    message = _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
+                             details={})
+    enqueue(session, interaction, queue, actor=ACTOR, reason="email received")
+    acknowledged = _maybe_acknowledge(session, desk_config, mailbox, parsed, interaction, thread, message, bounce,
+                                      secret=secret, now=now)
+    return IngestResult("stored", row.id, interaction.id, new_case=True, acknowledged=acknowledged)
+
+
+def _maybe_acknowledge(session: Session, desk_config, mailbox: Mailbox, parsed: ParsedEmail,
+                       interaction: Interaction, thread: EmailThread, message: EmailMessage,
+                       bounce: BounceReport | None, *, secret: str, now: datetime) -> bool:
+    config = desk_config.email
+    to = parsed.reply_to or parsed.from_address
+    window_start = now - timedelta(seconds=config.autoreply.window_s)
+    sent = session.scalar(select(func.count(EmailMessage.id)).where(
+        EmailMessage.recipient == to, EmailMessage.kind == "ack", EmailMessage.created_at >= window_start)) or 0
+    decision = decide_acknowledgement(
+        enabled=config.autoreply.enabled, headers=parsed.headers, is_bounce=bounce is not None,
+        addresses=[parsed.from_address, to], own_addresses=config.own_addresses(),
+        reply_domains={reply_domain(config, m) for m in config.mailboxes}, sent_in_window=sent,
+        max_per_window=config.autoreply.max_per_sender, new_case=True)
+    if decision.send and is_undeliverable(session, to):
+        decision = AckDecision(False, "undeliverable")
+    record_fact(session, interaction, "email_acknowledgement", actor=ACTOR, reason=decision.reason,
+                data={"send": decision.send, "to": to})
+    if not decision.send:
+        return False
+    schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now)
+    return True
+
+
+def _continue_case(session: Session, desk_config, row: InboundEmail, parsed: ParsedEmail, interaction: Interaction,
+                   via: str, bounce: BounceReport | None, now: datetime) -> IngestResult:
+    config = desk_config.email
+    thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
+    automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
+    _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
+                   details={"threaded_via": via})
+    sender = parsed.from_address
+    allowed = customer_addresses(session, interaction.customer_id) | {thread.customer_address} | set(thread.cc)
+    if sender in allowed:
+        thread.cc = sorted((set(thread.cc) | set(parsed.cc)) - config.own_addresses() - {thread.customer_address})
+    record_fact(session, interaction, "email_received", actor=ACTOR, reason=via,
+                data={"inbound_id": row.id, "from": sender, "automatic": automatic})
+    if interaction.state == State.CLOSED and not automatic:
+        queue = interaction.queue or config.mailbox(thread.mailbox).queue
+        enqueue(session, interaction, queue, actor=ACTOR, reason="customer replied")
+    return IngestResult("stored", row.id, interaction.id)
+
+
+def _handle_bounce(session: Session, config, row: InboundEmail, parsed: ParsedEmail,
+                   bounce: BounceReport) -> IngestResult | None:
+    """Attach a bounce to the case of the message it returns; None when it names none of ours."""
+    if not bounce.original_message_ids:
+        return None
+    original = session.scalar(select(EmailMessage).where(
+        EmailMessage.message_id.in_(bounce.original_message_ids), EmailMessage.direction == "out")
+        .order_by(EmailMessage.id.desc()).limit(1))
+    if original is None:
+        return None
+    interaction = session.get(Interaction, original.interaction_id)
+    thread = session.get(EmailThread, original.thread_id)
+    report = {"status": bounce.status, "recipient": bounce.recipient, "diagnostic": bounce.diagnostic,
+              "permanent": bounce.permanent, "original_email_message_id": original.id}
+    message = _store_message(session, config, row, parsed, thread, interaction, kind="bounce", automatic=True,
+                             details={"bounce": report})
+    original.status = "bounced"
+    original.details = dict(original.details or {}, bounce=report)
+    if bounce.permanent:
+        for address in ([bounce.recipient] if bounce.recipient else original.to):
+            mark_undeliverable(session, address, bounce.status or "5.0.0", bounce.diagnostic, message.id)
+    record_fact(session, interaction, "email_bounced", actor=ACTOR, reason=bounce.status or "",
+                data=report)
+    return IngestResult("stored", row.id, interaction.id)
+

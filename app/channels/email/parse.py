@@ -1,0 +1,299 @@
+"""Raw MIME bytes -> ParsedEmail (pure; standard library ``email`` with ``policy.default``).
+
+Promises: every header is decoded (encoded-words, raw 8-bit, mislabelled charsets) and every text part
+decoded through ``charsets``; a message that is hostile rather than merely odd (no headers at all,
+thousands of parts, absurd nesting) raises ``UnparseableEmail`` with a reason code so the caller can
+quarantine it. Nothing here touches the database.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage as MimeMessage
+from email.message import Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+
+from app.channels.email.charsets import (
+    decode_bytes,
+    decode_header_value,
+    html_declared_charset,
+)
+
+MAX_DEPTH = 20
+_MSGID = re.compile(r"<([^<>\s]+)>")
+MAX_KEY_LEN = 200
+
+
+class UnparseableEmail(Exception):
+    """The bytes cannot be understood as an email; ``reason`` is a short code for the quarantine."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@dataclass
+class ParsedAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+
+@dataclass
+class ParsedEmail:
+    message_id: str | None
+    in_reply_to: list[str]
+    references: list[str]
+    from_address: str
+    from_name: str
+    to: list[str]
+    cc: list[str]
+    reply_to: str | None
+    delivered_to: list[str]
+    subject: str
+    date: datetime | None
+    text: str
+    html: str | None
+    attachments: list[ParsedAttachment]
+    headers: dict[str, list[str]]  # lower-cased name -> decoded values
+    return_path: str | None  # None: absent; "": the null sender <>
+    content_type: str
+    report_type: str | None
+    delivery_status: str | None  # text of a message/delivery-status part
+    embedded_message_ids: list[str] = field(default_factory=list)  # of messages returned inside a report
+    defects: list[str] = field(default_factory=list)
+
+    def header(self, name: str) -> str | None:
+        values = self.headers.get(name.lower())
+        return values[0] if values else None
+
+    @property
+    def recipients(self) -> list[str]:
+        return self.to + self.cc + self.delivered_to
+
+
+def parse_message_ids(value: str | None) -> list[str]:
+    """Message-IDs in a header value, in order, without angle brackets (bare ids accepted)."""
+    if not value:
+        return []
+    found = _MSGID.findall(value)
+    if found:
+        return found
+    bare = value.strip().split()
+    return [bare[0]] if bare and "@" in bare[0] else []
+
+
+def message_key(raw: bytes) -> tuple[str, str | None]:
+    """(dedupe key, Message-ID) from the headers alone, for storing before a full parse.
+
+    The key is ``mid:<Message-ID>``; without one (or with an absurd one), ``sha:<hash of sender and
+    raw bytes>`` -- the same bytes from the same sender are the same message."""
+    headers = BytesParser(policy=policy.compat32).parsebytes(raw[:256 * 1024], headersonly=True)
+    ids = parse_message_ids(str(headers.get("Message-ID", "") or ""))
+    message_id = ids[0] if ids else None
+    if message_id and len(message_id) <= MAX_KEY_LEN:
+        return f"mid:{message_id}", message_id
+    sender = str(headers.get("From", "") or "").encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(sender + b"\0" + raw).hexdigest()
+    return f"sha:{digest}", message_id[:MAX_KEY_LEN] if message_id else None
+
+
+def parse_email(raw: bytes, *, max_parts: int = 500) -> ParsedEmail:
+    """Parse ``raw`` into a ParsedEmail. Raises UnparseableEmail (reason codes: ``no_headers``,
+    ``too_many_parts``, ``too_deep``, ``broken_mime``)."""
+    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    headers = _decoded_headers(msg)
+    if not headers or not ({"from", "message-id", "subject", "date", "to"} & headers.keys()):
+        raise UnparseableEmail("no_headers", "no recognisable email header fields")
+    leaves = _leaves(msg, max_parts)
+    try:
+        return _assemble(msg, headers, leaves)
+    except (LookupError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise UnparseableEmail("broken_mime", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _decoded_headers(msg: Message) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():
+        headers.setdefault(name.lower(), []).append(decode_header_value(str(value)))
+    return headers
+
+
+def _raw_header(msg: Message, name: str) -> str:
+    for key, value in msg.raw_items():
+        if key.lower() == name.lower():
+            return str(value)
+    return ""
+
+
+def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
+    raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+    pairs = []
+    for display, address in getaddresses(raw):
+        address = decode_header_value(address).strip().lower()
+        if "@" in address:
+            pairs.append((decode_header_value(display), address))
+    return pairs
+
+
+def _leaves(msg: Message, max_parts: int) -> list[Message]:
+    leaves: list[Message] = []
+    count = 0
+    stack: list[tuple[Message, int]] = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        count += 1
+        if count > max_parts:
+            raise UnparseableEmail("too_many_parts", f"more than {max_parts} MIME parts")
+        if depth > MAX_DEPTH:
+            raise UnparseableEmail("too_deep", f"MIME nesting deeper than {MAX_DEPTH}")
+        if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
+            stack.extend((sub, depth + 1) for sub in reversed(part.get_payload()))
+        else:
+            leaves.append(part)
+    return leaves
+
+
+def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[Message]) -> ParsedEmail:
+    sender = (_addresses(msg, "From") or [("", "")])[0]
+    reply_to = _addresses(msg, "Reply-To")
+    text_part, html_part = _body_parts(msg)
+    texts, attachments = [], []
+    delivery_status, embedded = None, []
+    for part in leaves:
+        ctype = part.get_content_type()
+        if part is text_part or part is html_part:
+            continue
+        if ctype == "message/delivery-status":
+            delivery_status = _delivery_status_text(part)
+            continue
+        if ctype in ("message/rfc822", "text/rfc822-headers"):
+            embedded.extend(_embedded_ids(part))
+        if ctype == "text/plain" and not part.get_filename() and part.get_content_disposition() != "attachment":
+            texts.append(_text_of(part))
+            continue
+        attachments.append(_attachment(part, len(attachments) + 1))
+    text = "\n\n".join(t for t in [_text_of(text_part) if text_part is not None else "", *texts] if t)
+    html = _text_of(html_part) if html_part is not None else None
+    return ParsedEmail(
+        message_id=(parse_message_ids(headers.get("message-id", [""])[0]) or [None])[0],
+        in_reply_to=parse_message_ids(_raw_header(msg, "In-Reply-To")),
+        references=parse_message_ids(_raw_header(msg, "References")),
+        from_address=sender[1], from_name=sender[0],
+        to=[a for _, a in _addresses(msg, "To")], cc=[a for _, a in _addresses(msg, "Cc")],
+        reply_to=reply_to[0][1] if reply_to else None,
+        delivered_to=[a for _, a in _addresses(msg, "Delivered-To")] + [a for _, a in _addresses(msg, "X-Original-To")],
+        subject=(headers.get("subject") or [""])[0], date=_date(_raw_header(msg, "Date")),
+        text=text, html=html, attachments=attachments, headers=headers,
+        return_path=_return_path(msg), content_type=msg.get_content_type(),
+        report_type=(msg.get_param("report-type") or None) if msg.get_content_type() == "multipart/report" else None,
+        delivery_status=delivery_status, embedded_message_ids=embedded,
+        defects=[type(d).__name__ for d in msg.defects])
+
+
+def _body_parts(msg: Message) -> tuple[Message | None, Message | None]:
+    if not isinstance(msg, MimeMessage):  # pragma: no cover - policy.default always builds EmailMessage
+        return None, None
+    if msg.get_content_maintype() not in ("text", "multipart"):
+        return None, None
+    text = msg.get_body(preferencelist=("plain",))
+    html = msg.get_body(preferencelist=("html",))
+    return text, html
+
+
+def _payload_bytes(part: Message) -> bytes:
+    data = part.get_payload(decode=True)
+    if data is None:
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            return b"".join(sub.as_bytes() for sub in payload)
+        return str(payload or "").encode("utf-8", "surrogateescape")
+    return data
+
+
+def _text_of(part: Message) -> str:
+    data = _payload_bytes(part)
+    label = part.get_param("charset")
+    if isinstance(label, tuple):  # RFC 2231 form
+        label = label[2]
+    if not label and part.get_content_subtype() == "html":
+        label = html_declared_charset(data)
+    return decode_bytes(data, label)[0]
+
+
+def _delivery_status_text(part: Message) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list):
+        blocks = ["\n".join(f"{k}: {decode_header_value(str(v))}" for k, v in block.raw_items()) for block in payload]
+        return "\n\n".join(blocks)
+    return decode_bytes(_payload_bytes(part))[0]
+
+
+def _embedded_ids(part: Message) -> list[str]:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload:
+        return parse_message_ids(str(payload[0].get("Message-ID", "") or ""))
+    text = decode_bytes(_payload_bytes(part))[0]
+    match = re.search(r"^Message-ID:\s*(.+)$", text, re.IGNORECASE | re.MULTILINE)
+    return parse_message_ids(match.group(1)) if match else []
+
+
+def _attachment(part: Message, index: int) -> ParsedAttachment:
+    ctype = part.get_content_type()
+    filename = decode_header_value(part.get_filename() or "") if _has_filename(part) else ""
+    if ctype == "message/rfc822":
+        data = _payload_bytes(part)
+        filename = filename or f"message-{index}.eml"
+    else:
+        data = _payload_bytes(part)
+    if not filename:
+        filename = f"part-{index}{_extension_for(ctype)}"
+    content_ids = parse_message_ids(str(part.get("Content-ID", "") or ""))
+    return ParsedAttachment(filename=_safe_filename(filename), content_type=ctype[:127], data=data,
+                            content_id=content_ids[0] if content_ids else None,
+                            inline=part.get_content_disposition() == "inline")
+
+
+def _has_filename(part: Message) -> bool:
+    try:
+        return bool(part.get_filename())
+    except (LookupError, ValueError):
+        return False
+
+
+def _extension_for(ctype: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_extension(ctype) or ".bin"
+
+
+def _safe_filename(name: str) -> str:
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip().lstrip(".") or "attachment"
+    return name[:255]
+
+
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _return_path(msg: Message) -> str | None:
+    raw = _raw_header(msg, "Return-Path")
+    if not raw and "Return-Path" not in msg:
+        return None
+    match = re.search(r"<([^>]*)>", raw)
+    return (match.group(1) if match else raw).strip().lower()

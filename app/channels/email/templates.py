@@ -1,0 +1,140 @@
+"""Email templates: Jinja2 in a sandbox, in English and Simplified Chinese, editable by admins.
+
+Built-in texts live here; an admin's edited version (``EmailTemplate`` row) replaces one key and
+language. Templates see only plain values (``customer``, ``case``, ``desk``, ``agent``, ``body``),
+never models, and the sandbox refuses attribute tricks (``__class__`` and friends), so an admin
+template cannot reach into the application. Rendering for sending never fails: a broken stored
+template falls back to the built-in one and the problem is logged.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.channels.email.models import EmailTemplate
+from app.db import utcnow
+
+log = logging.getLogger(__name__)
+KEYS = ("acknowledgement", "reply")
+LANGUAGES = ("en", "zh")
+MAX_TEMPLATE_CHARS = 20_000
+
+BUILT_IN: dict[tuple[str, str], tuple[str, str]] = {
+    ("acknowledgement", "en"): (
+        "We have received your message: {{ case.subject }}",
+        ("Dear {{ customer.name or 'customer' }},\n\n"
+        "Thank you for writing to {{ desk.name }}. Your message has been received and recorded as case "
+        "{{ case.reference }}.\n"
+        "We expect to reply by {{ case.expected_reply }}.\n\n"
+        "To add anything, simply reply to this email and keep {{ case.tag }} in the subject.\n\n"
+        "This is an automatic acknowledgement.\n{{ desk.name }}\n")),
+    ("acknowledgement", "zh"): (
+        "我们已收到您的来信：{{ case.subject }}",
+        ("尊敬的{{ customer.name or '客户' }}：\n\n"
+        "感谢您致信{{ desk.name }}。您的来信已收到，案件编号为 {{ case.reference }}。\n"
+        "我们预计将在 {{ case.expected_reply }} 前答复您。\n\n"
+        "如需补充信息，请直接回复本邮件，并在主题中保留 {{ case.tag }}。\n\n"
+        "此邮件为自动确认，请勿直接回复询问其他事项。\n{{ desk.name }}\n")),
+    ("reply", "en"): (
+        "Re: {{ case.subject }}",
+        "Dear {{ customer.name or 'customer' }},\n\n{{ body }}\n\nKind regards,\n{{ agent.name }}\n{{ desk.name }}\n"),
+    ("reply", "zh"): (
+        "回复：{{ case.subject }}",
+        "尊敬的{{ customer.name or '客户' }}：\n\n{{ body }}\n\n此致\n{{ agent.name }}\n{{ desk.name }}\n"),
+}
+
+
+class TemplateProblem(ValueError):
+    """A template that does not compile or render; ``field`` is "subject" or "body"."""
+
+    def __init__(self, field: str, message: str):
+        self.field, self.message = field, message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+
+
+_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
+
+
+def sample_context(language: str, desk_name: str = "Service Desk") -> dict[str, Any]:
+    """Made-up values for previews and for checking a template before it is saved."""
+    zh = language == "zh"
+    return {
+        "customer": {"name": "王小明" if zh else "Alex Smith", "language": language, "tier": "ordinary"},
+        "case": {"reference": "C-1234", "tag": "[#C-1234]", "subject": "订单未送达" if zh else "Order not delivered",
+                 "queue": "general", "expected_reply": "2026-05-12 18:00"},
+        "desk": {"name": desk_name},
+        "agent": {"name": "李娜" if zh else "Sam Lee"},
+        "body": "我们已为您重新安排配送。" if zh else "We have re-arranged the delivery for you.",
+    }
+
+
+def render_strings(subject: str, body: str, context: dict[str, Any]) -> Rendered:
+    """Render a subject and body; raises TemplateProblem naming the field that failed."""
+    out = []
+    for field, source in (("subject", subject), ("body", body)):
+        if len(source) > MAX_TEMPLATE_CHARS:
+            raise TemplateProblem(field, f"longer than {MAX_TEMPLATE_CHARS} characters")
+        try:
+            out.append(_ENV.from_string(source).render(context))
+        except TemplateError as exc:  # syntax, undefined variables, sandbox SecurityError
+            raise TemplateProblem(field, str(exc)) from exc
+    return Rendered(" ".join(out[0].split()), out[1])
+
+
+def source_of(session: Session, key: str, language: str) -> tuple[str, str, bool]:
+    """(subject, body, customised) for ``key`` in ``language`` (English when the language is unknown)."""
+    language = language if language in LANGUAGES else "en"
+    row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key, EmailTemplate.language == language))
+    if row is not None:
+        return row.subject, row.body, True
+    subject, body = BUILT_IN[(key, language)]
+    return subject, body, False
+
+
+def render(session: Session, key: str, language: str, context: dict[str, Any]) -> Rendered:
+    """Render the live template; a broken stored template falls back to the built-in text."""
+    subject, body, customised = source_of(session, key, language)
+    try:
+        return render_strings(subject, body, context)
+    except TemplateProblem:
+        if not customised:
+            raise
+        log.exception("stored email template %s/%s failed; using the built-in text", key, language)
+        fallback = BUILT_IN[(key, language if language in LANGUAGES else "en")]
+        return render_strings(*fallback, context)
+
+
+def save_template(session: Session, key: str, language: str, subject: str, body: str, *,
+                  staff_id: int | None, desk_name: str = "Service Desk") -> EmailTemplate:
+    """Store an admin's template after proving it renders with sample values.
+    Raises TemplateProblem (nothing stored) or KeyError for an unknown key/language. Does not commit."""
+    if key not in KEYS or language not in LANGUAGES:
+        raise KeyError(f"{key}/{language}")
+    render_strings(subject, body, sample_context(language, desk_name))
+    row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key, EmailTemplate.language == language))
+    if row is None:
+        row = EmailTemplate(key=key, language=language, subject=subject, body=body)
+        session.add(row)
+    row.subject, row.body, row.updated_by, row.updated_at = subject, body, staff_id, utcnow()
+    session.flush()
+    return row
+
+
+def reset_template(session: Session, key: str, language: str) -> None:
+    """Go back to the built-in text. Does not commit."""
+    row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key, EmailTemplate.language == language))
+    if row is not None:
+        session.delete(row)
+        session.flush()

@@ -1,0 +1,95 @@
+"""Fixtures for the email channel: a known email configuration, a mail builder, an ingest helper."""
+from __future__ import annotations
+
+from email.message import EmailMessage as MimeMessage
+from email.utils import format_datetime, make_msgid
+
+import pytest
+
+from app.channels.email.config import EmailConfig
+from app.channels.email.mailer import RecordingMailer
+from app.db import utcnow
+
+SECRET = "test-secret-key"
+
+
+def email_config(**overrides) -> EmailConfig:
+    base = {
+        "mailboxes": [
+            {"name": "support", "address": "support@desk.test", "display_name": "Test Desk", "queue": "general",
+             "aliases": ["help@desk.test"]},
+            {"name": "billing", "address": "billing@desk.test", "queue": "billing", "language": "zh"},
+        ],
+        "rules": [{"subject_contains": ["invoice", "发票"], "queue": "billing"}],
+        "smtp": {"transport": "recording"},
+        "outbound": {"undo_window_s": 10, "max_attempts": 3, "backoff_s": [5, 10]},
+        "autoreply": {"max_per_sender": 3, "window_s": 3600, "reply_within_h": {"billing": 8}},
+        "limits": {"max_message_bytes": 200_000, "max_stored_bytes": 400_000, "max_attachment_bytes": 50_000,
+                   "max_attachments": 5, "max_parts": 40},
+        "poll": {"interval_s": 60, "alert_after_failures": 2},
+        "inbound_secret": {"value": "shared-secret"},
+    }
+    base.update(overrides)
+    return EmailConfig.model_validate(base)
+
+
+@pytest.fixture()
+def desk(app):
+    """The app's DeskConfig with the test email section; restored afterwards."""
+    original = app.extensions["desk.config"]
+    app.extensions["desk.config"] = original.model_copy(update={"email": email_config()})
+    outbox = RecordingMailer()
+    app.extensions["desk.email.outbox"] = outbox
+    yield app.extensions["desk.config"]
+    app.extensions["desk.config"] = original
+
+
+@pytest.fixture()
+def outbox(desk, app) -> RecordingMailer:
+    return app.extensions["desk.email.outbox"]
+
+
+def set_email_config(app, **overrides) -> None:
+    current = app.extensions["desk.config"]
+    app.extensions["desk.config"] = current.model_copy(update={"email": email_config(**overrides)})
+
+
+def build_mail(*, sender: str = "alice@customer.test", to: str = "support@desk.test", subject: str = "Help please",
+               body: str = "My order has not arrived.", message_id: str | None = "auto", html: str | None = None,
+               headers: dict[str, str] | None = None, attachments: list[tuple[str, str, bytes]] | None = None,
+               in_reply_to: str | None = None, references: list[str] | None = None, cc: str | None = None,
+               charset: str = "utf-8") -> bytes:
+    msg = MimeMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    if message_id == "auto":
+        msg["Message-ID"] = make_msgid(domain="customer.test")
+    elif message_id:
+        msg["Message-ID"] = message_id
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+    if references:
+        msg["References"] = " ".join(f"<{r}>" for r in references)
+    for name, value in (headers or {}).items():
+        msg[name] = value
+    msg.set_content(body, charset=charset)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+    for filename, ctype, data in attachments or []:
+        maintype, subtype = ctype.split("/")
+        msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
+    return msg.as_bytes()
+
+
+@pytest.fixture()
+def ingest(desk, db_session):
+    from app.channels.email.ingest import ingest_raw
+
+    def _ingest(raw: bytes, mailbox: str = "support", source: str = "cli"):
+        return ingest_raw(db_session, desk, mailbox, raw, source=source, secret=SECRET)
+
+    return _ingest
