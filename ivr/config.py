@@ -294,7 +294,11 @@ class HangupNode(_NodeBase):
         return True
 
 
-Node = Annotated[SayNode | GatherNode | MenuNode | LanguageNode | HoursNode | CallerNode | LookupNode | EnqueueNode | VoicemailNode | CallbackNode | HangupNode, Field(discriminator="type")]
+Node = Annotated[
+    SayNode | GatherNode | MenuNode | LanguageNode | HoursNode | CallerNode | LookupNode | EnqueueNode
+    | VoicemailNode | CallbackNode | HangupNode,
+    Field(discriminator="type"),
+]
 INPUT_NODE_TYPES = (GatherNode, MenuNode, LanguageNode, LookupNode)
 
 
