@@ -40,7 +40,8 @@ def rejection(language: str, *, name: str, reference: str, reasons: str, escalat
 def resolution(language: str, *, name: str, reference: str, note: str) -> tuple[str, str]:
     if language == "zh":
         return (f"您的投诉 {reference} 已解决", f"{name}，您好：\n\n您的投诉 {reference} 已处理完毕。\n{note}")
-    return (f"Your complaint {reference} is resolved", f"Dear {name},\n\nYour complaint {reference} is resolved.\n{note}")
+    return (f"Your complaint {reference} is resolved",
+            f"Dear {name},\n\nYour complaint {reference} is resolved.\n{note}")
 
 
 def issuance(language: str, *, name: str, reference: str, amount_cents: int, currency: str, method: str,

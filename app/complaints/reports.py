@@ -55,8 +55,9 @@ def timeliness(session: Session, start: datetime, end: datetime) -> dict[str, An
 
 def compensation(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
     rows = session.execute(
-        select(CompensationProposal.redress_cents, CompensationProposal.fixed_cents, CompensationProposal.goodwill_cents,
-               CompensationProposal.customer_tier, CompensationIssuance.amount_cents)
+        select(CompensationProposal.redress_cents, CompensationProposal.fixed_cents,
+               CompensationProposal.goodwill_cents, CompensationProposal.customer_tier,
+               CompensationIssuance.amount_cents)
         .join(CompensationIssuance, CompensationIssuance.proposal_id == CompensationProposal.id)
         .where(_in_period(CompensationIssuance.issued_at, start, end))).all()
     by_type = {"redress": 0, "fixed": 0, "goodwill": 0}

@@ -97,7 +97,7 @@ def find_by_reference(session: Session, reference: str) -> Complaint | None:
 def open_complaint_level(session: Session, customer_id: int) -> str | None:
     """The most severe level among the customer's open complaints (for routing priority and the IVR)."""
     levels = session.scalars(select(Complaint.level).where(
-        Complaint.customer_id == customer_id, Complaint.state != S.CLOSED)).all()
+        Complaint.customer_id == customer_id, Complaint.state.not_in((S.CLOSED, S.RESOLVED, S.REJECTED)))).all()
     return min(levels) if levels else None  # 'P1' < 'P2' < ... sorts most severe first
 
 
@@ -125,7 +125,8 @@ def _customer_channel(customer: Customer) -> str:
     return "sms" if customer.phones else "portal"
 
 
-def notify_customer(session: Session, complaint: Complaint, kind: str, subject_body: tuple[str, str]) -> ComplaintNotice:
+def notify_customer(session: Session, complaint: Complaint, kind: str,
+                    subject_body: tuple[str, str]) -> ComplaintNotice:
     """Queue a message to the customer on their channel, in the complaint's language."""
     customer = session.get(Customer, complaint.customer_id)
     subject, body = subject_body

@@ -86,7 +86,8 @@ def test_full_proposal_explained_with_reason_codes():
     result = proposal("P2", "vip", proven_loss_cents=12345,
                       fixed=[FixedClaim("delivery_delay_per_day", days=4)])
     assert [(p.kind, p.reason_code, p.amount_cents) for p in result.parts] == [
-        ("redress", "proven_loss", 12345), ("fixed", "delivery_delay_per_day", 4000), ("goodwill", "goodwill_p2", 30000)]
+        ("redress", "proven_loss", 12345), ("fixed", "delivery_delay_per_day", 4000),
+        ("goodwill", "goodwill_p2", 30000)]
     assert result.total_cents == 46345
     assert result.explanation("en")[0] == "redress 123.45 CNY: the proven loss, paid back in full"
     assert result.explanation("zh")[0].startswith("赔偿 123.45 CNY")

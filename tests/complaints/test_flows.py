@@ -179,8 +179,8 @@ def test_full_journey_small_amount_self_approved_to_closed(db_session, people, j
 
 
 def test_approval_chain_four_eyes_and_limits(db_session, people, jobs):
-    complaint = new_complaint(db_session, people, tier="small", scores={"harm": 2, "legal_risk": 2, "public_exposure": 2},
-                              owner_id=people["lead"].id)
+    complaint = new_complaint(db_session, people, tier="small", owner_id=people["lead"].id,
+                              scores={"harm": 2, "legal_risk": 2, "public_exposure": 2})
     assert complaint.level == "P2"
     walk_to_investigating(db_session, people, complaint)
     proposal = flows.propose(db_session, complaint.id, actor_id=people["agent"].id, proven_loss_cents=20000)
@@ -282,6 +282,8 @@ def test_reject_then_reopen_within_window(db_session, people, jobs):
     flows.reopen(db_session, complaint.id, note="customer sent the warranty card", actor="customer:1")
     assert complaint.state == "investigating" and complaint.reopen_count == 1 and complaint.final_response_at is None
     assert service.open_complaint_level(db_session, complaint.customer_id) == "P4"
+    flows.reject(db_session, complaint.id, actor_id=people["agent"].id, reasons="card is forged")
+    assert service.open_complaint_level(db_session, complaint.customer_id) is None
 
 
 def test_reopen_after_window_refused(db_session, people, jobs):

@@ -69,7 +69,7 @@ def test_every_point_is_explained_in_both_languages(values):
     assert result.total == sum(values.values())
     english, chinese = result.explanation("en"), result.explanation("zh")
     assert len(english) == len(chinese) == len(FACTORS) + 1
-    for point, line in zip(result.points, english):
+    for point, line in zip(result.points, english, strict=False):
         assert f"{point.score}/3" in line
 
 

@@ -25,7 +25,8 @@ def history(db_session, desk_config):
                                 category="delivery_delay", description="late", scores={"harm": 1},
                                 actor_id=agent.id, at=T0 + timedelta(hours=1))
     b = service.raise_complaint(db_session, desk_config, channel="email", customer_id=small.id,
-                                category="delivery_delay", description="late again", scores={"harm": 2, "legal_risk": 1},
+                                category="delivery_delay", description="late again",
+                                scores={"harm": 2, "legal_risk": 1},
                                 actor_id=agent.id, at=T0 + timedelta(days=1))
     c = service.raise_complaint(db_session, desk_config, channel="chat", customer_id=vip.id,
                                 category="billing", description="double charge", scores={"harm": 3},

@@ -17,7 +17,8 @@ def test_complaint_from_a_call_to_closed_through_the_console(client, db_session)
     agent = make_staff(db_session, role="agent", name="Alice")
     lead = make_staff(db_session, role="supervisor", name="Tara")
     customer = make_customer(db_session, name="Zhang Wei", tier="ordinary", language="zh", email="z@example.cn")
-    call = make_interaction(db_session, channel="voice", customer=customer, subject="包裹丢了，我要找媒体", language="zh")
+    call = make_interaction(db_session, channel="voice", customer=customer, subject="包裹丢了，我要找媒体",
+                            language="zh")
     db_session.commit()
     login(client, agent)
 
