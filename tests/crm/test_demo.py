@@ -1,0 +1,35 @@
+"""The demo population shows every tier, segment, lifecycle stage and loyalty type, with reasons."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from app.crm.demo import MIN_CUSTOMERS, seed_customers
+from app.crm.models import CustomerValueSnapshot
+from app.crm.service import customer_360
+
+
+def test_demo_covers_every_value_category(db_session, desk_config):
+    customers = seed_customers(db_session, 60, recompute_with=desk_config)
+    assert len(customers) == 60
+
+    def values(column):
+        return set(db_session.scalars(select(column).distinct()))
+
+    assert values(CustomerValueSnapshot.tier) == {"vip", "major", "ordinary", "small"}
+    assert values(CustomerValueSnapshot.loyalty) == {"none", "latent", "inertia", "true"}
+    assert values(CustomerValueSnapshot.segment) == {"mvc", "mgc", "bzc", "standard"}
+    assert values(CustomerValueSnapshot.stage) == {"prospect", "new", "active", "at_risk", "lapsed"}
+    signals = {s for row in db_session.scalars(select(CustomerValueSnapshot.churn_signals)) for s in row}
+    assert {"falling_frequency", "low_csat"} <= signals
+    vip = db_session.scalar(select(CustomerValueSnapshot).where(CustomerValueSnapshot.tier == "vip"))
+    view = customer_360(db_session, vip.customer_id)
+    assert view["value"]["tier"] == "vip" and view["value"]["reasons"]["tier"][0]["zh"]
+    assert view["orders"][0]["shipments"] and view["satisfaction"]["csat_count"] == 2
+
+
+def test_demo_is_deterministic_and_needs_enough_customers(db_session):
+    with pytest.raises(ValueError, match="at least"):
+        seed_customers(db_session, MIN_CUSTOMERS - 1)
+    seed_customers(db_session, MIN_CUSTOMERS)
+    assert db_session.scalar(select(func.count()).select_from(CustomerValueSnapshot)) == 0
