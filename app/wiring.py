@@ -27,6 +27,7 @@ BLUEPRINTS = [
     "app.complaints.views:bp",
     "app.channels.voice:bp",
     "app.channels.voice:api",
+    "app.channels.dev_phone:bp",
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
 INITIALISERS: list[str] = [
