@@ -1,0 +1,42 @@
+"""A person on /dev/phone walks the demo menu in a real browser: order status, the queue, a callback."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.channels import voice
+from app.channels.telephony import RecordingTelephony
+from app.interactions.models import Interaction
+from app.interactions.states import State
+from tests.browser_support import browser, chromium_browser, live_server  # noqa: F401  (fixtures)
+from tests.factories import make_customer, make_order
+from tests.ivr.helpers import OPEN_AT
+
+
+@pytest.mark.browser
+def test_demo_caller_hears_an_order_status_queues_and_asks_for_a_callback(app, db_session, monkeypatch,
+                                                                          live_server, browser):  # noqa: F811
+    monkeypatch.setattr(voice, "utcnow", lambda: OPEN_AT)
+    monkeypatch.setitem(app.extensions, "desk.telephony", RecordingTelephony())
+    make_order(db_session, make_customer(db_session, phone="+8613900000000"), number="10023", status="shipped")
+    db_session.commit()
+    page = browser.new_page()
+    page.goto(live_server.url + "/dev/phone?lang=en")
+    transcript = page.locator("#transcript")
+    page.click("#call")
+    transcript.get_by_text("For English, press 1.").wait_for()
+    page.click("button.key[data-key='1']")
+    transcript.get_by_text("For the status of an order, press 1", exact=False).wait_for()
+    page.click("button.key[data-key='1']")
+    transcript.get_by_text("Please enter your order number", exact=False).wait_for()
+    for key in "10023#":
+        page.click(f"button.key[data-key='{key}']")
+    transcript.get_by_text("Order 1 0 0 2 3 is shipped.", exact=False).wait_for()
+    page.click("button.key[data-key='0']")
+    transcript.get_by_text("You are number 1 in the queue.").wait_for()
+    page.click("button.key[data-key='1']")
+    transcript.get_by_text("We will call you back on this number", exact=False).wait_for()
+    page.locator("#status").get_by_text("Call ended").wait_for()
+    db_session.expire_all()
+    interaction = db_session.scalar(select(Interaction).where(Interaction.channel == "voice"))
+    assert interaction.state == State.CALLBACK_PENDING
