@@ -22,6 +22,8 @@ BLUEPRINTS = [
     "app.audit.views:bp",
     "app.collision_views:bp",
     "app.ops:bp",
+    "app.portal.views:bp",
+    "app.channels.chat_views:bp",
     "agent_console.views:bp",
     "app.crm.api:bp",
     "app.complaints.views:bp",
@@ -31,6 +33,7 @@ BLUEPRINTS = [
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
 INITIALISERS: list[str] = [
+    "app.channels.chat_socket:init_chat",
     "app.periodic:init_app",
     "app.webhooks.views:init_app",
     "agent_console.namespace:init_app",
@@ -39,6 +42,7 @@ INITIALISERS: list[str] = [
 # CLI command groups: "module.path:click_group".
 CLI_GROUPS = [
     "app.demo:demo_cli",
+    "app.portal.seed:portal_cli",
     "app.crm.cli:crm_cli",
     "app.complaints.jobs:complaints_cli",
 ]
