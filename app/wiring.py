@@ -22,6 +22,7 @@ BLUEPRINTS = [
     "app.audit.views:bp",
     "app.collision_views:bp",
     "app.ops:bp",
+    "agent_console.supervisor:bp",
     "app.portal.views:bp",
     "app.channels.chat_views:bp",
     "agent_console.views:bp",
@@ -33,6 +34,7 @@ BLUEPRINTS = [
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
 INITIALISERS: list[str] = [
+    "agent_console.supervisor_namespace:init_supervisor_realtime",
     "app.channels.chat_socket:init_chat",
     "app.periodic:init_app",
     "app.webhooks.views:init_app",

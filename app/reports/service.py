@@ -32,7 +32,12 @@ MAX_PERIOD_DAYS = 92
 
 
 class ReportError(ValueError):
-    """A report request that cannot be answered (bad dates, a period too long, an unknown grouping)."""
+    """A report request that cannot be answered; ``code`` is one of bad_date, reversed, too_long,
+    unknown_grouping (pages translate it)."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -58,12 +63,12 @@ def parse_period(start: str, end: str, tz: ZoneInfo) -> kpis.Period:
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
-        raise ReportError("dates must look like 2026-03-02") from exc
+        raise ReportError("bad_date", "dates must look like 2026-03-02") from exc
     days = (last - first).days + 1
     if days < 1:
-        raise ReportError("the period ends before it starts")
+        raise ReportError("reversed", "the period ends before it starts")
     if days > MAX_PERIOD_DAYS:
-        raise ReportError(f"a report covers at most {MAX_PERIOD_DAYS} days")
+        raise ReportError("too_long", f"a report covers at most {MAX_PERIOD_DAYS} days")
     return local_day_period(first, tz, days)
 
 
@@ -155,7 +160,7 @@ def build_report(session: Session, config, period: kpis.Period, dimension: str,
     try:
         dim = kpis.Dimension(dimension)
     except ValueError as exc:
-        raise ReportError(f"unknown grouping {dimension!r}") from exc
+        raise ReportError("unknown_grouping", f"unknown grouping {dimension!r}") from exc
     settings = config.reports
     tz = ZoneInfo(config.desk.timezone)
     fcr_window = timedelta(days=settings.fcr_window_days)

@@ -28,7 +28,12 @@ FORMULAS = [
 
 
 class StaffingError(ValueError):
-    """A forecast or target that cannot be planned (negative contacts, target of 100%, too many agents)."""
+    """A forecast or target that cannot be planned; ``code``: bad_forecast, bad_shrinkage, bad_shift,
+    unreachable (no staffing up to the limit meets the target, or the target is 100%)."""
+
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -53,16 +58,16 @@ def plan_interval(start: datetime, contacts: int, aht_s: int, *, interval_s: int
                   target_s: float, shrinkage: float, scheduled: int, max_agents: int) -> IntervalPlan:
     """Erlang C staffing for one interval. Raises StaffingError for inputs the model cannot plan."""
     if contacts < 0 or aht_s <= 0:
-        raise StaffingError("contacts must be ≥ 0 and AHT > 0")
+        raise StaffingError("bad_forecast", "contacts must be ≥ 0 and AHT > 0")
     if not 0 <= shrinkage < 1:
-        raise StaffingError("shrinkage must be at least 0 and below 1")
+        raise StaffingError("bad_shrinkage", "shrinkage must be at least 0 and below 1")
     if contacts == 0:
         return IntervalPlan(start, 0, aht_s, 0.0, 0, 0, scheduled, None, None, None)
     traffic = erlang.traffic_erlangs(contacts, interval_s, aht_s)
     try:
         figures = erlang.agents_needed(traffic, aht_s, target_s, target_level, limit=max_agents)
     except erlang.ErlangError as exc:
-        raise StaffingError(str(exc)) from exc
+        raise StaffingError("unreachable", str(exc)) from exc
     to_schedule = math.ceil(round(figures.agents / (1 - shrinkage), 9))
     return IntervalPlan(start, contacts, aht_s, traffic, figures.agents, to_schedule, scheduled,
                         figures.service_level, figures.asa_s, figures.occupancy)
@@ -86,7 +91,7 @@ def save_forecast(session: Session, queue: str, start: datetime, interval_min: i
     """Replace the forecast of ``queue`` from ``start`` with consecutive intervals of (contacts, aht_s).
     Does not commit. Raises StaffingError on negative contacts or non-positive AHT."""
     if any(c < 0 or a <= 0 for c, a in rows):
-        raise StaffingError("contacts must be ≥ 0 and AHT > 0")
+        raise StaffingError("bad_forecast", "contacts must be ≥ 0 and AHT > 0")
     end = start + timedelta(minutes=interval_min * len(rows))
     session.execute(delete(StaffingForecast).where(
         StaffingForecast.queue == queue, StaffingForecast.interval_start >= start,
@@ -101,7 +106,7 @@ def add_shift(session: Session, agent_id: int, starts_at: datetime, ends_at: dat
               queue: str | None = None) -> ScheduledShift:
     """Roster an agent (does not commit). Raises StaffingError when the shift ends before it starts."""
     if ends_at <= starts_at:
-        raise StaffingError("a shift must end after it starts")
+        raise StaffingError("bad_shift", "a shift must end after it starts")
     shift = ScheduledShift(agent_id=agent_id, queue=queue or None, starts_at=starts_at, ends_at=ends_at)
     session.add(shift)
     return shift
