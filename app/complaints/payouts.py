@@ -178,6 +178,18 @@ def _mark_approved(session: Session, config, complaint: Complaint, row: Compensa
     row.approved_at = at
     transition(session, config, complaint, S.APPROVED, actor=staff_actor(actor_id), actor_id=actor_id, note=note,
                at=at, data={"proposal_id": row.id, "total_cents": row.total_cents})
+    approvers = sorted({a.approver_id for a in session.scalars(
+        select(ComplaintApproval).where(ComplaintApproval.proposal_id == row.id))})
+    realtime.after_commit(session, "compensation.approved", {
+        **_money_payload(complaint, row), "approver_ids": approvers, "approved_at": at.isoformat()})
+
+
+def _money_payload(complaint: Complaint, row: CompensationProposal) -> dict:
+    """What outbound webhooks learn about compensation: ids and amounts, no personal data."""
+    return {"complaint_id": complaint.id, "reference": complaint.reference, "customer_id": complaint.customer_id,
+            "proposal_id": row.id, "level": row.level, "currency": row.currency, "total_cents": row.total_cents,
+            "redress_cents": row.redress_cents, "fixed_cents": row.fixed_cents, "goodwill_cents": row.goodwill_cents,
+            "method": row.method}
 
 
 # ------------------------------------------------------------------------------------------ approve
@@ -273,6 +285,9 @@ def issue(session: Session, config, proposal_id: int, *, at: datetime | None = N
     record_event(session, complaint, "issuance", actor="system", at=at,
                  data={"issuance_id": issuance.id, "method": issuance.method, "amount_cents": issuance.amount_cents,
                        "voucher_code": code, "order_id": complaint.order_id})
+    realtime.after_commit(session, "compensation.issued", {
+        **_money_payload(complaint, proposal), "issuance_id": issuance.id, "amount_cents": issuance.amount_cents,
+        "order_id": complaint.order_id, "issued_at": at.isoformat()})  # never the voucher code: it is money
     customer = session.get(Customer, complaint.customer_id)
     notify_customer(session, complaint, "issuance", messages.issuance(
         complaint.language, name=customer.name, reference=complaint.reference, amount_cents=issuance.amount_cents,

@@ -291,6 +291,7 @@ def raise_complaint(session: Session, config, *, channel: str, customer_id: int 
                                      "suggestions": {f: s.score for f, s in suggested.items()}}))
     realtime.after_commit(session, "complaint.created", {"id": complaint.id, "reference": complaint.reference,
                                                          "level": complaint.level, "customer_id": customer.id})
+    announce_graded(session, complaint, previous_level=None, cause="intake", at=at)
     if deadlines.acknowledge_by != "phone" or channel == "voice":
         acknowledge(session, config, complaint, actor=who, actor_id=actor_id, at=at,
                     note="acknowledged on the call" if channel == "voice" else "acknowledged automatically")
@@ -347,8 +348,20 @@ def regrade(session: Session, config, complaint: Complaint, scores: Mapping[str,
                  at=at, data={"from_level": previous.level, "to_level": result.level,
                               "changes": {f: list(v) for f, v in changed_factors(previous, result).items()},
                               "grade": result.to_dict()})
-    realtime.after_commit(session, "complaint.graded", {"id": complaint.id, "level": result.level})
+    announce_graded(session, complaint, previous_level=previous.level, cause="regrade", at=at)
     return result
+
+
+def announce_graded(session: Session, complaint: Complaint, *, previous_level: str | None, cause: str,
+                    at: datetime) -> None:
+    """Publish "complaint.graded" (an outbound webhook) once the grade commits: ids, reference, level and
+    factor scores only -- never the customer's name, description or vulnerability."""
+    realtime.after_commit(session, "complaint.graded", {
+        "id": complaint.id, "complaint_id": complaint.id, "reference": complaint.reference,
+        "customer_id": complaint.customer_id, "level": complaint.level, "previous_level": previous_level,
+        "scores": dict(complaint.factor_scores or {}), "category": complaint.category, "channel": complaint.channel,
+        "cause": cause, "acknowledge_due_at": complaint.acknowledge_due_at.isoformat(),
+        "resolve_due_at": complaint.resolve_due_at.isoformat(), "at": at.isoformat()})
 
 
 def _recompute_reopened_resolve_clock(config, complaint: Complaint) -> None:
