@@ -76,8 +76,9 @@ def command(model: type | None = None) -> Callable:
                 db.session.rollback()
                 if isinstance(exc, _routing_refusals()):
                     log.info("routing refused %s for agent %s: %s", handler.__name__, agent.id, exc)
-                    return _fail("offer_gone" if "offer" in handler.__name__ else "refused", [str(exc)])
-                raise
+                    return _fail("offer_gone" if handler.__name__ in ("on_accept", "on_reject") else "refused")
+                log.exception("console action %s failed for agent %s", handler.__name__, agent.id)
+                return _fail("internal_error")
             return {"ok": True, **(result or {})}
 
         return wrapped
@@ -102,11 +103,7 @@ class AgentNamespace(Namespace):
         join_room(agent_room(agent.id))
         presence_registry.touch(current_app.extensions["desk.redis"], agent.id, request.sid)
         config = current_app.extensions["desk.config"]
-        try:
-            state = payloads.snapshot(db.session, agent, config).model_dump(mode="json")
-        except routing.RoutingUnavailable:
-            state = None
-        self.emit("snapshot", state, room=request.sid)
+        self.emit("snapshot", payloads.snapshot(db.session, agent, config).model_dump(mode="json"), room=request.sid)
 
     def on_disconnect(self, reason=None):
         agent = current_staff()

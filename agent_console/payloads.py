@@ -75,8 +75,12 @@ def snapshot(session: Session, agent: StaffUser, desk_config: Any) -> OutSnapsho
     """The agent's whole console state: presence, pending offers (with screen-pops), open work, today's
     figures, capacity and the load their offered and connected contacts use."""
     group = desk_config.routing.agent_group(agent.agent_group)
+    try:
+        pending, presence = routing.pending_offers(session, agent.id), routing.presence_of(session, agent.id)
+    except routing.RoutingUnavailable:  # a desk without the router: the console still shows open work
+        pending, presence = [], {"presence": "offline"}
     offers = []
-    for offer in routing.pending_offers(session, agent.id):
+    for offer in pending:
         event = offer_event(session, {"offer_id": offer.id, "interaction_id": offer.interaction_id,
                                       "agent_id": agent.id, "expires_at": offer.expires_at}, desk_config)
         if event is not None:
@@ -85,6 +89,6 @@ def snapshot(session: Session, agent: StaffUser, desk_config: Any) -> OutSnapsho
     busy = session.execute(select(Interaction.channel).where(Interaction.agent_id == agent.id,
                                                              Interaction.state.in_(("offered", "connected"))))
     load = sum(group.costs.get(channel, 0) for (channel,) in busy)
-    return OutSnapshot(agent_id=agent.id, presence=presence_event(agent.id, routing.presence_of(session, agent.id)),
+    return OutSnapshot(agent_id=agent.id, presence=presence_event(agent.id, presence),
                        offers=offers, work=work, stats=OutStats(**today_stats(session, agent.id, agent.timezone).to_dict()),
                        capacity=group.capacity, load=load)

@@ -7,10 +7,13 @@ them back for the agent's snapshot.
 from __future__ import annotations
 
 import importlib
+import logging
 from types import ModuleType
 from typing import Any
 
 from sqlalchemy.orm import Session
+
+log = logging.getLogger(__name__)
 
 
 class RoutingUnavailable(RuntimeError):
@@ -53,11 +56,29 @@ def reject_offer(session: Session, offer_id: int, agent_id: int, cause: str = "r
 
 
 def agent_disconnected(session: Session, agent_id: int) -> Any:
-    return service().agent_disconnected(session, agent_id)
+    """Tell routing the agent's console is gone. Without a routing service there is nothing to tell."""
+    svc = _optional_service("agent_disconnected")
+    return svc.agent_disconnected(session, agent_id) if svc else None
 
 
 def release_agent(session: Session, interaction: Any) -> Any:
-    return service().release_agent(session, interaction)
+    """Tell routing the agent finished a contact (capacity returns after wrap-up). Without a routing
+    service no capacity is held, so there is nothing to release."""
+    svc = _optional_service("release_agent")
+    return svc.release_agent(session, interaction) if svc else None
+
+
+_warned: set[str] = set()
+
+
+def _optional_service(what: str) -> ModuleType | None:
+    try:
+        return service()
+    except RoutingUnavailable:
+        if what not in _warned:
+            _warned.add(what)
+            log.warning("queues.service is not installed: %s is not reported to routing", what)
+        return None
 
 
 def pending_offers(session: Session, agent_id: int) -> list[Any]:

@@ -155,14 +155,14 @@ def link_customer(session: Session, agent_id: int, interaction_id: int, customer
     if customer is None or customer.is_prospect:
         raise UnknownCustomer(f"customer {customer_id} does not exist or is a prospect")
     previous = session.get(Customer, interaction.customer_id) if interaction.customer_id else None
-    if previous is not None and previous.id != customer_id and previous.is_prospect:
+    previous_id = previous.id if previous is not None else None
+    if previous is not None and previous_id != customer_id and previous.is_prospect:
         from app.crm.service import merge_customers
 
-        merge_customers(session, customer_id, previous.id, actor=actor_for(agent_id))
-        session.refresh(interaction)
+        merge_customers(session, customer_id, previous_id, actor=actor_for(agent_id))
     interaction.customer_id = customer_id
     record_fact(session, interaction, "customer_linked", actor=actor_for(agent_id),
-                data={"customer_id": customer_id, "prospect_id": previous.id if previous else None})
+                data={"customer_id": customer_id, "previous_customer_id": previous_id})
     _announce(session, interaction, "customer")
     return interaction
 
@@ -173,7 +173,7 @@ def today_stats(session: Session, agent_id: int, timezone: str, *, now: datetime
     since = day_start(now, timezone)
     touched = select(InteractionEvent.interaction_id).where(
         InteractionEvent.occurred_at >= since, InteractionEvent.kind == "transition",
-        or_(InteractionEvent.actor == actor_for(agent_id),
+        or_(InteractionEvent.actor.in_((actor_for(agent_id), f"staff:{agent_id}")),
             InteractionEvent.data["agent_id"].as_integer() == agent_id)).distinct()
     ids = set(session.scalars(touched))
     if not ids:

@@ -4,7 +4,7 @@ Never kept as counters: the event log is the one source, so these agree with the
 
 Definitions (each interaction's transitions, in order):
 - a *handle* is a transition into ``connected`` attributed to the agent (the routing service records the
-  agent as ``data.agent_id`` or as actor ``agent:<id>``), starting today (agent's local day);
+  agent as ``data.agent_id``, or the actor is ``agent:<id>``/``staff:<id>``), starting today (agent's local day);
 - *talk* runs from that transition to the next transition out of ``connected`` (or now, while still
   connected); *wrap* runs from the following ``wrap_up`` transition to the next one (or now);
 - ``average_handle_s`` = (talk + wrap of completed handles) / completed handles, where a handle is
@@ -60,7 +60,8 @@ def day_start(now: datetime, timezone: str) -> datetime:
 
 
 def attributed_to(row: EventRow, agent_id: int) -> bool:
-    return row.data.get("agent_id") == agent_id or row.actor == f"agent:{agent_id}"
+    """The agent's own row: ``data.agent_id`` names them, or the actor is ``agent:<id>`` / ``staff:<id>``."""
+    return row.data.get("agent_id") == agent_id or row.actor in (f"agent:{agent_id}", f"staff:{agent_id}")
 
 
 def agent_day_stats(rows: Iterable[EventRow], channels: Mapping[int, str], agent_id: int, *,

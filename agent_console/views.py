@@ -5,8 +5,9 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory, url_for
 from flask_babel import get_locale, lazy_gettext as _l
+from flask_wtf.csrf import generate_csrf
 
-from agent_console import payloads, routing
+from agent_console import payloads
 from agent_console.i18n import client_strings
 from app.auth.models import Role
 from app.auth.roles import current_staff, role_required
@@ -40,10 +41,21 @@ def console():
         "queues": [{"name": q.name, "label": _label(q, lang)} for q in config.routing.queues],
         "break_reasons": [{"code": code, "label": str(label)} for code, label in BREAK_REASONS],
         "complaint_url": _complaint_url(),
+        "call_controls": _call_controls(),
+        "csrf": generate_csrf(),
         "strings": client_strings(),
     }
     return render_template("console/console.html", page=page,
                            socketio_src=url_for("console.vendor", name="socket.io.min.js"))
+
+
+def _call_controls() -> dict[str, str]:
+    """URLs of the voice channel's call-control endpoints (``{id}`` stands for the interaction), when
+    the voice channel is installed: hold/resume, mute/unmute and hang up."""
+    rules = {rule.endpoint: rule.rule for rule in current_app.url_map.iter_rules()}
+    wanted = {"hold": "voice_api.api_hold", "hangup": "voice_api.api_hangup", "mute": "voice_api.api_mute"}
+    return {action: rules[endpoint].replace("<int:interaction_id>", "{id}")
+            for action, endpoint in wanted.items() if endpoint in rules}
 
 
 def _complaint_url() -> str | None:
@@ -60,10 +72,7 @@ def _complaint_url() -> str | None:
 def snapshot():
     """The same state the socket sends on connect, for a page that cannot hold a socket open."""
     agent = current_staff()
-    try:
-        state = payloads.snapshot(db.session, agent, current_app.extensions["desk.config"])
-    except routing.RoutingUnavailable:
-        abort(503, description="routing service unavailable")
+    state = payloads.snapshot(db.session, agent, current_app.extensions["desk.config"])
     return jsonify(state.model_dump(mode="json"))
 
 

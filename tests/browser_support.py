@@ -108,7 +108,21 @@ def start_live_server(app) -> LiveServer:
     thread = threading.Thread(target=wsgi_server.serve_forever, name=f"live-server-{port}", daemon=True)
     thread.start()
     wait_for_port(port)
+    _allow_origin(f"http://127.0.0.1:{port}")
     return LiveServer(app=app, port=port, thread=thread, wsgi_server=wsgi_server)
+
+
+def _allow_origin(origin: str) -> None:
+    """Socket.IO accepts only PUBLIC_BASE_URL as an origin; the live server is served from its own
+    address, which a browser (and python-socketio's websocket) sends as Origin."""
+    from app.extensions import socketio
+
+    eio = socketio.server.eio
+    allowed = eio.cors_allowed_origins
+    if isinstance(allowed, str) and allowed != "*":
+        allowed = [allowed]
+    if isinstance(allowed, list) and origin not in allowed:
+        eio.cors_allowed_origins = [*allowed, origin]
 
 
 def stop_live_server(server: LiveServer) -> None:

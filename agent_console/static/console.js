@@ -193,12 +193,7 @@
     p.appendChild(pop);
     entry.pop = pop;
     const controls = el("div", { class: "controls" });
-    if (w.channel === "voice") (PAGE.call_controls || []).forEach((c) => {
-      const b = el("button", { type: "button", class: "secondary call-" + c.action, text: S[c.action] || c.action });
-      b.addEventListener("click", () => fetch(c.url.replace("{id}", id), { method: "POST", headers: { "X-CSRFToken": PAGE.csrf || "" } })
-        .then((r) => { if (!r.ok) notice(fmt(S.error, { code: r.status }), true); }));
-      controls.appendChild(b);
-    });
+    if (w.channel === "voice") callControls(id).forEach((b) => controls.appendChild(b));
     const end = el("button", { type: "button", class: "end", text: S.end_contact });
     end.addEventListener("click", () => command("end", { interaction_id: id }));
     controls.appendChild(end);
@@ -262,6 +257,34 @@
       command("follow_up", { interaction_id: id, due_at: at.toISOString(), note: fnote.value }).then((a) => a.ok && notice(S.task_created));
     });
     p.appendChild(follow);
+  }
+
+  function post(url, body) {
+    return fetch(url, { method: "POST", credentials: "same-origin", body: JSON.stringify(body || {}),
+      headers: { "Content-Type": "application/json", "X-CSRFToken": PAGE.csrf } })
+      .then((r) => { if (!r.ok) notice(fmt(S.error, { code: r.status }), true); return r.ok; });
+  }
+
+  // Call controls go to the voice channel's endpoints; hold and mute are toggles.
+  function callControls(id) {
+    const urls = PAGE.call_controls || {};
+    const buttons = [];
+    const toggle = (action, onText, offText, send) => {
+      const b = el("button", { type: "button", class: "secondary call-" + action, "aria-pressed": "false", text: onText });
+      b.addEventListener("click", () => {
+        const on = b.getAttribute("aria-pressed") !== "true";
+        send(on).then((ok) => { if (ok) { b.setAttribute("aria-pressed", on ? "true" : "false"); b.textContent = on ? offText : onText; } });
+      });
+      buttons.push(b);
+    };
+    if (urls.hold) toggle("hold", S.hold, S.resume, (on) => post(urls.hold.replace("{id}", id), { on: on }));
+    if (urls.mute) toggle("mute", S.mute, S.unmute, (on) => post(urls.mute, { interaction_id: id, on: on }));
+    if (urls.hangup) {
+      const b = el("button", { type: "button", class: "danger call-hangup", text: S.hang_up });
+      b.addEventListener("click", () => post(urls.hangup.replace("{id}", id)));
+      buttons.push(b);
+    }
+    return buttons;
   }
 
   function linkSearch(id) {
