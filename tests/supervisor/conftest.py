@@ -15,11 +15,21 @@ def supervisor(db_session):
     return user
 
 
+# Flask-Login's "strong" session protection ties a session to the browser's address and User-Agent, so
+# every client of one test (test client, socket client, browser) presents the same User-Agent.
+USER_AGENT = "desk-tests"
+
+
+def signed_in_client(app, user):
+    client = app.test_client()
+    client.environ_base["HTTP_USER_AGENT"] = USER_AGENT
+    login(client, user)
+    return client
+
+
 @pytest.fixture()
 def supervisor_client(app, supervisor):
-    client = app.test_client()
-    login(client, supervisor)
-    return client
+    return signed_in_client(app, supervisor)
 
 
 def session_cookie(client) -> str:

@@ -1,0 +1,146 @@
+"""The wallboard snapshot, the supervisor actions' checks and the presence history listener."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from agent_console import routing
+from agent_console.supervisor_actions import SupervisorActionError, change_agent_state, move_contact
+from agent_console.supervisor_namespace import make_listener, presence_reader
+from app.auth.models import Role
+from app.db import utcnow
+from app.interactions.service import transition
+from app.reports.models import AgentPresenceLog
+from app.reports.service import record_presence
+from app.reports.wallboard import wallboard_snapshot
+from tests.factories import make_interaction, make_staff
+
+
+def queue_contact(session, queue="general", *, at=None, channel="voice"):
+    it = make_interaction(session, channel=channel)
+    it.queue = queue
+    transition(session, it, "queued", actor="test", data={"queue": queue}, at=at)
+    return it
+
+
+def test_waiting_counts_longest_wait_and_agents_by_state(db_session, desk_config):
+    now = utcnow()
+    ann = make_staff(db_session, name="Ann")
+    make_staff(db_session, name="Bob")
+    make_staff(db_session, role=Role.SUPERVISOR, name="Sue")  # supervisors are not on the board
+    queue_contact(db_session, at=now - timedelta(seconds=90))
+    queue_contact(db_session, at=now - timedelta(seconds=30))
+    queue_contact(db_session, "billing", at=now - timedelta(seconds=5))
+    record_presence(db_session, ann.id, "available", at=now - timedelta(seconds=120))
+    db_session.commit()
+    snap = wallboard_snapshot(db_session, desk_config, now=now)
+    queues = {q["name"]: q for q in snap["queues"]}
+    assert (queues["general"]["waiting"], queues["general"]["longest_wait_s"]) == (2, 90)
+    assert [c["wait_s"] for c in queues["general"]["contacts"]] == [90, 30]
+    assert (queues["billing"]["waiting"], queues["vip"]["waiting"]) == (1, 0)
+    assert queues["general"]["offered"] == 2 and queues["general"]["service_level"] is None
+    assert snap["agents_by_state"] == {"available": 1, "offline": 1}
+    agents = {a["name"]: a for a in snap["agents"]}
+    assert agents["Ann"]["in_state_s"] == 120 and agents["Bob"]["in_state_s"] is None
+    assert snap["alerts"] == []
+
+
+def test_a_queue_below_its_target_raises_an_alert(db_session, desk_config):
+    now = utcnow()
+    slow = queue_contact(db_session, at=now - timedelta(seconds=100))
+    transition(db_session, slow, "abandoned", actor="test", at=now - timedelta(seconds=40))  # 60 s wait
+    fast = queue_contact(db_session, "billing", at=now - timedelta(seconds=50))
+    transition(db_session, fast, "offered", actor="router", at=now - timedelta(seconds=45))
+    transition(db_session, fast, "connected", actor="agent:1", at=now - timedelta(seconds=40))
+    db_session.commit()
+    snap = wallboard_snapshot(db_session, desk_config, now=now)
+    queues = {q["name"]: q for q in snap["queues"]}
+    assert queues["general"]["breached"] and queues["general"]["service_level"] == 0.0
+    assert not queues["billing"]["breached"] and queues["billing"]["service_level"] == 1.0
+    assert snap["alerts"] == [{"queue": "general", "kind": "service_level", "value": 0.0, "target": 0.8}]
+
+
+@pytest.mark.parametrize("presence, reason, code", [
+    ("busy", None, "bad_presence"), ("break", "  ", "reason_required"), ("available", None, "unknown_agent"),
+])
+def test_agent_state_changes_are_checked_before_routing(db_session, presence, reason, code):
+    supervisor = make_staff(db_session, role=Role.SUPERVISOR)
+    with pytest.raises(SupervisorActionError) as err:
+        change_agent_state(db_session, supervisor.id, presence, reason, actor="supervisor:1")
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize("setup, queue, agent, code", [
+    ("missing", "billing", None, "unknown_contact"),
+    ("closed", "billing", None, "not_waiting"),
+    ("queued", None, None, "target_required"),
+    ("queued", "nope", None, "unknown_queue"),
+    ("queued", "general", None, "same_queue"),
+    ("queued", None, "supervisor", "unknown_agent"),
+])
+def test_moves_are_checked_before_routing(db_session, desk_config, setup, queue, agent, code):
+    supervisor = make_staff(db_session, role=Role.SUPERVISOR)
+    contact_id = 9999
+    if setup != "missing":
+        it = queue_contact(db_session)
+        if setup == "closed":
+            transition(db_session, it, "closed", actor="test")
+        contact_id = it.id
+    with pytest.raises(SupervisorActionError) as err:
+        move_contact(db_session, desk_config, contact_id, queue=queue,
+                     agent_id=supervisor.id if agent else None, note="", actor="supervisor:1")
+    assert err.value.code == code
+
+
+def _routing_installed() -> bool:
+    try:
+        routing.service()
+        return True
+    except routing.RoutingUnavailable:
+        return False
+
+
+@pytest.mark.skipif(_routing_installed(), reason="routing is installed: the real calls are tested in test_socket")
+def test_without_routing_the_actions_say_so(db_session, desk_config):
+    agent = make_staff(db_session)
+    it = queue_contact(db_session)
+    with pytest.raises(SupervisorActionError) as err:
+        change_agent_state(db_session, agent.id, "break", "coaching", actor="supervisor:1")
+    assert err.value.code == "routing_unavailable"
+    with pytest.raises(SupervisorActionError) as err:
+        move_contact(db_session, desk_config, it.id, queue="billing", agent_id=None, note="", actor="supervisor:1")
+    assert err.value.code == "routing_unavailable"
+    assert presence_reader(db_session, agent.id)["presence"] == "offline"
+
+
+def test_the_listener_keeps_the_presence_history_and_marks_the_board_dirty(app, db_session):
+    agent = make_staff(db_session)
+    db_session.commit()
+    listener = make_listener(app)
+    pusher = app.extensions["supervisor.pusher"]
+    pusher.wake.clear()
+    at = utcnow() - timedelta(seconds=10)
+    listener("agent.presence", {"agent_id": agent.id, "presence": "available", "reason": None, "at": at.isoformat()})
+    listener("agent.presence", {"agent_id": agent.id, "presence": "available"})  # repeated: one row
+    listener("agent.presence", {"agent_id": agent.id, "presence": "break", "reason": "lunch", "at": "garbage"})
+    listener("agent.presence", {"agent_id": "x", "presence": "break"})  # malformed: ignored
+    rows = db_session.query(AgentPresenceLog).order_by(AgentPresenceLog.id).all()
+    assert [(r.presence, r.reason) for r in rows] == [("available", None), ("break", "lunch")]
+    assert rows[0].occurred_at == at
+    assert pusher.wake.is_set()
+    pusher.wake.clear()
+    listener("crm.customer_changed", {})
+    assert not pusher.wake.is_set()
+
+
+def test_presence_history_rows_are_append_only(db_session):
+    from app.reports.models import PresenceLogImmutable
+
+    agent = make_staff(db_session)
+    row = record_presence(db_session, agent.id, "available")
+    db_session.commit()
+    row.presence = "offline"
+    with pytest.raises(PresenceLogImmutable):
+        db_session.flush()
+    db_session.rollback()
