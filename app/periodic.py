@@ -30,6 +30,7 @@ PERIODIC_TASKS: list[PeriodicTask] = [
     PeriodicTask("app.audit.jobs:purge_expired_entries", 24 * 3600),
     PeriodicTask("app.crm.jobs:nightly_tick", 300, "reports"),
     PeriodicTask("app.complaints.jobs:sweep_sla_job", 60, "sla"),
+    PeriodicTask("app.channels.email.jobs:email_tick_job", 15, "email"),  # gated by email.poll.interval_s
 ]
 LOCK_KEY = "desk:periodic:leader"
 

@@ -30,6 +30,7 @@ BLUEPRINTS = [
     "app.complaints.views:bp",
     "app.channels.voice:bp",
     "app.channels.voice:api",
+    "app.channels.email.views:bp",
     "app.channels.dev_phone:bp",
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
@@ -47,6 +48,7 @@ CLI_GROUPS = [
     "app.portal.seed:portal_cli",
     "app.crm.cli:crm_cli",
     "app.complaints.jobs:complaints_cli",
+    "app.channels.email.cli:mail_cli",
 ]
 
 

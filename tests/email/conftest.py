@@ -33,15 +33,53 @@ def email_config(**overrides) -> EmailConfig:
     return EmailConfig.model_validate(base)
 
 
+class CapturingJobs:
+    """Runs immediate jobs inline (like the tests' default) but keeps delayed ones, so no timer thread
+    fires into a later test; ``run_delayed()`` runs them when the test says time has passed."""
+
+    def __init__(self, app):
+        self.app = app
+        self.delayed: list[tuple] = []
+
+    def enqueue(self, func, *args, queue="default", delay=None, job_id=None, **kwargs):
+        if delay is not None:
+            self.delayed.append((func, args, kwargs, delay))
+            return job_id
+        with self.app.app_context():
+            func(*args, **kwargs)
+        return job_id
+
+    def run_delayed(self, *, after_s: float | None = None) -> int:
+        """Run the delayed jobs queued so far (once each), as if their delay -- or ``after_s`` -- had
+        passed: the email code's clock is moved forward while they run."""
+        from datetime import timedelta
+        from unittest import mock
+
+        from app.channels.email import outbound
+
+        pending, self.delayed = self.delayed, []
+        real = outbound.utcnow
+        for func, args, kwargs, delay in pending:
+            ahead = timedelta(seconds=after_s) if after_s is not None else delay
+            with mock.patch.object(outbound, "utcnow", lambda: real() + ahead), self.app.app_context():
+                func(*args, **kwargs)
+        return len(pending)
+
+
 @pytest.fixture()
 def desk(app):
     """The app's DeskConfig with the test email section; restored afterwards."""
-    original = app.extensions["desk.config"]
+    original, original_jobs = app.extensions["desk.config"], app.extensions["desk.jobs"]
     app.extensions["desk.config"] = original.model_copy(update={"email": email_config()})
-    outbox = RecordingMailer()
-    app.extensions["desk.email.outbox"] = outbox
+    app.extensions["desk.email.outbox"] = RecordingMailer()
+    app.extensions["desk.jobs"] = CapturingJobs(app)
     yield app.extensions["desk.config"]
-    app.extensions["desk.config"] = original
+    app.extensions["desk.config"], app.extensions["desk.jobs"] = original, original_jobs
+
+
+@pytest.fixture()
+def jobs(desk, app) -> CapturingJobs:
+    return app.extensions["desk.jobs"]
 
 
 @pytest.fixture()
@@ -49,9 +87,11 @@ def outbox(desk, app) -> RecordingMailer:
     return app.extensions["desk.email.outbox"]
 
 
-def set_email_config(app, **overrides) -> None:
+def set_email_config(app, **overrides):
+    """Replace the email section for this test (the ``desk`` fixture restores the original)."""
     current = app.extensions["desk.config"]
     app.extensions["desk.config"] = current.model_copy(update={"email": email_config(**overrides)})
+    return app.extensions["desk.config"]
 
 
 def build_mail(*, sender: str = "alice@customer.test", to: str = "support@desk.test", subject: str = "Help please",
@@ -90,6 +130,9 @@ def ingest(desk, db_session):
     from app.channels.email.ingest import ingest_raw
 
     def _ingest(raw: bytes, mailbox: str = "support", source: str = "cli"):
-        return ingest_raw(db_session, desk, mailbox, raw, source=source, secret=SECRET)
+        from flask import current_app
+
+        return ingest_raw(db_session, current_app.extensions["desk.config"], mailbox, raw, source=source,
+                          secret=SECRET)
 
     return _ingest

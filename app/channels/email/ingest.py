@@ -89,9 +89,11 @@ def _stored_bytes(raw: bytes, max_stored: int) -> tuple[bytes, bool]:
 
 
 def ingest_raw(session: Session, desk_config, mailbox_name: str, raw: bytes, *, source: str, secret: str,
-               source_ref: str | None = None) -> IngestResult:
+               source_ref: str | None = None, headers_only_size: int | None = None) -> IngestResult:
     """Store ``raw`` (committed), then process it. A message already held for this mailbox is
     reported as a duplicate and stored once, even when two pollers race (the unique key decides).
+    ``headers_only_size``: ``raw`` is only the header of a message of that size, too big to fetch
+    (it is quarantined; the message stays on the mail server).
     Raises KeyError for an unknown mailbox; database outages propagate (the caller retries)."""
     config = desk_config.email
     config.mailbox(mailbox_name)
@@ -101,8 +103,9 @@ def ingest_raw(session: Session, desk_config, mailbox_name: str, raw: bytes, *, 
     if existing is not None:
         return IngestResult("duplicate", existing)
     stored, headers_only = _stored_bytes(raw, config.limits.max_stored_bytes)
+    headers_only = headers_only or headers_only_size is not None
     row = InboundEmail(mailbox=mailbox_name, message_key=key, source=source, source_ref=source_ref, raw=stored,
-                       raw_size=len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(), headers_only=headers_only,
+                       raw_size=headers_only_size or len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(), headers_only=headers_only,
                        status=InboundStatus.PENDING, received_at=utcnow())
     session.add(row)
     try:

@@ -64,14 +64,19 @@ class NoRecipient(OutboundError):
 
 def enqueue_after_commit(session: Session, message_id: int, delay_s: float = 0) -> None:
     """Queue the send job for ``message_id`` once ``session`` commits (dropped on rollback)."""
-    session.info.setdefault(_JOBS_KEY, []).append((message_id, max(0.0, delay_s)))
+    enqueue_job_after_commit(session, send_outbound_job, message_id, delay_s=delay_s)
+
+
+def enqueue_job_after_commit(session: Session, func, *args: Any, delay_s: float = 0) -> None:
+    """Queue ``func(*args)`` on the email queue once ``session`` commits (dropped on rollback)."""
+    session.info.setdefault(_JOBS_KEY, []).append((func, args, max(0.0, delay_s)))
 
 
 @event.listens_for(Session, "after_commit")
 def _enqueue_pending(session: Session) -> None:
     pending = session.info.pop(_JOBS_KEY, None)
-    for message_id, delay_s in pending or ():
-        _enqueue_send(message_id, delay_s)
+    for func, args, delay_s in pending or ():
+        _enqueue(func, args, delay_s)
 
 
 @event.listens_for(Session, "after_rollback")
@@ -79,14 +84,17 @@ def _drop_pending(session: Session) -> None:
     session.info.pop(_JOBS_KEY, None)
 
 
-def _enqueue_send(message_id: int, delay_s: float) -> None:
+def _enqueue(func, args: tuple, delay_s: float) -> None:
     from app.jobs import enqueue
 
     try:
-        enqueue(send_outbound_job, message_id, queue="email",
-                delay=timedelta(seconds=delay_s) if delay_s > 0 else None)
-    except Exception:
-        log.exception("could not enqueue the send job for email message %s; the sweeper will retry", message_id)
+        enqueue(func, *args, queue="email", delay=timedelta(seconds=delay_s) if delay_s > 0 else None)
+    except Exception:  # Redis down: the row stays scheduled and the sweeper re-enqueues it
+        log.exception("could not enqueue %s%r; the sweeper will retry", getattr(func, "__name__", func), args)
+
+
+def _enqueue_send(message_id: int, delay_s: float) -> None:
+    _enqueue(send_outbound_job, (message_id,), delay_s)
 
 
 # --- composing -----------------------------------------------------------------------------------
