@@ -46,7 +46,7 @@ class DatabaseLookups:
 
     def _order(self, digits: str, caller: CallerFacts) -> Order | None:
         # Order numbers may carry a prefix ("ORD000123"); the caller can only key the digits.
-        candidates = self.session.scalars(select(Order).where(Order.number.like(f"%{digits}")).limit(20))
+        candidates = self.session.scalars(select(Order).where(Order.number.like(_suffix(digits))).limit(50))
         for order in candidates:
             if _digits_match(order.number, digits) and _belongs(order.customer_id, caller):
                 return order
@@ -57,13 +57,19 @@ class DatabaseLookups:
             from app.complaints.models import Complaint
         except ImportError:  # a desk without the complaints domain has no complaint to read
             return None
-        candidates = self.session.scalars(select(Complaint).where(Complaint.reference.like(f"%{digits}")).limit(20))
+        candidates = self.session.scalars(select(Complaint).where(
+            Complaint.reference.like(_suffix(digits))).limit(50))
         for complaint in candidates:
             if _digits_match(complaint.reference, digits) and _belongs(complaint.customer_id, caller):
                 due = None if complaint.state in ("resolved", "closed", "rejected") else complaint.resolve_due_at
                 return LookupResult({"reference": complaint.reference, "status": complaint.state,
                                      "due_on": self._day(due)})
         return None
+
+
+def _suffix(digits: str) -> str:
+    """A LIKE pattern every matching reference satisfies: its last digits, whatever separates groups."""
+    return f"%{digits[-6:]}"
 
 
 def _digits_match(reference: str, digits: str) -> bool:
