@@ -358,7 +358,8 @@ def _create_case(session: Session, chat: ChatSession, written: list[ChatMessage]
                  now: datetime) -> Interaction:
     interaction = chat.interaction
     customer_id = interaction.customer_id
-    if customer_id is None:  # ambiguous at the start: the case still needs an owner to answer
+    if customer_id is None:  # try again (a prospect now, unless several customers share the address,
+        # in which case the agent links the right one; the reply address is on the case either way)
         customer_id = identify(session, email=chat.visitor_email, name=chat.visitor_name,
                                create_prospect=True).customer_id
     case = create_interaction(session, channel="email", actor="chat", external_ref=f"chat-case:{chat.id}",

@@ -22,7 +22,9 @@ def routing_service() -> ModuleType | None:
     """``queues.service`` when it provides what we call, else None (the fallback is used)."""
     try:
         module = importlib.import_module("queues.service")
-    except ImportError:
+    except ModuleNotFoundError as exc:
+        if exc.name != "queues.service":  # a real import error inside the module: never hide it
+            raise
         return None
     needed = ("enqueue_contact", "position_and_wait")
     return module if all(hasattr(module, name) for name in needed) else None
