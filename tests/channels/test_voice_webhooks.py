@@ -270,3 +270,59 @@ def test_silent_caller_reaches_the_general_queue(phone, db_session):
         reply = phone.press("")
     assert reply.verbs[-1] == "Redirect"
     assert interaction_of(db_session, phone).queue == "general"
+
+
+def test_closed_desk_callback_node_keeps_a_place_and_hangs_up(phone, db_session, clock):
+    clock["at"] = CLOSED_AT
+    phone.dial()
+    phone.press("1")
+    reply = phone.press("2")
+    assert reply.verbs == ["Say", "Hangup"] and "call you back" in reply.said[0]
+    interaction = interaction_of(db_session, phone)
+    assert interaction.state == State.CALLBACK_PENDING and interaction.queue == "general"
+
+
+def test_closed_desk_callback_from_a_withheld_number_waits_on_the_line(app, client, clock, db_session, monkeypatch):
+    monkeypatch.setitem(app.extensions, "desk.telephony", RecordingTelephony())
+    clock["at"] = CLOSED_AT
+    caller = Caller(client, from_="anonymous")
+    caller.dial()
+    caller.press("1")
+    reply = caller.press("2")
+    assert reply.verbs == ["Say", "Redirect"]
+    assert interaction_of(db_session, caller).state == State.QUEUED
+
+
+def test_a_gather_after_the_call_left_the_ivr_is_refused(phone):
+    phone.dial()
+    phone.press("1")
+    phone.press("0")  # now queued
+    reply = phone.post(f"{BASE}/voice/gather?s=3", {"Digits": "1"})
+    assert reply.status == 409
+
+
+def test_wait_for_a_call_that_is_not_waiting_is_refused(phone):
+    phone.dial()
+    assert phone.post(f"{BASE}/voice/wait?t=1").status == 409
+    assert phone.post(f"{BASE}/voice/wait-key?t=1", {"Digits": "1"}).status == 409
+    assert phone.post(f"{BASE}/voice/voicemail", {"RecordingUrl": "u", "RecordingDuration": "3"}).status == 409
+
+
+def test_ringing_status_changes_nothing_and_a_failed_recording_is_ignored(phone, db_session):
+    phone.dial()
+    assert phone.post("/voice/status", {"CallStatus": "in-progress"}).status == 200
+    interaction = interaction_of(db_session, phone)
+    assert interaction.state == State.IVR
+    params = {"RecordingSid": "RE" + "b" * 32, "RecordingUrl": "https://x/rec", "RecordingStatus": "failed"}
+    assert phone.post(f"/voice/recording?i={interaction.id}", params).status == 200
+    assert interaction_of(db_session, phone).recording_url is None
+
+
+def test_a_changed_menu_restarts_the_ivr_for_a_live_call(phone, db_session):
+    phone.dial()
+    interaction = interaction_of(db_session, phone)
+    interaction.attributes = {**interaction.attributes, "ivr": {**interaction.attributes["ivr"], "node": "gone"}}
+    db_session.commit()
+    reply = phone.press("1")
+    assert reply.status == 200 and reply.verbs == ["Gather"]
+    assert "For English, press 1." in reply.said[0]

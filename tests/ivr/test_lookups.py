@@ -1,7 +1,7 @@
 """The database behind the IVR's self-service: numbers keyed as digits, callers hear only their own."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 
@@ -11,7 +11,7 @@ from ivr.engine import CallerFacts
 from ivr.lookups import DatabaseLookups, _digits_match
 from tests.factories import make_customer, make_order
 
-AT = datetime(2026, 11, 26, 20, 30, tzinfo=timezone.utc)  # 04:30 next day in Shanghai
+AT = datetime(2026, 11, 26, 20, 30, tzinfo=UTC)  # 04:30 next day in Shanghai
 
 
 @pytest.mark.parametrize("reference, digits, matches", [
