@@ -409,8 +409,8 @@ def aggregate(data: ReportInput, period: Period, dimension: Dimension | str, *, 
 
     Visits count in the period they started, handlings in the period they connected, surveys and
     complaints when recorded/received. ``sl_threshold_s`` maps a queue to its "answered within" seconds.
-    FCR counts each handling that finished a contact (not one ended by a transfer); its repeat check uses ``data.customer_contacts`` created after each handled contact's start
-    (created_at of the interactions, any period), excluding the handled interaction itself."""
+    FCR counts each handling that finished a contact (not one ended by a transfer); its repeat check
+    looks for ``data.customer_contacts`` (interactions' created_at, any period) after the handling began."""
     dimension = Dimension(dimension)
     key = _key_fn(dimension, tz)
     rows: dict[str, KpiRow] = {}

@@ -96,7 +96,7 @@ def presence_spans(session: Session, start: datetime, end: datetime) -> list[kpi
         by_agent[agent_id].append((presence, at))
     spans = []
     for agent_id, changes in by_agent.items():
-        for (presence, at), nxt in zip(changes, changes[1:] + [None]):
+        for (presence, at), nxt in zip(changes, changes[1:] + [None], strict=True):
             until = nxt[1] if nxt else None
             if until is None or until > start:
                 spans.append(kpis.PresenceSpan(agent_id, presence, at, until))
@@ -174,7 +174,7 @@ def build_report(session: Session, config, period: kpis.Period, dimension: str,
 def _labels(session: Session, config, dim: kpis.Dimension, rows: list[kpis.KpiRow]) -> dict[str, str]:
     if dim == kpis.Dimension.AGENT:
         ids = [int(r.key) for r in rows if r.key.isdigit()]
-        names = {i: n for i, n in session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(ids)))}
+        names = dict(session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(ids))).all())
         return {str(i): n for i, n in names.items()}
     if dim == kpis.Dimension.QUEUE:
         return {q.name: q.label_en or q.name for q in config.routing.queues}

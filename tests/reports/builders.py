@@ -42,7 +42,7 @@ def build_scenario(session) -> dict:
                               customer_id=it.customer_id, category="billing", description="test", currency="CNY",
                               level="P3", received_at=when, resolve_clock_started_at=when,
                               regulatory_profile="default", acknowledge_due_at=when, resolve_due_at=when))
-    for name, presence, start, end in sc.PRESENCE:
+    for name, presence, start, _end in sc.PRESENCE:
         record_presence(session, agents[name].id, presence, at=sc.at(start))
         session.flush()
     # both agents sign off at the end of their last span

@@ -16,7 +16,8 @@ def test_wallboard_counts_change_when_a_contact_is_queued(live_server, chromium_
 
     supervisor.totp_last_step = None  # the test client just used this 30 s window's code
     db_session.commit()
-    context = chromium_browser.new_context(locale="en-US", user_agent=USER_AGENT, viewport={"width": 1366, "height": 860})
+    context = chromium_browser.new_context(locale="en-US", user_agent=USER_AGENT,
+                                           viewport={"width": 1366, "height": 860})
     try:
         page = context.new_page()
         page.goto(live_server.url + "/login")

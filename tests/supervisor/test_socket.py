@@ -7,7 +7,6 @@ from datetime import timedelta
 import pytest
 import socketio
 
-from app.auth.models import Role
 from app.db import utcnow
 from app.interactions.service import transition
 from tests.factories import make_interaction, make_staff
@@ -21,8 +20,8 @@ class Board:
         self.pushes: queue_mod.Queue = queue_mod.Queue()
         self.client = socketio.Client(reconnection=False)
         self.client.on("wallboard", self.pushes.put, namespace="/supervisor")
-        self.client.connect(url, headers={"Cookie": cookie, "User-Agent": USER_AGENT}, namespaces=["/supervisor"], transports=["websocket"],
-                            wait_timeout=10)
+        self.client.connect(url, headers={"Cookie": cookie, "User-Agent": USER_AGENT}, namespaces=["/supervisor"],
+                            transports=["websocket"], wait_timeout=10)
 
     def next_where(self, predicate, timeout_s: float = 15.0) -> dict:
         """The first push (from now on) for which ``predicate`` holds; fails the test if none comes."""
@@ -70,9 +69,11 @@ def test_refresh_returns_the_board(board):
 
 
 def test_actions_validate_their_payloads(board, db_session):
-    assert board.call("set_agent_state", {"agent_id": 1, "presence": "available", "extra": 1})["error"] == "bad_payload"
+    extra = {"agent_id": 1, "presence": "available", "extra": 1}
+    assert board.call("set_agent_state", extra)["error"] == "bad_payload"
     assert board.call("set_agent_state", "nonsense")["error"] == "bad_payload"
-    assert board.call("move_contact", {"interaction_id": 1, "queue": "billing", "agent_id": 2})["error"] == "bad_payload"
+    both = {"interaction_id": 1, "queue": "billing", "agent_id": 2}
+    assert board.call("move_contact", both)["error"] == "bad_payload"
     assert board.call("set_agent_state", {"agent_id": 999, "presence": "available"})["error"] == "unknown_agent"
     assert board.call("move_contact", {"interaction_id": 999, "queue": "billing"})["error"] == "unknown_contact"
 
