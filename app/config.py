@@ -98,6 +98,7 @@ CROSS_CHECKS: list[str] = [
     "ivr.validation:check_ivr_against_desk",
     "app.channels.email.config:check_email_against_desk",
     "app.portal.config:check_portal_queues",
+    "app.complaints.config:check_notice_mailbox",
 ]
 
 

@@ -338,13 +338,47 @@ def _default_categories() -> list[ComplaintCategory]:
     ]
 
 
+class RootCause(_Strict):
+    """Why a complaint happened, as found by the investigation (for the reports)."""
+
+    code: str = Field(pattern=r"^[a-z0-9_]+$")
+    label_en: str
+    label_zh: str
+
+
+def _default_root_causes() -> list[RootCause]:
+    r = RootCause
+    return [
+        r(code="carrier", label_en="Carrier or courier", label_zh="承运商或快递"),
+        r(code="warehouse", label_en="Warehouse or packing", label_zh="仓储或包装"),
+        r(code="product_defect", label_en="Product defect", label_zh="产品缺陷"),
+        r(code="supplier", label_en="Supplier", label_zh="供应商"),
+        r(code="billing_system", label_en="Billing system error", label_zh="计费系统错误"),
+        r(code="process_gap", label_en="Process gap", label_zh="流程缺陷"),
+        r(code="staff_error", label_en="Staff error", label_zh="员工失误"),
+        r(code="communication", label_en="Miscommunication", label_zh="沟通不当"),
+        r(code="customer_expectation", label_en="Customer expectation (no fault found)",
+          label_zh="客户预期（未发现过错）"),
+        r(code="other", label_en="Other", label_zh="其他"),
+    ]
+
+
+EVIDENCE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
+
+
 class ComplaintsConfig(_Strict):
     categories: list[ComplaintCategory] = Field(default_factory=_default_categories)
+    root_causes: list[RootCause] = Field(default_factory=_default_root_causes)
+    # Customer notices and staff alerts are emailed from this mailbox (``email.mailboxes``); None: the first.
+    notice_mailbox: str | None = None
     calendar: str = "default"
     reference_prefix: str = Field(default="CMP", pattern=r"^[A-Z]{2,6}$")
     reopen_within_days: int = Field(default=30, ge=0)
     evidence_max_files: int = Field(default=10, ge=0)
     evidence_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)  # per file
+    # Types staff may upload; the bytes are checked, not the browser's word. Choose from EVIDENCE_TYPES.
+    evidence_types: list[str] = Field(default_factory=lambda: ["image/png", "image/jpeg", "image/gif",
+                                                               "image/webp", "application/pdf"])
     # Closing sends a satisfaction survey (follow-up calls are the CRM's ``after_complaint_closed`` rule).
     survey_path: str = "/portal/surveys/complaint/{reference}"
     grading: GradingConfig = GradingConfig()
@@ -361,14 +395,34 @@ class ComplaintsConfig(_Strict):
             profile = category.regulatory_profile
             if profile is not None and profile not in self.deadlines.regulatory_profiles:
                 raise ValueError(f"categories.{category.code}.regulatory_profile: unknown profile {profile!r}")
+        causes = [c.code for c in self.root_causes]
+        if len(causes) != len(set(causes)):
+            raise ValueError("root_causes: codes must be unique")
+        unknown_types = [t for t in self.evidence_types if t not in EVIDENCE_TYPES]
+        if unknown_types:
+            raise ValueError(f"evidence_types: unsupported {', '.join(unknown_types)}; choose from "
+                             f"{', '.join(EVIDENCE_TYPES)}")
         for rule in self.compensation.fixed_rules:
             unknown = [c for c in rule.categories if codes and c not in codes]
             if unknown:
                 raise ValueError(f"compensation.fixed_rules.{rule.code}.categories: unknown {', '.join(unknown)}")
         return self
 
+    def root_cause(self, code: str) -> RootCause:
+        for cause in self.root_causes:
+            if cause.code == code:
+                return cause
+        raise KeyError(code)
+
     def category(self, code: str) -> ComplaintCategory:
         for category in self.categories:
             if category.code == code:
                 return category
         raise KeyError(code)
+
+
+def check_notice_mailbox(config) -> None:
+    """Cross-check (``app.config.CROSS_CHECKS``): the notice mailbox is one of ``email.mailboxes``."""
+    name = config.complaints.notice_mailbox
+    if name and name not in [m.name for m in config.email.mailboxes]:
+        raise ValueError(f"complaints.notice_mailbox: unknown mailbox {name!r}")

@@ -7,7 +7,7 @@ import logging
 import click
 from flask.cli import AppGroup
 
-from app.complaints import flows
+from app.complaints import flows, notices
 from app.extensions import db
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,11 @@ def check_sla_job(complaint_id: int) -> int:
 
 
 def sweep_sla_job() -> int:
-    """Raise every SLA alert now due on any open complaint."""
-    return flows.sweep_sla(db.session)
+    """Periodic: raise every SLA alert now due on any open complaint, then re-enqueue notices whose
+    delivery job was lost (the sweep that makes the outbox survive a Redis restart)."""
+    raised = flows.sweep_sla(db.session)
+    notices.requeue_stale(db.session)
+    return raised
 
 
 @complaints_cli.command("sweep")

@@ -77,3 +77,16 @@ def sla_alert(language: str, *, reference: str, level: str, clock: str, name: st
     what = "is overdue" if name == "breach" else f"has used {name} of its time"
     return (f"[{level}] Complaint {reference}: {clock_en} {what}",
             f"The {clock_en} deadline of complaint {reference} ({level}) is {due}; it {what}. Please act now.")
+
+
+def status_update(language: str, *, name: str, reference: str, state: str, resolve_by: str) -> tuple[str, str]:
+    """A change the customer should hear about between acknowledgement and final response: the
+    investigation has started, or the complaint was reopened (its clock restarted)."""
+    if language == "zh":
+        what = "已重新打开，我们会再次调查" if state == "reopened" else "正在调查中"
+        return (f"您的投诉 {reference} {what}",
+                f"{name}，您好：\n\n您的投诉 {reference} {what}。我们将在 {resolve_by} 前给您最终答复。")
+    what = "has been reopened and we are looking into it again" if state == "reopened" else \
+        "is now being investigated"
+    return (f"Your complaint {reference} {what}",
+            f"Dear {name},\n\nYour complaint {reference} {what}. We will give you our final response by {resolve_by}.")

@@ -205,8 +205,11 @@ class ComplaintAlert(db.Model):
 
 
 class ComplaintNotice(db.Model):
-    """An outbox of messages to customers and staff (acknowledgement, rejection, issuance, survey, alerts),
-    each in its recipient's language; channel adapters deliver them and set ``sent_at``."""
+    """An outbox of messages to customers and staff (acknowledgement, status changes, issuance, survey, SLA
+    alerts), each in its recipient's language, written in the transaction of the change it reports.
+
+    ``complaints.notices`` sends each row once: a job claims it (``pending -> sending``, compare-and-set),
+    sends, and sets ``status='sent'`` and ``sent_at`` in the transaction that records the send."""
 
     __tablename__ = "complaint_notices"
 
@@ -219,5 +222,12 @@ class ComplaintNotice(db.Model):
     kind: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict] = mapped_column(JSON, default=dict)  # facts for the channel (an alert's clock, point, due)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)  # pending|sending|sent|failed
+    send_after: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # the next attempt, after a retry
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    address: Mapped[str | None] = mapped_column(String(320))  # where it went (email address)
+    last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -119,10 +119,21 @@ def local_text(moment: datetime, zone: str) -> str:
     return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
-def _customer_channel(customer: Customer) -> str:
-    if customer.emails:
-        return "email"
-    return "sms" if customer.phones else "portal"
+def customer_channel(customer: Customer) -> str:
+    """Where complaint notices reach the customer: email when we have an address, else the portal's
+    complaint page (the desk has no SMS transport; a call is logged by the agent, not sent)."""
+    return "email" if customer.emails else "portal"
+
+
+def queue_notice(session: Session, notice: ComplaintNotice) -> ComplaintNotice:
+    """Add a notice to the outbox; once the transaction commits, "complaint.notice" makes the sender
+    (``notices.on_event``) enqueue its delivery job. Ids only in the event."""
+    session.add(notice)
+    session.flush()
+    realtime.after_commit(session, "complaint.notice", {
+        "notice_id": notice.id, "complaint_id": notice.complaint_id, "kind": notice.kind,
+        "recipient": notice.recipient_kind, "channel": notice.channel})
+    return notice
 
 
 def notify_customer(session: Session, complaint: Complaint, kind: str,
@@ -130,13 +141,18 @@ def notify_customer(session: Session, complaint: Complaint, kind: str,
     """Queue a message to the customer on their channel, in the complaint's language."""
     customer = session.get(Customer, complaint.customer_id)
     subject, body = subject_body
-    notice = ComplaintNotice(complaint_id=complaint.id, recipient_kind="customer", recipient_id=customer.id,
-                             channel=_customer_channel(customer), language=complaint.language, kind=kind,
-                             subject=subject[:255], body=body)
-    session.add(notice)
-    realtime.after_commit(session, "complaint.notice", {"complaint_id": complaint.id, "kind": kind,
-                                                        "recipient": "customer"})
-    return notice
+    return queue_notice(session, ComplaintNotice(
+        complaint_id=complaint.id, recipient_kind="customer", recipient_id=customer.id,
+        channel=customer_channel(customer), language=complaint.language, kind=kind, subject=subject[:255],
+        body=body))
+
+
+def _notify_status(session: Session, config, complaint: Complaint, state: str) -> None:
+    customer = session.get(Customer, complaint.customer_id)
+    zone = customer.timezone or config.desk.timezone
+    notify_customer(session, complaint, f"status_{state}", messages.status_update(
+        complaint.language, name=customer.name, reference=complaint.reference, state=state,
+        resolve_by=local_text(complaint.resolve_due_at, zone)))
 
 
 # --------------------------------------------------------------------------------------- transition
@@ -165,6 +181,8 @@ def transition(session: Session, config, complaint: Complaint, to_state: str, *,
     row = ComplaintEvent(complaint_id=complaint.id, kind="transition", from_state=previous, to_state=target,
                          actor=actor, actor_id=actor_id, note=note, data=dict(data or {}), occurred_at=at)
     session.add(row)
+    if target is S.REOPENED or (target is S.INVESTIGATING and previous == S.ACKNOWLEDGED):
+        _notify_status(session, config, complaint, str(target))
     realtime.after_commit(session, "complaint.state", {
         "id": complaint.id, "reference": complaint.reference, "from": previous, "to": str(target),
         "level": complaint.level, "owner_id": complaint.owner_id, "at": at.isoformat()})
@@ -493,10 +511,12 @@ def _notify_staff_of_alert(session: Session, config, complaint: Complaint, clock
     for staff in recipients:
         subject, body = messages.sla_alert(staff.language, reference=complaint.reference, level=complaint.level,
                                            clock=clock, name=name, due=local_text(due, staff.timezone or "UTC"))
+        facts = {"reference": complaint.reference, "clock": clock, "point": name, "due": due.isoformat(),
+                 "level": complaint.level, "owner_id": complaint.owner_id}
         for channel in ("console", "email"):
-            session.add(ComplaintNotice(complaint_id=complaint.id, recipient_kind="staff", recipient_id=staff.id,
-                                        channel=channel, language=staff.language, kind=f"sla_{clock}_{name}",
-                                        subject=subject[:255], body=body))
+            queue_notice(session, ComplaintNotice(
+                complaint_id=complaint.id, recipient_kind="staff", recipient_id=staff.id, channel=channel,
+                language=staff.language, kind=f"sla_{clock}_{name}", subject=subject[:255], body=body, data=facts))
 
 
 def next_alert_at(config, complaint: Complaint, after: datetime) -> datetime | None:
@@ -530,6 +550,7 @@ __all__ = [
     "at_risk",
     "audit_trail",
     "close",
+    "customer_channel",
     "find_by_reference",
     "open_complaint_level",
     "prefill_from_interaction",

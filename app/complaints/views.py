@@ -22,7 +22,8 @@ from sqlalchemy import select
 
 from app.auth.models import Role, StaffUser
 from app.auth.roles import current_staff, role_required
-from app.complaints import flows, reports, service
+from app import realtime
+from app.complaints import flows, notices, reports, service
 from app.complaints.approvals import ApprovalError
 from app.complaints.compensation import CompensationError, FixedClaim, format_money
 from app.complaints.config import FACTORS
@@ -40,6 +41,8 @@ from app.db import utcnow
 from app.extensions import db
 
 bp = Blueprint("complaints", __name__, url_prefix="/complaints", template_folder="templates")
+# The notice sender listens for committed notices from the moment the complaints pages exist.
+bp.record_once(lambda _state: realtime.subscribe(notices.on_event))
 REFUSALS = (service.ComplaintError, CompensationError, ApprovalError, InvalidComplaintTransition, GradingError,
             DeadlineError)
 CHANNEL_LABELS = {"voice": _l("Phone"), "email": _l("Email"), "chat": _l("Chat"), "portal": _l("Portal"),
