@@ -22,13 +22,12 @@ def _iso(value: datetime | None) -> str | None:
 
 def open_complaints(session: Session, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """Open complaints of one customer, nearest resolve deadline first, with their deadlines."""
-    rows = session.scalars(select(Complaint).where(Complaint.customer_id == customer_id,
-                                                   Complaint.state.not_in(CLOSED_STATES))
-                           .order_by(Complaint.resolve_due_at, Complaint.id).limit(limit))
-    return [{"id": c.id, "reference": c.reference, "state": c.state, "level": c.level, "category": c.category,
-             "channel": c.channel, "received_at": _iso(c.received_at),
-             "acknowledge_due_at": _iso(c.acknowledge_due_at), "acknowledged_at": _iso(c.acknowledged_at),
-             "resolve_due_at": _iso(c.resolve_due_at), "owner_id": c.owner_id} for c in rows]
+    c = Complaint
+    rows = session.execute(select(c.id, c.reference, c.state, c.level, c.category, c.channel, c.received_at,
+                                  c.acknowledge_due_at, c.acknowledged_at, c.resolve_due_at, c.owner_id)
+                           .where(c.customer_id == customer_id, c.state.not_in(CLOSED_STATES))
+                           .order_by(c.resolve_due_at, c.id).limit(limit)).mappings()
+    return [{k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows]
 
 
 def recently_closed_complaints(session: Session, closed_from: datetime, closed_to: datetime) -> list[tuple[int, int]]:
@@ -40,16 +39,21 @@ def recently_closed_complaints(session: Session, closed_from: datetime, closed_t
 
 
 def compensation_received(session: Session, customer_id: int, limit: int = 20) -> dict[str, Any]:
-    """Compensation issued to one customer: totals per currency and the latest items."""
-    totals = {currency: int(cents) for currency, cents in session.execute(
-        select(CompensationIssuance.currency, func.sum(CompensationIssuance.amount_cents))
-        .where(CompensationIssuance.customer_id == customer_id).group_by(CompensationIssuance.currency))}
-    items = session.scalars(select(CompensationIssuance).where(CompensationIssuance.customer_id == customer_id)
-                            .order_by(CompensationIssuance.issued_at.desc()).limit(limit))
+    """Compensation issued to one customer: totals per currency and the latest items (one query)."""
+    i = CompensationIssuance
+    ranked = select(i.id, i.complaint_id, i.method, i.amount_cents, i.currency, i.issued_at,
+                    func.sum(i.amount_cents).over(partition_by=i.currency).label("currency_total"),
+                    func.row_number().over(order_by=(i.issued_at.desc(), i.id.desc())).label("pos")) \
+        .where(i.customer_id == customer_id).subquery()
+    rows = session.execute(select(ranked).where(ranked.c.pos <= limit).order_by(ranked.c.pos)).mappings().all()
+    totals = {r["currency"]: int(r["currency_total"]) for r in rows}
+    if len(rows) == limit:  # a currency seen only in older items still counts in the totals
+        totals = {currency: int(cents) for currency, cents in session.execute(
+            select(i.currency, func.sum(i.amount_cents)).where(i.customer_id == customer_id).group_by(i.currency))}
     return {"total_cents": sum(totals.values()), "by_currency": totals,
-            "items": [{"id": i.id, "complaint_id": i.complaint_id, "method": i.method,
-                       "amount_cents": i.amount_cents, "currency": i.currency, "issued_at": _iso(i.issued_at)}
-                      for i in items]}
+            "items": [{"id": r["id"], "complaint_id": r["complaint_id"], "method": r["method"],
+                       "amount_cents": r["amount_cents"], "currency": r["currency"],
+                       "issued_at": _iso(r["issued_at"])} for r in rows]}
 
 
 def complaint_facts(session: Session, window_start: datetime) -> dict[int, dict[str, int]]:

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import UniqueConstraint, delete, func, select, update
+from sqlalchemy import Integer, String, UniqueConstraint, delete, func, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from app.crm.config import CustomAttribute
@@ -100,7 +100,7 @@ def identify(session: Session, *, phone: str | None = None, email: str | None = 
         agreed = set.intersection(*hits)
         if len(agreed) == 1:
             only = found[next(iter(agreed))]
-            return _matched(session, only.customer_id, only.matched_on, only.contact_id, e164, address)
+            return _matched(session, only.customer_id, only.matched_on, only.contact_id, e164, address, only)
         ranked = sorted(found.values(), key=lambda c: (-len(c.matched_on), TIER_RANK.get(c.tier, 9), c.name))
         return Identification(MatchStatus.AMBIGUOUS, candidates=ranked, phone=e164, email=address,
                               message_en=f"{len(ranked)} customers match: choose the right one",
@@ -120,37 +120,49 @@ def identify(session: Session, *, phone: str | None = None, email: str | None = 
 
 def _collect(session: Session, found: dict[int, Candidate], via: str, own_column, own_match,
              contact_match) -> set[int]:
-    ids = set(session.scalars(select(own_column).where(own_match)))
-    contacts = session.execute(select(CustomerContact.customer_id, CustomerContact.id, CustomerContact.name)
-                               .where(contact_match)).all()
-    for customer_id, contact_id, contact_name in contacts:
-        ids.add(customer_id)
-        found.setdefault(customer_id, _candidate(session, customer_id))
-        if found[customer_id].contact_id is None:
-            found[customer_id].contact_id, found[customer_id].contact_name = contact_id, contact_name
-    for customer_id in ids:
-        candidate = found.setdefault(customer_id, _candidate(session, customer_id))
+    """Customers matching one identifier directly or through an organisation contact (one query), added
+    to ``found``; returns their ids."""
+    matches = union_all(
+        select(own_column.label("customer_id"), literal(None, Integer).label("contact_id"),
+               literal(None, String).label("contact_name")).where(own_match),
+        select(CustomerContact.customer_id, CustomerContact.id, CustomerContact.name).where(contact_match)).subquery()
+    rows = session.execute(select(matches, Customer.name, Customer.tier, Customer.kind, Customer.organisation,
+                                  Customer.is_prospect).join(Customer, Customer.id == matches.c.customer_id)).all()
+    ids = {row.customer_id for row in rows}
+    for row in rows:
+        found.setdefault(row.customer_id, Candidate(row.customer_id, row.name, row.tier, row.kind, row.organisation,
+                                                    row.is_prospect, []))
+    rows = [(row.customer_id, row.contact_id, row.contact_name) for row in rows]
+    for customer_id, contact_id, contact_name in rows:
+        candidate = found[customer_id]
+        if contact_id is not None and candidate.contact_id is None:
+            candidate.contact_id, candidate.contact_name = contact_id, contact_name
         if via not in candidate.matched_on:
             candidate.matched_on.append(via)
     return ids
 
 
-def _candidate(session: Session, customer_id: int) -> Candidate:
-    c = session.get(Customer, customer_id)
-    return Candidate(c.id, c.name, c.tier, c.kind, c.organisation, c.is_prospect, [])
+def _load_candidates(session: Session, found: dict[int, Candidate], ids: set[int]) -> None:
+    if not ids:
+        return
+    for row in session.execute(select(Customer.id, Customer.name, Customer.tier, Customer.kind,
+                                      Customer.organisation, Customer.is_prospect).where(Customer.id.in_(ids))):
+        found[row.id] = Candidate(row.id, row.name, row.tier, row.kind, row.organisation, row.is_prospect, [])
 
 
 def _matched(session: Session, customer_id: int, via: list[str], contact_id: int | None, e164: str | None,
-             address: str | None) -> Identification:
-    customer = session.get(Customer, customer_id)
+             address: str | None, candidate: Candidate | None = None) -> Identification:
+    if candidate is None:
+        found: dict[int, Candidate] = {}
+        _load_candidates(session, found, {customer_id})
+        candidate = found[customer_id]
+    candidate.matched_on = list(via)
     how = ", ".join(via)
     how_zh = "、".join({"phone": "电话", "email": "邮箱", "account": "账户"}[v] for v in via)
     return Identification(MatchStatus.MATCHED, customer_id=customer_id, matched_on=list(via),
-                          contact_id=contact_id, phone=e164, email=address,
-                          candidates=[Candidate(customer.id, customer.name, customer.tier, customer.kind,
-                                                customer.organisation, customer.is_prospect, list(via))],
-                          message_en=f"identified by {how}: {customer.name}",
-                          message_zh=f"通过{how_zh}识别：{customer.name}")
+                          contact_id=contact_id, phone=e164, email=address, candidates=[candidate],
+                          message_en=f"identified by {how}: {candidate.name}",
+                          message_zh=f"通过{how_zh}识别：{candidate.name}")
 
 
 # --- custom attributes ---------------------------------------------------------------------------------

@@ -1,24 +1,28 @@
 """The customer 360 view: one call, one JSON-ready dict, shared by the screen-pop, the portal and the API.
 
-Reads only (no writes), a fixed number of indexed queries whatever the customer's history, so the
-screen-pop stays fast for a customer with thousands of orders.
+Read-only, and built for the screen-pop's latency budget (p99 < 20 ms with a million orders and
+interactions): a fixed number of indexed Core queries whatever the customer's history -- the small
+per-customer lists (phones, emails, tags, consents, contacts) come back in one UNION ALL, the latest
+orders with their shipments in one join, both counts in one statement -- and no ORM objects built.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import String, and_, cast, func, literal, null, select, union_all
+from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
 from app.crm import bridges
 from app.crm.config import CustomAttribute
 from app.crm.errors import CustomerNotFound
 from app.crm.models import (
-    Customer, CustomerConsent, CustomerContact, CustomerFeedback, CustomerTag, CustomerValueSnapshot, Order,
+    Customer, CustomerConsent, CustomerContact, CustomerEmail, CustomerFeedback, CustomerPhone, CustomerTag,
+    CustomerValueSnapshot, Order, Shipment,
 )
 from app.crm.phones import display_phone
+from app.db import UTCDateTime
 from app.crm.scoring import LABELS
 from app.interactions.models import Interaction
 
@@ -43,104 +47,151 @@ def customer_360(session: Session, customer_id: int, *, attribute_defs: list[Cus
     its reasons, RFM, LTV, segment, lifecycle, churn, loyalty -- or ``computed: false``), satisfaction
     (CSAT/NPS), complaints (open ones with deadlines), compensation (received), interactions (latest
     across channels), orders (latest, with shipments), counts."""
-    customer = session.get(Customer, customer_id)
-    if customer is None:
+    snap = CustomerValueSnapshot.__table__
+    row = session.execute(
+        select(Customer.__table__, *[c.label(f"snap_{c.name}") for c in snap.c],
+               select(func.count()).select_from(Order).where(Order.customer_id == customer_id)
+               .scalar_subquery().label("orders_total"),
+               select(func.count()).select_from(Interaction).where(Interaction.customer_id == customer_id)
+               .scalar_subquery().label("interactions_total"))
+        .outerjoin(snap, snap.c.customer_id == Customer.id).where(Customer.id == customer_id)).mappings().first()
+    if row is None:
         raise CustomerNotFound(customer_id)
     return {
-        "customer": _identity(session, customer, attribute_defs or []),
-        "value": _value(session, customer),
+        "customer": _identity(session, row, attribute_defs or []),
+        "value": _value(row),
         "satisfaction": _satisfaction(session, customer_id),
         "complaints": bridges.open_complaints(session, customer_id),
         "compensation": bridges.compensation_received(session, customer_id),
         "interactions": _interactions(session, customer_id, interactions_limit),
         "orders": _orders(session, customer_id, orders_limit),
-        "counts": {
-            "orders": session.scalar(select(func.count()).select_from(Order)
-                                     .where(Order.customer_id == customer_id)) or 0,
-            "interactions": session.scalar(select(func.count()).select_from(Interaction)
-                                           .where(Interaction.customer_id == customer_id)) or 0,
-        },
+        "counts": {"orders": row["orders_total"], "interactions": row["interactions_total"]},
     }
 
 
-def _identity(session: Session, customer: Customer, attribute_defs: list[CustomAttribute]) -> dict[str, Any]:
-    consents = session.scalars(select(CustomerConsent).where(CustomerConsent.customer_id == customer.id))
-    contacts = session.scalars(select(CustomerContact).where(CustomerContact.customer_id == customer.id)
-                               .order_by(CustomerContact.is_primary.desc(), CustomerContact.name))
+def _details(session: Session, customer_id: int) -> list[Any]:
+    """Phones, emails, tags, consents and contacts in one round trip: (part, a, b, c, d, e, f, when, id)."""
+    text = lambda column: cast(column, String)  # noqa: E731
+    blank, no_time = null(), cast(null(), UTCDateTime)
+    parts = [
+        select(literal("phone"), text(CustomerPhone.e164), text(CustomerPhone.label), blank, blank, blank, blank,
+               no_time, CustomerPhone.id).where(CustomerPhone.customer_id == customer_id),
+        select(literal("email"), text(CustomerEmail.email), blank, blank, blank, blank, blank, no_time,
+               CustomerEmail.id).where(CustomerEmail.customer_id == customer_id),
+        select(literal("tag"), text(CustomerTag.tag), blank, blank, blank, blank, blank, no_time, CustomerTag.id)
+        .where(CustomerTag.customer_id == customer_id),
+        select(literal("consent"), text(CustomerConsent.purpose), text(CustomerConsent.granted),
+               text(CustomerConsent.source), blank, blank, blank, CustomerConsent.updated_at, CustomerConsent.id)
+        .where(CustomerConsent.customer_id == customer_id),
+        select(literal("contact"), text(CustomerContact.name), text(CustomerContact.role),
+               text(CustomerContact.phone_e164), text(CustomerContact.email), text(CustomerContact.language),
+               text(CustomerContact.is_primary), no_time, CustomerContact.id)
+        .where(CustomerContact.customer_id == customer_id),
+    ]
+    return session.execute(union_all(*parts)).all()
+
+
+def _truthy(text: str | None) -> bool:
+    return str(text).lower() in ("true", "1", "t")
+
+
+def _identity(session: Session, row: Any, attribute_defs: list[CustomAttribute]) -> dict[str, Any]:
+    details = sorted(_details(session, row["id"]), key=lambda d: d[-1])
     declared = {d.name: d for d in attribute_defs}
     attributes = [{"name": k, "value": v, "label": {"en": declared[k].label_en or k, "zh": declared[k].label_zh or k}
-                   if k in declared else {"en": k, "zh": k}} for k, v in sorted((customer.attributes or {}).items())]
+                   if k in declared else {"en": k, "zh": k}} for k, v in sorted((row["attributes"] or {}).items())]
+    contacts = [{"id": d[8], "name": d[1], "role": d[2], "phone": d[3], "email": d[4], "language": d[5],
+                 "is_primary": _truthy(d[6])} for d in details if d[0] == "contact"]
     return {
-        "id": customer.id, "name": customer.name, "kind": customer.kind,
-        "kind_label": _label(customer.kind, KIND_LABELS), "organisation": customer.organisation,
-        "language": customer.language, "timezone": customer.timezone, "tier": customer.tier,
-        "is_prospect": customer.is_prospect, "created_at": _iso(customer.created_at),
-        "phones": [{"e164": p.e164, "display": display_phone(p.e164), "label": p.label} for p in customer.phones],
-        "emails": [e.email for e in customer.emails],
-        "tags": sorted(session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer.id))),
-        "consents": {c.purpose: {"granted": c.granted, "source": c.source, "updated_at": _iso(c.updated_at)}
-                     for c in consents},
+        "id": row["id"], "name": row["name"], "kind": row["kind"], "kind_label": _label(row["kind"], KIND_LABELS),
+        "organisation": row["organisation"], "language": row["language"], "timezone": row["timezone"],
+        "tier": row["tier"], "is_prospect": row["is_prospect"], "created_at": _iso(row["created_at"]),
+        "phones": [{"e164": d[1], "display": display_phone(d[1]), "label": d[2]} for d in details if d[0] == "phone"],
+        "emails": [d[1] for d in details if d[0] == "email"],
+        "tags": sorted(d[1] for d in details if d[0] == "tag"),
+        "consents": {d[1]: {"granted": _truthy(d[2]), "source": d[3], "updated_at": _iso(d[7])}
+                     for d in details if d[0] == "consent"},
         "attributes": attributes,
-        "contacts": [{"id": c.id, "name": c.name, "role": c.role, "phone": c.phone_e164, "email": c.email,
-                      "language": c.language, "is_primary": c.is_primary} for c in contacts],
+        "contacts": sorted(contacts, key=lambda c: (not c["is_primary"], c["name"])),
     }
 
 
-def _value(session: Session, customer: Customer) -> dict[str, Any]:
-    snapshot = session.get(CustomerValueSnapshot, customer.id)
-    if snapshot is None:
-        return {"computed": False, "tier": customer.tier, "tier_label": _label(customer.tier),
+def _value(customer: Any) -> dict[str, Any]:
+    if customer["snap_customer_id"] is None:
+        return {"computed": False, "tier": customer["tier"], "tier_label": _label(customer["tier"]),
                 "reasons": [{"code": "not_computed", "en": "value not computed yet; tier as recorded",
                              "zh": "尚未计算客户价值；层级为记录值"}]}
-    explanation = snapshot.explanation or {}
+    snapshot = {k[5:]: v for k, v in customer.items() if k.startswith("snap_")}
+    explanation = snapshot["explanation"] or {}
+    s = snapshot
     return {
-        "computed": True, "computed_at": _iso(snapshot.computed_at),
-        "tier": snapshot.tier, "tier_label": _label(snapshot.tier),
-        "rfm": {"r": snapshot.r, "f": snapshot.f, "m": snapshot.m, "code": f"R{snapshot.r}F{snapshot.f}M{snapshot.m}"},
-        "segment": snapshot.segment, "segment_label": _label(snapshot.segment),
-        "stage": snapshot.stage, "stage_label": _label(snapshot.stage),
-        "loyalty": snapshot.loyalty, "loyalty_label": _label(snapshot.loyalty),
-        "churn_risk": snapshot.churn_risk, "churn_signals": snapshot.churn_signals,
-        "revenue_cents": snapshot.revenue_cents, "net_value_cents": snapshot.net_value_cents,
-        "ltv_cents": snapshot.ltv_cents,
+        "computed": True, "computed_at": _iso(s["computed_at"]),
+        "tier": s["tier"], "tier_label": _label(s["tier"]), "peak_tier": s["peak_tier"],
+        "rfm": {"r": s["r"], "f": s["f"], "m": s["m"], "code": f"R{s['r']}F{s['f']}M{s['m']}"},
+        "segment": s["segment"], "segment_label": _label(s["segment"]),
+        "stage": s["stage"], "stage_label": _label(s["stage"]),
+        "loyalty": s["loyalty"], "loyalty_label": _label(s["loyalty"]),
+        "churn_risk": s["churn_risk"], "churn_signals": s["churn_signals"],
+        "revenue_cents": s["revenue_cents"], "net_value_cents": s["net_value_cents"], "ltv_cents": s["ltv_cents"],
         "reasons": {part: (body.get("reasons") or body.get("signals") or [])
                     for part, body in explanation.items() if isinstance(body, dict)},
     }
 
 
 def _satisfaction(session: Session, customer_id: int) -> dict[str, Any]:
-    rows = session.execute(select(CustomerFeedback.kind, func.avg(CustomerFeedback.score), func.count())
-                           .where(CustomerFeedback.customer_id == customer_id)
-                           .group_by(CustomerFeedback.kind)).all()
-    stats = {kind: (round(float(avg), 2), count) for kind, avg, count in rows}
-    latest = session.scalars(select(CustomerFeedback).where(CustomerFeedback.customer_id == customer_id)
-                             .order_by(CustomerFeedback.recorded_at.desc()).limit(5))
+    """Averages over all answers plus the five latest, in one query (window functions)."""
+    ranked = select(CustomerFeedback.kind, CustomerFeedback.score, CustomerFeedback.comment,
+                    CustomerFeedback.interaction_id, CustomerFeedback.recorded_at,
+                    func.avg(CustomerFeedback.score).over(partition_by=CustomerFeedback.kind).label("avg"),
+                    func.count().over(partition_by=CustomerFeedback.kind).label("n"),
+                    func.row_number().over(order_by=(CustomerFeedback.recorded_at.desc(),
+                                                     CustomerFeedback.id.desc())).label("pos")) \
+        .where(CustomerFeedback.customer_id == customer_id).subquery()
+    rows = session.execute(select(ranked)).mappings().all()
+    stats = {r["kind"]: (round(float(r["avg"]), 2), r["n"]) for r in rows}
+    latest = sorted((r for r in rows if r["pos"] <= 5), key=lambda r: r["pos"])
     return {
         "csat_avg": stats.get("csat", (None, 0))[0], "csat_count": stats.get("csat", (None, 0))[1],
         "nps_avg": stats.get("nps", (None, 0))[0], "nps_count": stats.get("nps", (None, 0))[1],
-        "latest": [{"kind": f.kind, "score": f.score, "comment": f.comment, "interaction_id": f.interaction_id,
-                    "recorded_at": _iso(f.recorded_at)} for f in latest],
+        "latest": [{"kind": r["kind"], "score": r["score"], "comment": r["comment"],
+                    "interaction_id": r["interaction_id"], "recorded_at": _iso(r["recorded_at"])} for r in latest],
     }
 
 
 def _interactions(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
+    i = Interaction
     rows = session.execute(
-        select(Interaction, StaffUser.name).outerjoin(StaffUser, StaffUser.id == Interaction.agent_id)
-        .where(Interaction.customer_id == customer_id)
-        .order_by(Interaction.created_at.desc(), Interaction.id.desc()).limit(limit)).all()
-    return [{"id": i.id, "channel": i.channel, "direction": i.direction, "state": i.state, "queue": i.queue,
-             "subject": i.subject, "agent": agent, "disposition": i.disposition, "created_at": _iso(i.created_at),
-             "state_changed_at": _iso(i.state_changed_at)} for i, agent in rows]
+        select(i.id, i.channel, i.direction, i.state, i.queue, i.subject, StaffUser.name.label("agent"),
+               i.disposition, i.created_at, i.state_changed_at)
+        .outerjoin(StaffUser, StaffUser.id == i.agent_id)
+        .where(i.customer_id == customer_id)
+        .order_by(i.created_at.desc(), i.id.desc()).limit(limit)).mappings()
+    return [{**r, "created_at": _iso(r["created_at"]), "state_changed_at": _iso(r["state_changed_at"])} for r in rows]
 
 
 def _orders(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
-    orders = session.scalars(select(Order).where(Order.customer_id == customer_id)
-                             .options(selectinload(Order.shipments))
-                             .order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit))
-    return [order_to_dict(o) for o in orders]
+    latest = (select(Order.id, Order.number, Order.customer_id, Order.placed_at, Order.status, Order.total_cents,
+                     Order.currency).where(Order.customer_id == customer_id)
+              .order_by(Order.placed_at.desc(), Order.id.desc()).limit(limit).subquery())
+    rows = session.execute(
+        select(latest, Shipment.carrier, Shipment.tracking_number, Shipment.status.label("shipment_status"),
+               Shipment.shipped_at, Shipment.expected_at, Shipment.delivered_at)
+        .outerjoin(Shipment, and_(Shipment.order_id == latest.c.id))
+        .order_by(latest.c.placed_at.desc(), latest.c.id.desc(), Shipment.id)).mappings()
+    orders: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        order = orders.setdefault(r["id"], {
+            "id": r["id"], "number": r["number"], "customer_id": r["customer_id"], "placed_at": _iso(r["placed_at"]),
+            "status": r["status"], "total_cents": r["total_cents"], "currency": r["currency"], "shipments": []})
+        if r["carrier"] is not None:
+            order["shipments"].append({"carrier": r["carrier"], "tracking_number": r["tracking_number"],
+                                       "status": r["shipment_status"], "shipped_at": _iso(r["shipped_at"]),
+                                       "expected_at": _iso(r["expected_at"]), "delivered_at": _iso(r["delivered_at"])})
+    return list(orders.values())
 
 
 def order_to_dict(order: Order, *, lines: bool = False) -> dict[str, Any]:
+    """An ORM order (with shipments, and lines when asked) as the API and the 360 view show it."""
     data = {"id": order.id, "number": order.number, "customer_id": order.customer_id,
             "placed_at": _iso(order.placed_at), "status": order.status, "total_cents": order.total_cents,
             "currency": order.currency,
