@@ -165,6 +165,31 @@ def _matched(session: Session, customer_id: int, via: list[str], contact_id: int
                           message_zh=f"通过{how_zh}识别：{candidate.name}")
 
 
+def value_summary(session: Session, customer_id: int) -> dict[str, Any] | None:
+    """The short value facts other domains decide with (routing priority, IVR branches, complaint grading,
+    compensation placement): tier, RFM, segment, stage, churn risk and signals, loyalty, open complaints.
+    One query; None when the customer does not exist. Tier is the recorded one when value was never computed."""
+    from app.crm.bridges import CLOSED_STATES
+    from app.complaints.models import Complaint
+
+    open_count = (select(func.count()).select_from(Complaint)
+                  .where(Complaint.customer_id == customer_id, Complaint.state.not_in(CLOSED_STATES))
+                  .scalar_subquery())
+    s = CustomerValueSnapshot
+    row = session.execute(select(Customer.tier, Customer.is_prospect, s.tier.label("value_tier"), s.r, s.f, s.m,
+                                 s.segment, s.stage, s.churn_risk, s.churn_signals, s.loyalty, s.ltv_cents,
+                                 s.computed_at, open_count.label("open_complaints"))
+                          .outerjoin(s, s.customer_id == Customer.id).where(Customer.id == customer_id)).first()
+    if row is None:
+        return None
+    computed = row.value_tier is not None
+    return {"tier": row.value_tier if computed else row.tier, "computed": computed, "is_prospect": row.is_prospect,
+            "rfm": f"R{row.r}F{row.f}M{row.m}" if computed else None, "segment": row.segment, "stage": row.stage,
+            "churn_risk": row.churn_risk, "churn_signals": list(row.churn_signals or []), "loyalty": row.loyalty,
+            "ltv_cents": row.ltv_cents, "open_complaints": int(row.open_complaints or 0),
+            "computed_at": row.computed_at.isoformat() if row.computed_at else None}
+
+
 # --- custom attributes ---------------------------------------------------------------------------------
 
 _TRUE, _FALSE = {"true", "yes", "1", "y", "是"}, {"false", "no", "0", "n", "否", ""}

@@ -340,3 +340,16 @@ def test_merge_moves_a_single_portal_account(db_session):
     db_session.flush()
     service.merge_customers(db_session, a.id, b.id, actor="t")
     assert db_session.scalar(select(CustomerAccount.customer_id)) == a.id
+
+
+def test_value_summary_for_other_domains(db_session):
+    assert service.value_summary(db_session, 4040) is None
+    customer = make_customer(db_session, tier="major")
+    summary = service.value_summary(db_session, customer.id)
+    assert summary["tier"] == "major" and summary["computed"] is False and summary["open_complaints"] == 0
+    db_session.add(CustomerValueSnapshot(customer_id=customer.id, tier="vip", r=5, f=5, m=4, segment="mvc",
+                                         stage="active", loyalty="true", churn_risk="low",
+                                         churn_signals=["open_complaint"], peak_tier="vip", computed_at=utcnow()))
+    db_session.flush()
+    summary = service.value_summary(db_session, customer.id)
+    assert summary["tier"] == "vip" and summary["rfm"] == "R5F5M4" and summary["churn_signals"] == ["open_complaint"]
