@@ -81,4 +81,7 @@ def _flask_settings(app: Flask, settings: EnvSettings, desk_config: DeskConfig) 
         "BABEL_TRANSLATION_DIRECTORIES": str(Path(__file__).parent / "translations"),
         "WTF_CSRF_TIME_LIMIT": None,
         "PUBLIC_BASE_URL": settings.public_base_url.rstrip("/"),
+        "TWILIO_API_KEY_SID": settings.twilio_api_key_sid,
+        "TWILIO_API_KEY_SECRET": settings.twilio_api_key_secret,
+        "TWILIO_TWIML_APP_SID": settings.twilio_twiml_app_sid,
     }

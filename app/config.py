@@ -119,6 +119,10 @@ class EnvSettings(Strict):
     public_base_url: str = "http://localhost:5000"
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = "dev-auth-token-not-secret"
+    # The browser softphone's access tokens are signed with an API key and name a TwiML app.
+    twilio_api_key_sid: str | None = None
+    twilio_api_key_secret: str | None = None
+    twilio_twiml_app_sid: str | None = None
     port: int = Field(default=5000, ge=1, le=65535)
     dev_tools: bool | None = None  # the phone simulator and other demo aids; on when embedded
     log_level: str = "INFO"
@@ -139,6 +143,9 @@ ENV_KEYS = {
     "PUBLIC_BASE_URL": "public_base_url",
     "TWILIO_ACCOUNT_SID": "twilio_account_sid",
     "TWILIO_AUTH_TOKEN": "twilio_auth_token",
+    "TWILIO_API_KEY_SID": "twilio_api_key_sid",
+    "TWILIO_API_KEY_SECRET": "twilio_api_key_secret",
+    "TWILIO_TWIML_APP_SID": "twilio_twiml_app_sid",
     "PORT": "port",
     "DESK_DEV_TOOLS": "dev_tools",
     "LOG_LEVEL": "log_level",
