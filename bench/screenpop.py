@@ -1,0 +1,307 @@
+"""``python -m bench screenpop [--json] [--agents 500] [--calls 500] [--concurrency 4]``
+
+Time from a caller's webhook to the agent's console receiving the offer with the customer's record.
+Two web nodes (gunicorn, gevent, one worker each) share Redis (Socket.IO's message queue) and the database
+(PostgreSQL scratch database ``bench_screenpop`` when reachable, else a SQLite file). ``--agents`` agents are
+connected as python-socketio clients, alternately to each node. Each call is a signed ``/voice/incoming``
+webhook from a known VIP customer (the demo IVR queues them at once), sent to alternate nodes; then the
+offer is committed and announced from this process -- standing in for the router process, whose own
+decision time ``bench routing`` measures -- so the figure covers webhook + offer commit + screen-pop
+build + Redis fan-out + delivery to the agent's socket on whichever node holds it.
+JSON fields: agents, nodes, calls, p50_ms, p99_ms, missed (offers that never arrived; should be 0).
+Figures only; nothing asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from bench.voice import _bench_config, _free_port, _start_server, _stop
+
+REPO = Path(__file__).resolve().parent.parent
+TOKEN = "bench-twilio-token"
+ACCOUNT = "AC" + "b" * 32
+SECRET = "bench-not-a-secret"
+USER_AGENT = "bench-screenpop/1.0"
+NODES = 2
+ARRIVAL_TIMEOUT_S = 5.0
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench screenpop", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="one JSON line with the result")
+    parser.add_argument("--agents", type=int, default=500)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=4, help="calls in flight at once")
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
+    parser.add_argument("--database-url", default=os.environ.get(
+        "BENCH_SCREENPOP_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench_screenpop"))
+    return parser.parse_args(argv)
+
+
+def _database(url: str, scratch: Path) -> str:
+    """The PostgreSQL scratch database when the server answers, else a SQLite file in ``scratch``."""
+    try:
+        from bench.voice import _ensure_database
+
+        _ensure_database(url)
+        return url
+    except Exception as exc:  # no PostgreSQL here: say so and use SQLite
+        print(f"note: PostgreSQL unavailable ({str(exc).splitlines()[0]}); using SQLite", file=sys.stderr)
+        return f"sqlite:///{scratch / 'bench.db'}"
+
+
+def _env(db_url: str, redis_url: str, config: Path, port: int) -> dict[str, str]:
+    return dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, CONFIG_PATH=str(config), SECRET_KEY=SECRET,
+                PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN,
+                LOG_LEVEL="ERROR", DESK_DEV_TOOLS="0")
+
+
+def _driver_app(db_url: str, redis_url: str, config: Path):
+    from app import create_app
+
+    env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "SECRET_KEY": SECRET, "LOG_LEVEL": "ERROR",
+           "PUBLIC_BASE_URL": "http://127.0.0.1", "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN}
+    return create_app(str(config), env=env, overrides={"ROUTER_THREAD": False, "PERIODIC_THREAD": False})
+
+
+def _prepare(app, agents: int, customers: int) -> tuple[list[int], list[tuple[int, str, str]]]:
+    """Empty schema, ``agents`` agents and ``customers`` VIP customers, each with an order in transit."""
+    from app.auth.models import AgentSkill, StaffUser
+    from app.auth.passwords import hash_password
+    from app.crm.models import Customer, CustomerPhone, Order, Shipment
+    from app.db import utcnow
+    from app.extensions import db
+
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        password_hash = hash_password("bench-password")
+        staff = [StaffUser(email=f"agent{n}@bench.desk", name=f"Agent {n}", password_hash=password_hash,
+                           role="agent", skills=[AgentSkill(skill="vip", level=8)]) for n in range(agents)]
+        db.session.add_all(staff)
+        people = []
+        for n in range(customers):
+            customer = Customer(name=f"Customer {n}", tier="vip", language="en", attributes={})
+            customer.phones = [CustomerPhone(e164=f"+86139{n:08d}")]
+            customer.orders = [Order(number=f"B{n:06d}", placed_at=utcnow() - timedelta(days=2), status="shipped",
+                                     total_cents=25_000, currency="CNY",
+                                     shipments=[Shipment(carrier="SF Express", tracking_number=f"SF{n:08d}",
+                                                         status="in_transit")])]
+            people.append(customer)
+        db.session.add_all(people)
+        db.session.commit()
+        result = [s.id for s in staff], [(c.id, c.name, c.phones[0].e164) for c in people]
+        db.session.remove()
+        return result
+
+
+def _cookie(app, agent_id: int) -> str:
+    """The session cookie a sign-in would set (same secret, same flask-login identifier)."""
+    from flask import session
+    from flask_login import login_user
+
+    from app.auth.models import StaffUser
+    from app.extensions import db
+
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+                                  headers={"User-Agent": USER_AGENT}):
+        login_user(db.session.get(StaffUser, agent_id))
+        value = app.session_interface.get_signing_serializer(app).dumps(dict(session))
+        db.session.remove()
+    return f"{app.config['SESSION_COOKIE_NAME']}={value}"
+
+
+class Console:
+    """One agent's console: a python-socketio client that timestamps each offer on arrival."""
+
+    def __init__(self, url: str, cookie: str, arrivals: dict, lock: threading.Lock):
+        import socketio
+
+        self.sio = socketio.Client(reconnection=False)
+        self.ready = threading.Event()
+        self.sio.on("snapshot", lambda data=None: self.ready.set(), namespace="/agent")
+        self.sio.on("offer", self._offer, namespace="/agent")
+        self.url, self.cookie, self.arrivals, self.lock = url, cookie, arrivals, lock
+
+    def _offer(self, data):
+        at = time.perf_counter()
+        has_record = bool(data.get("screenpop", {}).get("customer"))
+        with self.lock:
+            self.arrivals[data["interaction_id"]] = (at, has_record)
+
+    def connect(self) -> None:
+        self.sio.connect(self.url, namespaces=["/agent"], transports=["websocket"], wait_timeout=30,
+                         headers={"Cookie": self.cookie, "User-Agent": USER_AGENT})
+        if not self.ready.wait(30):
+            raise RuntimeError("no snapshot from the console namespace within 30 s")
+
+
+def _offer(app, call_sid: str, agent_id: int, session_lock: threading.Lock) -> int | None:
+    """Stand in for the router: offer the queued call to ``agent_id``, commit, announce."""
+    from sqlalchemy import select
+
+    from app import realtime
+    from app.db import utcnow
+    from app.extensions import db
+    from app.interactions.models import Interaction
+    from app.interactions.service import transition
+
+    with app.app_context():
+        try:
+            interaction = db.session.scalar(select(Interaction).where(Interaction.channel == "voice",
+                                                                      Interaction.external_ref == call_sid))
+            if interaction is None or interaction.state != "queued":
+                return None
+            interaction.agent_id = agent_id
+            transition(db.session, interaction, "offered", actor="bench", data={"agent_id": agent_id})
+            realtime.after_commit(db.session, "offer.created", {
+                "offer_id": interaction.id, "interaction_id": interaction.id, "agent_id": agent_id,
+                "expires_at": (utcnow() + timedelta(seconds=15)).isoformat(), "priority": interaction.priority,
+                "priority_reasons": interaction.priority_reasons or [], "channel": "voice", "queue": interaction.queue})
+            db.session.commit()
+            return interaction.id
+        finally:
+            db.session.remove()
+
+
+def _webhook(port: int, call_sid: str, caller: str) -> int:
+    import http.client
+    from urllib.parse import urlencode
+
+    from twilio.request_validator import RequestValidator
+
+    url = f"http://127.0.0.1:{port}/voice/incoming"
+    form = {"CallSid": call_sid, "From": caller, "To": "+862100000000", "AccountSid": ACCOUNT, "CallStatus": "ringing"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", "/voice/incoming", body=urlencode(form), headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(url, form)})
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
+
+
+def _wait_until_serving(port: int, timeout_s: float = 90.0) -> None:
+    """gunicorn accepts connections before its worker has built the app: wait for a real answer."""
+    import http.client
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            conn.request("GET", "/login")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.3)
+        finally:
+            conn.close()
+    raise RuntimeError(f"the node on port {port} did not answer within {timeout_s} s")
+
+
+def _percentile(sorted_values: list[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(round(fraction * (len(sorted_values) - 1))))]
+
+
+def _run_calls(app, ports, agent_ids, people, calls, concurrency, arrivals, lock) -> tuple[list[float], int, int]:
+    latencies: list[float] = []
+    missed = errors = 0
+    counter = itertools.count()
+    results: queue.Queue = queue.Queue()
+    session_lock = threading.Lock()
+
+    def worker() -> None:
+        while True:
+            n = next(counter)
+            if n >= calls:
+                return
+            customer_id, name, phone = people[n % len(people)]
+            sid = f"CA{time.time_ns():020x}{n:012x}"
+            began = time.perf_counter()
+            status = _webhook(ports[n % len(ports)], sid, phone)
+            interaction_id = _offer(app, sid, agent_ids[n % len(agent_ids)], session_lock) if status == 200 else None
+            results.put((began, interaction_id, status))
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pending = []
+    while not results.empty():
+        pending.append(results.get())
+    deadline = time.perf_counter() + ARRIVAL_TIMEOUT_S
+    for began, interaction_id, status in pending:
+        if interaction_id is None:
+            errors += 1
+            missed += 1
+            continue
+        while True:
+            with lock:
+                arrived = arrivals.get(interaction_id)
+            if arrived or time.perf_counter() > deadline:
+                break
+            time.sleep(0.01)
+        if arrived and arrived[1]:
+            latencies.append((arrived[0] - began) * 1000)
+        else:
+            missed += 1
+    latencies.sort()
+    return latencies, missed, errors
+
+
+def main(argv: list[str]) -> int:
+    args = _args(argv)
+    import redis
+
+    redis.Redis.from_url(args.redis_url).flushdb()
+    with tempfile.TemporaryDirectory(prefix="bench-screenpop-") as scratch:
+        config = _bench_config(Path(scratch))
+        db_url = _database(args.database_url, Path(scratch))
+        app = _driver_app(db_url, args.redis_url, config)
+        agent_ids, people = _prepare(app, args.agents, args.customers)
+        ports = [_free_port() for _ in range(NODES)]
+        servers = [_start_server(_env(db_url, args.redis_url, config, port), port, 1) for port in ports]
+        for port in ports:
+            _wait_until_serving(port)
+        consoles: list[Console] = []
+        try:
+            arrivals: dict[int, tuple[float, bool]] = {}
+            lock = threading.Lock()
+            for n, agent_id in enumerate(agent_ids):
+                console = Console(f"http://127.0.0.1:{ports[n % NODES]}", _cookie(app, agent_id), arrivals, lock)
+                console.connect()
+                consoles.append(console)
+            latencies, missed, errors = _run_calls(app, ports, agent_ids, people, args.calls, args.concurrency,
+                                                   arrivals, lock)
+        finally:
+            for console in consoles:
+                console.sio.disconnect()
+            for server in servers:
+                _stop(server)
+    result = {"agents": args.agents, "nodes": NODES, "calls": args.calls,
+              "p50_ms": round(_percentile(latencies, 0.50), 2), "p99_ms": round(_percentile(latencies, 0.99), 2),
+              "missed": missed, "webhook_errors": errors, "database": db_url.split(":")[0],
+              "offer_by": "bench (router stand-in)"}
+    if args.json:
+        print(json.dumps(result))
+    print(f"{'agents':>7} {'nodes':>5} {'calls':>6} {'p50_ms':>8} {'p99_ms':>8} {'missed':>6}")
+    print(f"{result['agents']:>7} {result['nodes']:>5} {result['calls']:>6} {result['p50_ms']:>8} "
+          f"{result['p99_ms']:>8} {result['missed']:>6}")
+    return 0
