@@ -15,7 +15,7 @@ import random
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 TABLES_IN_LOAD_ORDER = ["customers", "customer_phones", "customer_emails", "orders", "shipments", "interactions"]
 
@@ -54,7 +54,7 @@ def _load(db, args: argparse.Namespace) -> float:
 
     started = time.perf_counter()
     rng = random.Random(args.seed)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     db.drop_all()
     db.create_all()
     raw = db.engine.raw_connection()
@@ -150,7 +150,8 @@ def main(argv: list[str]) -> int:
               "p50_ms": round(statistics.median(timings), 3), "p99_ms": round(cuts[98], 3),
               "recompute_s": round(recompute_s, 2), "lookups": len(timings),
               "load_s": None if load_s is None else round(load_s, 1),
-              "vip_revenue_share": round(next(r["revenue_share"] for r in run.pyramid["rows"] if r["tier"] == "vip"), 3)}
+              "vip_revenue_share": round(next(r["revenue_share"] for r in run.pyramid["rows"]
+                                              if r["tier"] == "vip"), 3)}
     if args.json:
         print(json.dumps(result))
     print(f"{'customers':<14}{customers:>12,}\n{'orders':<14}{orders:>12,}\n{'interactions':<14}{interactions:>12,}")

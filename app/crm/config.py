@@ -22,7 +22,7 @@ class TierThresholds(_Strict):
     ordinary: float = Field(default=0.20, gt=0, le=1)
 
     @model_validator(mode="after")
-    def _cumulative(self) -> "TierThresholds":
+    def _cumulative(self) -> TierThresholds:
         if not self.vip < self.major < self.ordinary:
             raise ValueError("tiers: cumulative shares must grow: vip < major < ordinary "
                              f"(got {self.vip}, {self.major}, {self.ordinary})")
@@ -45,7 +45,7 @@ class LifecycleRules(_Strict):
     lapsed_after_days: int = Field(default=365, gt=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "LifecycleRules":
+    def _ordered(self) -> LifecycleRules:
         if self.at_risk_after_days >= self.lapsed_after_days:
             raise ValueError("lifecycle.at_risk_after_days must be below lifecycle.lapsed_after_days")
         return self
@@ -77,7 +77,7 @@ class CustomAttribute(_Strict):
     label_zh: str = ""
 
     @model_validator(mode="after")
-    def _choices_for_choice(self) -> "CustomAttribute":
+    def _choices_for_choice(self) -> CustomAttribute:
         if (self.type == "choice") != bool(self.choices):
             raise ValueError(f"custom_attributes.{self.name}: 'choices' is required for type choice "
                              "and only allowed there")
@@ -105,7 +105,7 @@ class FollowUpRule(_Strict):
     subject_zh: str
 
     @model_validator(mode="after")
-    def _needs(self) -> "FollowUpRule":
+    def _needs(self) -> FollowUpRule:
         if self.kind in ("not_contacted", "after_complaint_closed") and self.days <= 0:
             raise ValueError(f"follow_ups.{self.name}.days: must be > 0 for kind {self.kind}")
         if self.kind in ("not_contacted", "lapsed") and not self.tiers:
@@ -140,7 +140,7 @@ class CrmConfig(_Strict):
     import_batch_size: int = Field(default=500, gt=0, le=10000)
 
     @model_validator(mode="after")
-    def _known_region(self) -> "CrmConfig":
+    def _known_region(self) -> CrmConfig:
         import phonenumbers
 
         if self.default_country not in phonenumbers.SUPPORTED_REGIONS:
@@ -148,7 +148,7 @@ class CrmConfig(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _unique_names(self) -> "CrmConfig":
+    def _unique_names(self) -> CrmConfig:
         for label, names in (("custom_attributes", [a.name for a in self.custom_attributes]),
                              ("follow_ups", [r.name for r in self.follow_ups])):
             duplicates = sorted({n for n in names if names.count(n) > 1})

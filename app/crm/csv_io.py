@@ -296,7 +296,8 @@ def import_orders(session: Session, stream: TextIO, config: CrmConfig, *, zone: 
             "currency": row.get("currency") or currency, "total_cents": parse_amount_cents(row.get("total", "")),
         }
         if row.get("carrier") or row.get("tracking_number"):
-            payload["shipments"] = [{"carrier": row.get("carrier", ""), "tracking_number": row.get("tracking_number", ""),
+            payload["shipments"] = [{"carrier": row.get("carrier", ""),
+                                     "tracking_number": row.get("tracking_number", ""),
                                      "status": row.get("shipment_status") or "in_transit"}]
         return OrderIn.model_validate(payload)
 

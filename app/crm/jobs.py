@@ -84,7 +84,8 @@ def _store_snapshots(session: Session, values: dict[int, CustomerValue], now: da
             "loyalty": str(value.loyalty.loyalty), "churn_risk": value.churn.level,
             "churn_signals": value.churn.codes, "revenue_cents": value.tier.revenue_cents,
             "net_value_cents": value.segment.net_value_cents, "ltv_cents": value.ltv.ltv_cents,
-            "peak_tier": peak, "peak_tier_at": peak_at, "last_order_at": last_orders.get(customer_id), "explanation": value.explanation(), "computed_at": now})
+            "peak_tier": peak, "peak_tier_at": peak_at, "last_order_at": last_orders.get(customer_id),
+            "explanation": value.explanation(), "computed_at": now})
         if len(rows) >= INSERT_CHUNK:
             session.execute(insert(CustomerValueSnapshot), rows)
             rows = []

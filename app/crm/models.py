@@ -39,11 +39,11 @@ class Customer(db.Model):
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    phones: Mapped[list["CustomerPhone"]] = relationship(
+    phones: Mapped[list[CustomerPhone]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", lazy="selectin")
-    emails: Mapped[list["CustomerEmail"]] = relationship(
+    emails: Mapped[list[CustomerEmail]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", lazy="selectin")
-    orders: Mapped[list["Order"]] = relationship(back_populates="customer", cascade="all, delete-orphan")
+    orders: Mapped[list[Order]] = relationship(back_populates="customer", cascade="all, delete-orphan")
 
 
 class CustomerPhone(db.Model):
@@ -81,8 +81,8 @@ class Order(db.Model):
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
 
     customer: Mapped[Customer] = relationship(back_populates="orders")
-    lines: Mapped[list["OrderLine"]] = relationship(back_populates="order", cascade="all, delete-orphan")
-    shipments: Mapped[list["Shipment"]] = relationship(back_populates="order", cascade="all, delete-orphan")
+    lines: Mapped[list[OrderLine]] = relationship(back_populates="order", cascade="all, delete-orphan")
+    shipments: Mapped[list[Shipment]] = relationship(back_populates="order", cascade="all, delete-orphan")
 
 
 class OrderLine(db.Model):

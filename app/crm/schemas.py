@@ -6,7 +6,7 @@ Phones are normalised to E.164 with the desk's default region, passed as validat
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -159,7 +159,7 @@ class CustomerPatch(CustomerIn):
 def _aware(value: datetime | None) -> datetime | None:
     if value is not None and value.tzinfo is None:
         raise ValueError("datetime needs a time zone, e.g. 2026-05-01T10:00:00+08:00 or ...Z")
-    return None if value is None else value.astimezone(timezone.utc)
+    return None if value is None else value.astimezone(UTC)
 
 
 class OrderLineIn(_In):
@@ -193,7 +193,7 @@ class OrderIn(_In):
     _aware = field_validator("placed_at")(classmethod(lambda cls, v: _aware(v)))
 
     @model_validator(mode="after")
-    def _total(self) -> "OrderIn":
+    def _total(self) -> OrderIn:
         from_lines = sum(line.quantity * line.unit_price_cents for line in self.lines)
         if self.total_cents is None:
             if not self.lines:
@@ -245,7 +245,7 @@ class IdentifyQuery(_In):
     create_prospect: bool = False
 
     @model_validator(mode="after")
-    def _something(self) -> "IdentifyQuery":
+    def _something(self) -> IdentifyQuery:
         if not (self.phone or self.email or self.account_id):
             raise ValueError("give phone, email or account_id")
         return self

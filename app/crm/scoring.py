@@ -12,7 +12,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from app.crm.config import ChurnRules, CrmConfig, LifecycleRules, LoyaltyRules, TierThresholds, ValueRules
 
@@ -541,7 +542,7 @@ def score_customers(facts: Sequence[CustomerFacts], config: CrmConfig, *, now: d
     for f in facts:
         stage = lifecycle_stage(f, now=now, rules=config.lifecycle)
         tier = tiers.get(f.customer_id) or TierResult(Tier.SMALL, None, len(ranked), 0, (Reason(
-            "tier", f"small: a prospect, not ranked by revenue", "小客户：潜在客户，不参与收入排名"),))
+            "tier", "small: a prospect, not ranked by revenue", "小客户：潜在客户，不参与收入排名"),))
         values[f.customer_id] = CustomerValue(
             f.customer_id, rfm[f.customer_id], tier,
             classify_segment(f, tier.tier, stage.stage, config.value, currency=currency),

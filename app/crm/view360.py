@@ -27,7 +27,8 @@ from app.crm.scoring import LABELS
 from app.interactions.models import Interaction
 
 KIND_LABELS = {"individual": ("individual consumer", "个人消费者"), "business": ("business customer", "企业客户"),
-               "distributor": ("distributor / reseller", "分销商/经销商"), "internal": ("internal customer", "内部客户")}
+               "distributor": ("distributor / reseller", "分销商/经销商"),
+               "internal": ("internal customer", "内部客户")}
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from sqlalchemy import select
 
@@ -16,7 +16,7 @@ from app.crm.models import Customer, ValueRun
 from app.crm.service import customer_360
 from tests.factories import make_customer, make_order
 
-NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def _complaint(session, customer, *, ref: str, state: str = "investigating", received: datetime = NOW,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from sqlalchemy import func, select
@@ -17,7 +17,7 @@ from app.crm.service import record_feedback
 from app.interactions.models import Interaction
 from tests.factories import make_customer, make_interaction, make_order
 
-NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def test_sql_facts_match_the_pure_aggregation(db_session):
@@ -63,7 +63,8 @@ def _population(db_session, n=40):
         customer = make_customer(db_session, tier="small", is_prospect=(i == 1))
         if i > 1:
             for k in range(i % 4 + 1):
-                make_order(db_session, customer, total_cents=1000 * i * i // (i % 4 + 1), placed_at=NOW - timedelta(days=10 + 30 * k))
+                make_order(db_session, customer, total_cents=1000 * i * i // (i % 4 + 1),
+                           placed_at=NOW - timedelta(days=10 + 30 * k))
         customers.append(customer)
     db_session.commit()
     return customers
@@ -122,7 +123,7 @@ def test_request_recompute_runs_the_job(app, db_session, desk_config):
     ("2026-06-01T23:59:00+08:00", "2026-05-31T18:00:00+00:00"),
 ])
 def test_nightly_is_due_from_two_in_the_morning_desk_time(now_local, due):
-    now = datetime.fromisoformat(now_local).astimezone(timezone.utc)
+    now = datetime.fromisoformat(now_local).astimezone(UTC)
     moment = jobs.nightly_due_since(now, "Asia/Shanghai")
     assert (moment.isoformat() if moment else None) == due
 
@@ -131,7 +132,7 @@ def test_nightly_tick_runs_once_per_night(app, db_session, desk_config):
     _population(db_session, n=5)
     zone = desk_config.desk.timezone
     night = datetime.combine(datetime(2026, 6, 1).date(), jobs.NIGHTLY_AT,
-                             tzinfo=__import__("zoneinfo").ZoneInfo(zone)).astimezone(timezone.utc)
+                             tzinfo=__import__("zoneinfo").ZoneInfo(zone)).astimezone(UTC)
     assert jobs.nightly_tick(now=night - timedelta(minutes=1)) is None
     first = jobs.nightly_tick(now=night + timedelta(minutes=5))
     assert first is not None

@@ -1,7 +1,7 @@
 """Customer value rules: RFM quintiles, pyramid, segments, LTV, lifecycle, churn, loyalty."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +14,7 @@ from app.crm.scoring import (
     rfm_scores, score_customers, tier_cutoffs,
 )
 
-NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 def days_ago(n: float) -> datetime:
@@ -78,8 +78,8 @@ def test_quintile_scores_table(values, scores):
 def test_quintiles_are_monotone_and_in_range(values):
     scores = quintile_scores(values)
     assert all(1 <= s <= 5 for s in scores)
-    pairs = sorted(zip(values, scores))
-    for (v1, s1), (v2, s2) in zip(pairs, pairs[1:]):
+    pairs = sorted(zip(values, scores, strict=True))
+    for (v1, s1), (v2, s2) in zip(pairs, pairs[1:], strict=False):
         assert s1 <= s2
         if v1 == v2:
             assert s1 == s2
@@ -163,7 +163,7 @@ def test_pyramid_invariants(revenue):
     tiers, report = assign_tiers(revenue, TierThresholds(), window_days=365)
     order = {t: i for i, t in enumerate((Tier.VIP, Tier.MAJOR, Tier.ORDINARY, Tier.SMALL))}
     items = sorted(revenue.items(), key=lambda kv: kv[1])
-    for (a, ra), (b, rb) in zip(items, items[1:]):
+    for (a, ra), (b, rb) in zip(items, items[1:], strict=False):
         assert order[tiers[a].tier] >= order[tiers[b].tier]  # more revenue never a lower tier
         if ra == rb:
             assert tiers[a].tier == tiers[b].tier
