@@ -101,3 +101,40 @@ def test_the_board_shows_agents_with_time_in_state(board, db_session):
     assert row["presence"] in ("break", "offline")  # routing's agent state wins once routing is installed
     if row["presence"] == "break":
         assert row["reason"] == "lunch" and row["in_state_s"] >= 180
+
+
+def test_a_successful_action_commits_and_wakes_the_board(board, db_session, monkeypatch, app):
+    """The namespace's glue around an action, with the action itself replaced by one that writes a row
+    (the real one calls the routing service)."""
+    import agent_console.supervisor_namespace as ns
+    from app.reports.models import AgentPresenceLog
+    from app.reports.service import record_presence
+
+    ann = make_staff(db_session, name="Ann")
+    db_session.commit()
+    calls = []
+
+    def fake_change(session, agent_id, presence, reason, *, actor):
+        calls.append(actor)
+        record_presence(session, agent_id, presence, reason=reason)
+
+    monkeypatch.setattr(ns, "change_agent_state", fake_change)
+    app.extensions["supervisor.pusher"].wake.clear()
+    reply = board.call("set_agent_state", {"agent_id": ann.id, "presence": "break", "reason": "coaching"})
+    assert reply == {"ok": True}
+    assert calls and calls[0].startswith("supervisor:")
+    db_session.expire_all()
+    assert db_session.query(AgentPresenceLog).filter_by(agent_id=ann.id, presence="break").count() == 1
+
+
+def test_a_failing_snapshot_does_not_stop_the_pusher(app, monkeypatch):
+    import agent_console.supervisor_namespace as ns
+
+    def broken(now=None):
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(ns, "current_snapshot", broken)
+    emitted = []
+    monkeypatch.setattr(ns.socketio, "emit", lambda *a, **k: emitted.append(a))
+    app.extensions["supervisor.pusher"].push()
+    assert emitted == []
