@@ -57,7 +57,7 @@ class InMoveContact(_In):
     note: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")
-    def _one_target(self) -> "InMoveContact":
+    def _one_target(self) -> InMoveContact:
         if (self.queue is None) == (self.agent_id is None):
             raise ValueError("give either a queue or an agent")
         return self
