@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from email.message import EmailMessage as MimeMessage
+from datetime import datetime, timedelta
 from email.utils import format_datetime, make_msgid
+from typing import NamedTuple
 
 import pytest
 
@@ -33,36 +35,46 @@ def email_config(**overrides) -> EmailConfig:
     return EmailConfig.model_validate(base)
 
 
+class DelayedJob(NamedTuple):
+    func: object
+    args: tuple
+    kwargs: dict
+    delay: timedelta
+    due_s: float  # on the virtual clock
+
+
 class CapturingJobs:
     """Runs immediate jobs inline (like the tests' default) but keeps delayed ones, so no timer thread
-    fires into a later test; ``run_delayed()`` runs them when the test says time has passed."""
+    fires into a later test. The email code reads a virtual clock (real time + ``offset_s``) which
+    ``run_delayed`` moves forward to each job's due time, as if the delay had passed."""
 
     def __init__(self, app):
         self.app = app
-        self.delayed: list[tuple] = []
+        self.delayed: list[DelayedJob] = []
+        self.offset_s = 0.0
+
+    def now(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.offset_s)
+
+    def advance(self, seconds: float) -> None:
+        self.offset_s += seconds
 
     def enqueue(self, func, *args, queue="default", delay=None, job_id=None, **kwargs):
         if delay is not None:
-            self.delayed.append((func, args, kwargs, delay))
+            self.delayed.append(DelayedJob(func, args, kwargs, delay, self.offset_s + delay.total_seconds()))
             return job_id
         with self.app.app_context():
             func(*args, **kwargs)
         return job_id
 
     def run_delayed(self, *, after_s: float | None = None) -> int:
-        """Run the delayed jobs queued so far (once each), as if their delay -- or ``after_s`` -- had
-        passed: the email code's clock is moved forward while they run."""
-        from datetime import timedelta
-        from unittest import mock
-
-        from app.channels.email import outbound
-
+        """Run the delayed jobs queued so far, once each, at their due time (or ``after_s`` from now)."""
         pending, self.delayed = self.delayed, []
-        real = outbound.utcnow
-        for func, args, kwargs, delay in pending:
-            ahead = timedelta(seconds=after_s) if after_s is not None else delay
-            with mock.patch.object(outbound, "utcnow", lambda: real() + ahead), self.app.app_context():
-                func(*args, **kwargs)
+        start = self.offset_s
+        for job in pending:
+            self.offset_s = max(self.offset_s, start + after_s if after_s is not None else job.due_s)
+            with self.app.app_context():
+                job.func(*job.args, **job.kwargs)
         return len(pending)
 
 
@@ -72,8 +84,13 @@ def desk(app):
     original, original_jobs = app.extensions["desk.config"], app.extensions["desk.jobs"]
     app.extensions["desk.config"] = original.model_copy(update={"email": email_config()})
     app.extensions["desk.email.outbox"] = RecordingMailer()
-    app.extensions["desk.jobs"] = CapturingJobs(app)
-    yield app.extensions["desk.config"]
+    jobs = app.extensions["desk.jobs"] = CapturingJobs(app)
+    from unittest import mock
+
+    from app.channels.email import outbound
+
+    with mock.patch.object(outbound, "utcnow", jobs.now):
+        yield app.extensions["desk.config"]
     app.extensions["desk.config"], app.extensions["desk.jobs"] = original, original_jobs
 
 

@@ -72,7 +72,7 @@ class SmtpSink:
                 from aiosmtpd.smtp import AuthResult
 
                 ok = auth_data.login.decode() == username and auth_data.password.decode() == password
-                return AuthResult(success=ok)
+                return AuthResult(success=ok, handled=False)
 
             kwargs = {"authenticator": authenticator, "auth_require_tls": False, "auth_required": True}
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)

@@ -64,7 +64,25 @@ class Rendered:
     body: str
 
 
-_ENV = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
+class _BoundedSandbox(SandboxedEnvironment):
+    """The sandbox, plus limits on ``*`` and ``**`` so a template cannot build a gigabyte string."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and (not isinstance(right, int) or abs(right) > 64):
+            raise TemplateError("exponent too large")
+        if operator == "*" and any(isinstance(v, (str, list, tuple)) for v in (left, right)):
+            size = len(left) if isinstance(left, (str, list, tuple)) else len(right)
+            count = right if isinstance(left, (str, list, tuple)) else left
+            if isinstance(count, int) and size * count > MAX_TEMPLATE_CHARS * 10:
+                raise TemplateError("repetition too large")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENV = _BoundedSandbox(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=True)
+# What a broken admin template can raise while rendering, besides Jinja's own errors.
+_RUNTIME_ERRORS = (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError)
 
 
 def sample_context(language: str, desk_name: str = "Service Desk") -> dict[str, Any]:
@@ -88,7 +106,7 @@ def render_strings(subject: str, body: str, context: dict[str, Any]) -> Rendered
             raise TemplateProblem(field, f"longer than {MAX_TEMPLATE_CHARS} characters")
         try:
             out.append(_ENV.from_string(source).render(context))
-        except TemplateError as exc:  # syntax, undefined variables, sandbox SecurityError
+        except _RUNTIME_ERRORS as exc:  # syntax, undefined variables, sandbox refusals, 1/0, huge ranges
             raise TemplateProblem(field, str(exc)) from exc
     return Rendered(" ".join(out[0].split()), out[1])
 

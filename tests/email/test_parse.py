@@ -1,0 +1,183 @@
+"""Parsing: every charset customers use, encoded-words, hostile structure."""
+from __future__ import annotations
+
+import base64
+from email.header import Header
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.channels.email.charsets import codec_for, decode_bytes, decode_header_value, html_declared_charset
+from app.channels.email.parse import UnparseableEmail, message_key, parse_email, parse_message_ids
+from tests.email.conftest import build_mail
+
+TEXTS = {
+    "utf-8": "您好，我的订单 #123 还没到。Ça va? Grüße",
+    "gb2312": "您好，我的订单还没有送到，请尽快处理。",
+    "gbk": "您好，镕铖的订单还没有送到。",  # characters outside GB2312
+    "gb18030": "您好，订单𠀀已取消。",  # a character only GB18030 (not GBK) encodes
+    "big5": "您好，我的訂單還沒有送到。",
+    "iso-8859-1": "Café crème, déjà vu",
+    "iso-8859-2": "Zażółć gęślą jaźń",
+    "iso-8859-5": "Здравствуйте",
+    "iso-8859-7": "Καλημέρα",
+}
+
+
+def _raw_with_charset(charset: str, text: str, subject: str | None = None, cte: str = "base64") -> bytes:
+    body = text.encode(charset)
+    encoded = base64.b64encode(body).decode() if cte == "base64" else body.decode("latin-1")
+    subject_header = Header(subject or text[:10], charset).encode() if charset != "gb18030" else \
+        f"=?gb18030?b?{base64.b64encode((subject or text[:10]).encode('gb18030')).decode()}?="
+    return (f"From: =?utf-8?b?{base64.b64encode('王小明'.encode()).decode()}?= <wang@example.cn>\r\n"
+            f"To: support@desk.test\r\nSubject: {subject_header}\r\nMessage-ID: <{charset}@example.cn>\r\n"
+            f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=\"{charset}\"\r\n"
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n{encoded}\r\n").encode("latin-1")
+
+
+@pytest.mark.parametrize("charset", sorted(TEXTS))
+def test_bodies_and_encoded_word_subjects_decode_in_every_charset(charset):
+    parsed = parse_email(_raw_with_charset(charset, TEXTS[charset]))
+    assert parsed.text.strip() == TEXTS[charset]
+    assert parsed.subject == TEXTS[charset][:10]
+    assert parsed.from_name == "王小明" and parsed.from_address == "wang@example.cn"
+
+
+def test_gb2312_label_on_gbk_text_is_decoded_with_the_superset():
+    raw = _raw_with_charset("gbk", TEXTS["gbk"]).replace(b'charset="gbk"', b'charset="gb2312"')
+    assert parse_email(raw).text.strip() == TEXTS["gbk"]
+
+
+def test_unlabelled_8bit_headers_and_body_are_guessed():
+    raw = ("From: 李娜 <li@example.cn>\r\nTo: support@desk.test\r\nSubject: 退款申请\r\n"
+           "Message-ID: <raw8@example.cn>\r\n\r\n我要退款。\r\n").encode("gb18030")
+    parsed = parse_email(raw)
+    assert parsed.subject == "退款申请" and parsed.from_name == "李娜" and parsed.text.strip() == "我要退款。"
+
+
+def test_wrong_label_falls_back_instead_of_failing():
+    raw = (b"From: a@b.test\r\nSubject: x\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+           + "中文内容".encode("gb18030"))
+    assert parse_email(raw).text.strip() == "中文内容"
+
+
+def test_unknown_charset_label_uses_the_fallbacks():
+    raw = (b"From: a@b.test\r\nSubject: x\r\nContent-Type: text/plain; charset=x-made-up\r\n\r\n"
+           + "naïve".encode())
+    assert parse_email(raw).text.strip() == "naïve"
+
+
+def test_html_meta_charset_is_honoured():
+    html = '<html><head><meta charset="big5"></head><body>訂單</body></html>'.encode("big5")
+    raw = b"From: a@b.test\r\nSubject: x\r\nContent-Type: text/html\r\n\r\n" + html
+    assert "訂單" in parse_email(raw).html
+
+
+@pytest.mark.parametrize(("label", "codec"), [
+    ("GB2312", "gb18030"), ("gbk", "gb18030"), ("big5", "big5hkscs"), ("ISO-8859-1", "cp1252"),
+    ("utf8", "utf-8"), ("x-unknown", None), ("", None), (None, None), ("koi8-r", "koi8-r"), ("nonsense", None)])
+def test_codec_for_labels(label, codec):
+    assert codec_for(label) == codec
+
+
+def test_decode_bytes_with_an_impossible_label_keeps_the_label_with_replacements():
+    text, codec = decode_bytes(b"\xff\xfe\xfa abc", "utf-8")
+    assert codec in ("gb18030", "big5hkscs", "cp1252", "utf-8")
+    assert "abc" in text
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("=?utf-8?q?caf=C3=A9?= =?utf-8?q?_bar?=", "café bar"),
+    ("Re: =?gb2312?B?xOO6ww==?= [#C-12]", "Re: 你好 [#C-12]"),
+    ("=?big5?B?rXE=?=", "訂"),
+    ("=?iso-8859-1?q?d=E9j=E0?=", "déjà"),
+    ("plain\r\n folded", "plain folded"),
+    ("=?utf-8?b?broken", "=?utf-8?b?broken"),
+    ("", ""),
+])
+def test_header_decoding(header, expected):
+    assert decode_header_value(header) == expected
+
+
+def test_html_declared_charset():
+    assert html_declared_charset(b'<meta http-equiv="Content-Type" content="text/html; charset=gb2312">') == "gb2312"
+    assert html_declared_charset(b"<p>none</p>") is None
+
+
+@given(st.text(min_size=1, max_size=200))
+@settings(max_examples=60, deadline=None)
+def test_any_text_round_trips_through_a_utf8_message(text):
+    text = "".join(ch for ch in text if ch.isprintable() or ch == "\n").strip() or "x"
+    parsed = parse_email(build_mail(body=text, subject="s"))
+    assert parsed.text.replace("\r\n", "\n").strip() == text
+
+
+@given(st.binary(max_size=400))
+@settings(max_examples=100, deadline=None)
+def test_arbitrary_bytes_either_parse_or_raise_unparseable(data):
+    try:
+        parse_email(data)
+    except UnparseableEmail as exc:
+        assert exc.reason in {"no_headers", "too_many_parts", "too_deep", "broken_mime"}
+
+
+def test_message_ids_and_keys():
+    assert parse_message_ids("<a@b> <c@d>") == ["a@b", "c@d"]
+    assert parse_message_ids("bare@id") == ["bare@id"]
+    assert parse_message_ids("no id here") == []
+    assert message_key(b"Message-ID: <x@y>\r\n\r\n") == ("mid:x@y", "x@y")
+    long_id = "a" * 300 + "@y"
+    key, mid = message_key(f"Message-ID: <{long_id}>\r\nFrom: a@b\r\n\r\n".encode())
+    assert key.startswith("sha:") and mid == long_id[:200]
+
+
+def test_nesting_too_deep_is_refused():
+    inner = MIMEText("deep")
+    for _ in range(25):
+        outer = MIMEMultipart()
+        outer.attach(inner)
+        inner = outer
+    inner["From"], inner["Subject"] = "a@b.test", "deep"
+    with pytest.raises(UnparseableEmail) as info:
+        parse_email(inner.as_bytes(), max_parts=1000)
+    assert info.value.reason == "too_deep"
+
+
+def test_attachments_inline_images_and_odd_filenames():
+    raw = build_mail(html='<img src="cid:logo@x">', attachments=[
+        ("报价单.pdf", "application/pdf", b"%PDF-1.4"), ("../../etc/passwd", "text/plain", b"root")])
+    parsed = parse_email(raw)
+    names = [a.filename for a in parsed.attachments]
+    assert "报价单.pdf" in names and "passwd" in names
+
+
+def test_forwarded_message_is_an_attachment_and_its_id_is_known():
+    from email.message import EmailMessage
+
+    original = EmailMessage()
+    original["Message-ID"], original["Subject"], original["From"] = "<orig@x>", "orig", "x@y"
+    original.set_content("original")
+    outer = EmailMessage()
+    outer["From"], outer["Subject"] = "a@b.test", "Fwd"
+    outer.set_content("see attached")
+    outer.add_attachment(original)
+    parsed = parse_email(outer.as_bytes())
+    assert parsed.embedded_message_ids == ["orig@x"]
+    assert parsed.attachments[0].content_type == "message/rfc822"
+    assert parsed.text.strip() == "see attached"
+
+
+def test_dates_are_aware_utc_and_broken_dates_are_none():
+    parsed = parse_email(b"From: a@b\r\nSubject: s\r\nDate: Tue, 1 Sep 2026 10:00:00 +0800\r\n\r\nx")
+    assert parsed.date.isoformat() == "2026-09-01T02:00:00+00:00"
+    assert parse_email(b"From: a@b\r\nSubject: s\r\nDate: yesterday\r\n\r\nx").date is None
+    assert parse_email(b"From: a@b\r\nSubject: s\r\nDate: Tue, 1 Sep 2026 10:00:00 -0000\r\n\r\nx").date.tzinfo
+
+
+def test_return_path_absent_empty_and_present():
+    assert parse_email(b"From: a@b\r\nSubject: s\r\n\r\nx").return_path is None
+    assert parse_email(b"Return-Path: <>\r\nFrom: a@b\r\nSubject: s\r\n\r\nx").return_path == ""
+    assert parse_email(b"Return-Path: <A@B>\r\nFrom: a@b\r\nSubject: s\r\n\r\nx").return_path == "a@b"
