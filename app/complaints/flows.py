@@ -10,7 +10,7 @@ StaleDataError at commit: the flow rolls back and reports what the database now 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from flask import current_app
@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import jobs
-from app.complaints import payouts, service
+from app.complaints import evidence, payouts, service
 from app.complaints.compensation import FixedClaim
+from app.complaints.evidence import EvidenceUpload
 from app.complaints.models import CompensationIssuance, CompensationProposal, Complaint
 from app.complaints.payouts import ApprovalResult
 from app.complaints.states import ComplaintState
@@ -47,10 +48,12 @@ def schedule_sla_check(config, complaint: Complaint, now: datetime | None = None
     return jobs.enqueue(check_sla_job, complaint.id, queue="sla", delay=when - now, job_id=job_id)
 
 
-def raise_complaint(session: Session, config=None, **fields) -> Complaint:
-    """Intake from any channel (see ``service.raise_complaint`` for the fields); commits."""
+def raise_complaint(session: Session, config=None, *, uploads: Sequence[EvidenceUpload] = (), **fields) -> Complaint:
+    """Intake from any channel (see ``service.raise_complaint`` for the fields) with staff's evidence
+    files, all in one transaction; commits. Raises IntakeInvalid, EvidenceRejected (nothing kept)."""
     config = _config(config)
     complaint = service.raise_complaint(session, config, **fields)
+    evidence.attach(session, config, complaint, list(uploads), actor_id=fields.get("actor_id"))
     session.commit()
     schedule_sla_check(config, complaint)
     return complaint
@@ -74,6 +77,25 @@ def regrade(session: Session, complaint_id: int, scores: Mapping[str, int], *, r
                     vulnerable=vulnerable)
     session.commit()
     schedule_sla_check(config, complaint)
+    return complaint
+
+
+def add_evidence(session: Session, complaint_id: int, uploads: Sequence[EvidenceUpload], *, actor_id: int,
+                 config=None) -> list:
+    """Attach files to an existing complaint (all or none); commits. Raises EvidenceRejected."""
+    config = _config(config)
+    complaint = service.get_complaint(session, complaint_id)
+    rows = evidence.attach(session, config, complaint, list(uploads), actor_id=actor_id)
+    session.commit()
+    return rows
+
+
+def set_root_cause(session: Session, complaint_id: int, code: str, *, actor_id: int, note: str = "",
+                   config=None) -> Complaint:
+    config = _config(config)
+    complaint = service.get_complaint(session, complaint_id)
+    service.set_root_cause(session, config, complaint, code, actor_id=actor_id, note=note)
+    session.commit()
     return complaint
 
 

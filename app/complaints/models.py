@@ -15,12 +15,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
     event,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.complaints.states import ComplaintState
 from app.db import UTCDateTime, utcnow
@@ -231,3 +232,27 @@ class ComplaintNotice(db.Model):
     address: Mapped[str | None] = mapped_column(String(320))  # where it went (email address)
     last_error: Mapped[str | None] = mapped_column(Text)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ComplaintEvidence(db.Model):
+    """A file staff attached to a complaint (photos, receipts, letters). The bytes live in the database,
+    not on a web node's disk: every node serves them, they commit or roll back with the complaint and
+    its audit row, and backups, retention and erasure treat them with the complaint. Sizes are capped
+    by ``complaints.evidence_max_bytes``. Files a customer attached in the portal stay the portal's
+    (``Complaint.evidence`` links them)."""
+
+    __tablename__ = "complaint_evidence"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))  # from the bytes, never the browser's word
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    # The same file twice on one complaint (a double submit, a re-upload) is stored once.
+    __table_args__ = (UniqueConstraint("complaint_id", "sha256"), Index("ix_complaint_evidence_complaint",
+                                                                         "complaint_id", "id"))

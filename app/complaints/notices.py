@@ -149,13 +149,13 @@ def recipient_address(session: Session, notice: ComplaintNotice) -> str:
 
 
 def _sender(desk_config):
-    mailboxes = desk_config.email.mailboxes
-    name = desk_config.complaints.notice_mailbox
-    if name:
-        return desk_config.email.mailbox(name)
-    if not mailboxes:
-        raise NoticeUndeliverable("no email mailbox is configured to send from")
-    return mailboxes[0]
+    """The mailbox notices are sent from: ``complaints.notice_mailbox``, else the first one."""
+    mailboxes, name = desk_config.email.mailboxes, desk_config.complaints.notice_mailbox
+    chosen = next((m for m in mailboxes if m.name == name), None) if name else next(iter(mailboxes), None)
+    if chosen is None:
+        named = f"{name!r} " if name else ""
+        raise NoticeUndeliverable(f"no email mailbox {named}is configured to send from")
+    return chosen
 
 
 def build_mime(notice: ComplaintNotice, *, sender, to: str) -> MimeMessage:

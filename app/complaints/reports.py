@@ -1,6 +1,7 @@
 """Complaint reports for a period [start, end), computed from the rows' timestamps (never from counters):
 
 - volumes by category, root cause, level and channel (complaints received in the period);
+- root causes: count, categories and compensation per cause, and answered complaints without one;
 - time to acknowledge and to the final response, and the share within the deadline;
 - compensation issued in the period by type (redress / fixed / goodwill) and by customer tier;
 - repeat-complaint rate: share of the period's complaints whose customer had complained in the
@@ -98,8 +99,32 @@ def per_thousand_contacts(session: Session, start: datetime, end: datetime) -> d
             "per_thousand": round(1000 * complaints / contacts, 2) if contacts else None}
 
 
+def root_causes(session: Session, start: datetime, end: datetime) -> dict[str, Any]:
+    """What caused the period's complaints: per root cause the count, the categories it shows up in and
+    the compensation issued on them; and how many answered complaints still lack a root cause (an
+    investigation that did not record its finding)."""
+    rows = session.execute(select(Complaint.id, Complaint.root_cause, Complaint.category,
+                                  Complaint.final_response_at)
+                           .where(_in_period(Complaint.received_at, start, end))).all()
+    paid = dict(session.execute(
+        select(CompensationIssuance.complaint_id, func.sum(CompensationIssuance.amount_cents))
+        .join(Complaint, Complaint.id == CompensationIssuance.complaint_id)
+        .where(_in_period(Complaint.received_at, start, end)).group_by(CompensationIssuance.complaint_id)).all())
+    causes: dict[str, dict[str, Any]] = {}
+    for complaint_id, cause, category, _answered in rows:
+        entry = causes.setdefault(cause or "unknown", {"count": 0, "by_category": {}, "compensation_cents": 0})
+        entry["count"] += 1
+        entry["by_category"][category] = entry["by_category"].get(category, 0) + 1
+        entry["compensation_cents"] += int(paid.get(complaint_id) or 0)
+    answered = [r for r in rows if r[3] is not None]
+    missing = sum(1 for r in answered if not r[1])
+    ordered = dict(sorted(causes.items(), key=lambda item: (-item[1]["count"], item[0])))
+    return {"causes": ordered, "answered": len(answered), "answered_without_cause": missing}
+
+
 def summary(session: Session, config, *, start: datetime, end: datetime) -> dict[str, Any]:
     """Every complaint report for [start, end) in one dict (the reports page and exports)."""
     return {"start": start, "end": end, "volumes": volumes(session, start, end),
+            "root_causes": root_causes(session, start, end),
             "timeliness": timeliness(session, start, end), "compensation": compensation(session, start, end),
             "repeat": repeat_rate(session, start, end), "contacts": per_thousand_contacts(session, start, end)}

@@ -394,6 +394,23 @@ def _grade_from_record(complaint: Complaint, config) -> Grade:
                  vulnerable=complaint.vulnerable)
 
 
+def set_root_cause(session: Session, config, complaint: Complaint, code: str, *, actor_id: int | None,
+                   note: str = "", at: datetime | None = None) -> ComplaintEvent | None:
+    """Record what the investigation found caused the complaint (a ``complaints.root_causes`` code; blank
+    clears it), audited. Returns None when nothing changed. Raises ComplaintError for an unknown code."""
+    code = (code or "").strip()
+    if code:
+        try:
+            config.complaints.root_cause(code)
+        except KeyError:
+            raise ComplaintError(f"root cause: unknown code {code!r}") from None
+    if (complaint.root_cause or "") == code:
+        return None
+    previous, complaint.root_cause = complaint.root_cause, code or None
+    return record_event(session, complaint, "root_cause", actor=staff_actor(actor_id), actor_id=actor_id,
+                        note=note.strip(), at=at, data={"from": previous, "to": complaint.root_cause})
+
+
 # ------------------------------------------------------------------------------------ final answers
 def resolve(session: Session, config, complaint: Complaint, *, actor_id: int | None, note: str,
             at: datetime | None = None) -> ComplaintEvent:
@@ -560,5 +577,6 @@ __all__ = [
     "reject",
     "reopen",
     "resolve",
+    "set_root_cause",
     "transition",
 ]

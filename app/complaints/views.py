@@ -8,6 +8,7 @@ from decimal import Decimal, InvalidOperation
 
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -23,7 +24,8 @@ from sqlalchemy import select
 from app.auth.models import Role, StaffUser
 from app.auth.roles import current_staff, role_required
 from app import realtime
-from app.complaints import flows, notices, reports, service
+from app.audit.service import record as audit
+from app.complaints import access, evidence, flows, notices, reports, service
 from app.complaints.approvals import ApprovalError
 from app.complaints.compensation import CompensationError, FixedClaim, format_money
 from app.complaints.config import FACTORS
@@ -116,6 +118,20 @@ def _me() -> StaffUser:
     return staff
 
 
+def _guard(complaint_id: int) -> None:
+    """404 unless the signed-in staff member may see this complaint (``access``): no reference leaks."""
+    if not access.can_access(db.session, _me(), complaint_id):
+        abort(404)
+
+
+def _uploads(field: str = "evidence") -> list[evidence.EvidenceUpload]:
+    """The files of a multipart form field; each read up to one byte over the limit (the size check
+    refuses it without holding more)."""
+    limit = _config().complaints.evidence_max_bytes + 1
+    return [evidence.EvidenceUpload(f.filename or "", f.stream.read(limit))
+            for f in request.files.getlist(field) if f and f.filename]
+
+
 # -------------------------------------------------------------------------------------------- pages
 @bp.get("/")
 @role_required(Role.AGENT)
@@ -128,8 +144,14 @@ def index():
         query = query.where(Complaint.level == level)
     if request.args.get("mine"):
         query = query.where(Complaint.owner_id == _me().id)
+    visible = access.visible_to(_me())
+    if visible is not None:
+        query = query.where(visible)
     complaints = db.session.scalars(query).all()
     risky = service.at_risk(db.session, _config())
+    if visible is not None:
+        mine = set(db.session.scalars(select(Complaint.id).where(visible)))
+        risky = [row for row in risky if row["complaint"].id in mine]
     return render_template("complaints/list.html", complaints=complaints, at_risk=risky, now=utcnow(),
                            states=list(ComplaintState), labels=STATE_LABELS, lang=_lang())
 
@@ -163,7 +185,7 @@ def create():
             remedy_sought=form.get("remedy_sought", ""),
             amount_claimed_cents=parse_money(form.get("amount_claimed"), _("Amount claimed")),
             vulnerable=bool(form.get("vulnerable")), scores=_scores_from_form() or None,
-            score_notes={f: form.get(f"note_{f}", "") for f in FACTORS}, actor_id=_me().id)
+            score_notes={f: form.get(f"note_{f}", "") for f in FACTORS}, actor_id=_me().id, uploads=_uploads())
     except (BadForm, *REFUSALS) as exc:
         db.session.rollback()
         flash(_("Refused: %(why)s", why=str(exc)))
@@ -176,6 +198,7 @@ def create():
 @bp.get("/<int:complaint_id>")
 @role_required(Role.AGENT)
 def detail(complaint_id: int):
+    _guard(complaint_id)
     complaint = db.session.get(Complaint, complaint_id) or abort(404)
     customer = db.session.get(Customer, complaint.customer_id)
     staff = {s.id: s.name for s in db.session.scalars(select(StaffUser))}
@@ -185,6 +208,8 @@ def detail(complaint_id: int):
         events=service.audit_trail(db.session, complaint.id), factors=FACTORS, factor_names=FACTOR_NAMES,
         labels=STATE_LABELS, next_states=next_states, config=_config().complaints, money=format_money,
         methods=METHOD_LABELS, can_approve=_me().has_role(Role.SUPERVISOR),
+        files=evidence.files_of(db.session, complaint.id), notices=notices.notices_of(db.session, complaint.id),
+        root_causes=_config().complaints.root_causes, evidence_accept=",".join(_config().complaints.evidence_types),
         reopen_until=(complaint.final_response_at + timedelta(days=_config().complaints.reopen_within_days)
                       if complaint.final_response_at else None))
 
@@ -193,6 +218,7 @@ def detail(complaint_id: int):
 @bp.post("/<int:complaint_id>/grade")
 @role_required(Role.AGENT)
 def grade(complaint_id: int):
+    _guard(complaint_id)
     try:
         flows.regrade(db.session, complaint_id, _scores_from_form(), reason=request.form.get("reason", ""),
                       actor_id=_me().id, notes={f: request.form.get(f"note_{f}", "") for f in FACTORS},
@@ -207,6 +233,7 @@ def grade(complaint_id: int):
 @role_required(Role.AGENT)
 def step(complaint_id: int):
     """One workflow step chosen on the detail page: each maps to its flow."""
+    _guard(complaint_id)
     action, note, me = request.form.get("action", ""), request.form.get("note", ""), _me().id
     actions = {
         "acknowledge": lambda: flows.acknowledge(db.session, complaint_id, actor_id=me, note=note),
@@ -231,6 +258,7 @@ def step(complaint_id: int):
 @bp.post("/<int:complaint_id>/propose")
 @role_required(Role.AGENT)
 def propose(complaint_id: int):
+    _guard(complaint_id)
     form = request.form
     try:
         fixed = []
@@ -262,6 +290,7 @@ def propose(complaint_id: int):
 def approve(proposal_id: int):
     proposal = db.session.get(CompensationProposal, proposal_id) or abort(404)
     complaint_id = proposal.complaint_id
+    _guard(complaint_id)
     try:
         result = flows.approve(db.session, proposal_id, approver_id=_me().id, note=request.form.get("note", ""))
     except REFUSALS as exc:
@@ -277,11 +306,63 @@ def approve(proposal_id: int):
 def decline(proposal_id: int):
     proposal = db.session.get(CompensationProposal, proposal_id) or abort(404)
     complaint_id = proposal.complaint_id
+    _guard(complaint_id)
     try:
         flows.decline(db.session, proposal_id, approver_id=_me().id, note=request.form.get("note", ""))
     except REFUSALS as exc:
         return _refused(exc, complaint_id)
     flash(_("Sent back to the agent."))
+    return redirect(url_for("complaints.detail", complaint_id=complaint_id))
+
+
+@bp.post("/<int:complaint_id>/evidence")
+@role_required(Role.AGENT)
+def add_evidence(complaint_id: int):
+    _guard(complaint_id)
+    try:
+        rows = flows.add_evidence(db.session, complaint_id, _uploads(), actor_id=_me().id)
+    except REFUSALS as exc:
+        return _refused(exc, complaint_id)
+    flash(_("%(count)s file(s) added.", count=len(rows)) if rows else _("No new file to add."))
+    return redirect(url_for("complaints.detail", complaint_id=complaint_id))
+
+
+@bp.get("/<int:complaint_id>/evidence/<int:evidence_id>")
+@role_required(Role.AGENT)
+def evidence_file(complaint_id: int, evidence_id: int):
+    """The file, to staff who may see the complaint. Images show inline; anything else downloads. The
+    page is sandboxed and never sniffed, so a file cannot run script in the desk's origin."""
+    _guard(complaint_id)
+    row = evidence.get_file(db.session, complaint_id, evidence_id) or abort(404)
+    audit(db.session, actor=f"staff:{_me().id}", action="complaints.evidence_viewed", target_type="complaint",
+          target_id=complaint_id, data={"evidence_id": row.id})
+    db.session.commit()
+    inline = row.content_type.startswith("image/")
+    response = Response(row.data, mimetype=row.content_type)
+    response.headers["Content-Disposition"] = _disposition("inline" if inline else "attachment", row.filename)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _disposition(kind: str, filename: str) -> str:
+    from urllib.parse import quote
+
+    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "") or "evidence"
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@bp.post("/<int:complaint_id>/root-cause")
+@role_required(Role.AGENT)
+def root_cause(complaint_id: int):
+    _guard(complaint_id)
+    try:
+        flows.set_root_cause(db.session, complaint_id, request.form.get("root_cause", ""), actor_id=_me().id,
+                             note=request.form.get("note", ""))
+    except REFUSALS as exc:
+        return _refused(exc, complaint_id)
+    flash(_("Root cause saved."))
     return redirect(url_for("complaints.detail", complaint_id=complaint_id))
 
 
@@ -292,5 +373,8 @@ def report_page():
     days = days if 0 < days <= 3660 else 30
     end = utcnow()
     figures = reports.summary(db.session, _config(), start=end - timedelta(days=days), end=end)
+    settings, zh = _config().complaints, _lang() == "zh"
     return render_template("complaints/reports.html", figures=figures, days=days, money=format_money,
-                           currency=_config().desk.currency, lang=_lang())
+                           currency=_config().desk.currency, lang=_lang(),
+                           cause_labels={c.code: c.label_zh if zh else c.label_en for c in settings.root_causes},
+                           category_labels={c.code: c.label_zh if zh else c.label_en for c in settings.categories})
