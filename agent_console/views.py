@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, jsonify, render_template, send_from_directory, url_for
-from flask_babel import get_locale, lazy_gettext as _l
+from flask_babel import get_locale
 from flask_wtf.csrf import generate_csrf
 
 from agent_console import payloads
@@ -19,10 +19,6 @@ VENDOR = Path(__file__).resolve().parent.parent / "node_modules"
 # Front-end files served from node_modules (never from the internet): public name -> path inside node_modules.
 VENDOR_FILES = {"socket.io.min.js": "socket.io-client/dist/socket.io.min.js"}
 # Reasons an agent can give for a break (the routing service also uses "missed_offers" on its own).
-BREAK_REASONS = [("lunch", _l("Lunch")), ("short_break", _l("Short break")), ("training", _l("Training")),
-                 ("meeting", _l("Meeting")), ("coaching", _l("Coaching")), ("technical", _l("Technical problem"))]
-
-
 def _label(item, lang: str) -> str:
     return getattr(item, "label_zh" if lang == "zh" else "label_en") or getattr(item, "code", None) or item.name
 
@@ -39,7 +35,7 @@ def console():
         "namespace": "/agent",
         "dispositions": [{"code": d.code, "label": _label(d, lang)} for d in config.dispositions],
         "queues": [{"name": q.name, "label": _label(q, lang)} for q in config.routing.queues],
-        "break_reasons": [{"code": code, "label": str(label)} for code, label in BREAK_REASONS],
+        "break_reasons": [{"code": r.code, "label": _label(r, lang)} for r in config.break_reasons],
         "complaint_url": _complaint_url(),
         "call_controls": _call_controls(),
         "csrf": generate_csrf(),

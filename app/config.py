@@ -63,9 +63,20 @@ class DeskSection(Strict):
 
 
 class Disposition(Strict):
+    """A coded choice shown to people in both languages (wrap-up dispositions, break reasons)."""
+
     code: str = Field(pattern=r"^[a-z0-9_]+$")
     label_en: str
     label_zh: str
+
+
+def _default_break_reasons() -> list[Disposition]:
+    return [Disposition(code="lunch", label_en="Lunch", label_zh="午餐"),
+            Disposition(code="short_break", label_en="Short break", label_zh="短暂休息"),
+            Disposition(code="training", label_en="Training", label_zh="培训"),
+            Disposition(code="meeting", label_en="Meeting", label_zh="会议"),
+            Disposition(code="coaching", label_en="Coaching", label_zh="辅导"),
+            Disposition(code="technical", label_en="Technical problem", label_zh="技术问题")]
 
 
 class DeskConfig(Strict):
@@ -76,6 +87,7 @@ class DeskConfig(Strict):
     crm: CrmConfig = CrmConfig()
     complaints: ComplaintsConfig = ComplaintsConfig()
     dispositions: list[Disposition] = Field(default_factory=list)
+    break_reasons: list[Disposition] = Field(default_factory=_default_break_reasons)
     reports: ReportsConfig = ReportsConfig()
     email: EmailConfig = EmailConfig()
     portal: PortalConfig = PortalConfig()
@@ -83,7 +95,7 @@ class DeskConfig(Strict):
     security: SecurityConfig = SecurityConfig()
 
     @model_validator(mode="after")
-    def _cross_section_checks(self) -> "DeskConfig":
+    def _cross_section_checks(self) -> DeskConfig:
         """Checks that span sections (an IVR node naming a queue, a queue naming a calendar)."""
         for ref in CROSS_CHECKS:
             module, attr = ref.split(":")
@@ -102,7 +114,7 @@ CROSS_CHECKS: list[str] = [
 ]
 
 
-def check_calendars_known(config: "DeskConfig") -> None:
+def check_calendars_known(config: DeskConfig) -> None:
     for queue in config.routing.queues:
         if queue.calendar not in config.calendars:
             raise ValueError(f"routing.queues.{queue.name}.calendar: unknown calendar {queue.calendar!r}")
