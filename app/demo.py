@@ -76,7 +76,9 @@ def _seed_customers(session) -> int:
 
 
 # Domains add "module:function(session) -> str | None" to extend the demo (the string is printed).
-EXTRA_SEEDERS: list[str] = []
+EXTRA_SEEDERS: list[str] = [
+    "app.complaints.demo:seed_complaints",
+]
 
 
 def seed(session) -> list[str]:
