@@ -78,7 +78,7 @@ def hash_token(raw: str) -> str:
 def clean_text(text: Any, max_chars: int) -> str:
     """The text as typed minus control characters (newlines and tabs kept), trimmed. Raises
     MessageInvalid("too_long") beyond ``max_chars``."""
-    text = _CONTROL.sub("", str(text or "")).replace("\r\n", "\n").strip()
+    text = _CONTROL.sub("", str(text or "")).replace("\r\n", "\n").replace("\r", "\n").strip()
     if len(text) > max_chars:
         raise MessageInvalid("too_long")
     return text

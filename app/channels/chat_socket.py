@@ -88,7 +88,6 @@ class CustomerNamespace(Namespace):
             found = chat.open_chat_of_account(db.session, _account_id())
         if found is not None:
             self._attach(found)
-        db.session.remove()
 
     def on_disconnect(self, *args):
         found = self._chat()
@@ -97,7 +96,6 @@ class CustomerNamespace(Namespace):
             remaining.srem(_sockets_key(found.interaction_id), request.sid)
             if found.ended_at is None and remaining.scard(_sockets_key(found.interaction_id)) == 0:
                 schedule(left_job, found.interaction_id, delay_s=_config().chat.leave_grace_s)
-        db.session.remove()
 
     def on_start(self, data):
         data = data if isinstance(data, dict) else {}
@@ -116,7 +114,6 @@ class CustomerNamespace(Namespace):
         schedule(unanswered_job, started.interaction_id, delay_s=_config().chat.max_wait_s)
         reply = self._attach(started)
         reply["token"] = token
-        db.session.remove()
         return reply
 
     def on_resume(self, data):
@@ -129,7 +126,6 @@ class CustomerNamespace(Namespace):
             except chat.ChatNotFound:
                 return _fail("not_found")
         reply = self._attach(found)
-        db.session.remove()
         return reply
 
     def on_message(self, data):
@@ -148,8 +144,6 @@ class CustomerNamespace(Namespace):
         except (chat.ChatError, ValueError) as exc:
             db.session.rollback()
             return _fail(getattr(exc, "code", "invalid"))
-        finally:
-            db.session.remove()
         return {"ok": True, "message": message, "duplicate": not created}
 
     def on_typing(self, data):
@@ -158,7 +152,6 @@ class CustomerNamespace(Namespace):
             return _fail("no_chat")
         chat.typing(found.interaction_id, sender="customer", on=bool((data or {}).get("on")),
                     agent_id=found.interaction.agent_id)
-        db.session.remove()
         return {"ok": True}
 
     def on_read(self, data):
@@ -170,7 +163,6 @@ class CustomerNamespace(Namespace):
         except (TypeError, ValueError):
             return _fail("invalid")
         mark = chat.mark_read(db.session, found.interaction_id, reader="customer", upto_id=upto, chat=found)
-        db.session.remove()
         return {"ok": True, "upto": mark}
 
     def on_status(self, data=None):
@@ -178,7 +170,6 @@ class CustomerNamespace(Namespace):
         if found is None:
             return _fail("no_chat")
         reply = {"ok": True, "status": chat.status(db.session, found)}
-        db.session.remove()
         return reply
 
     def on_leave(self, data=None):
@@ -187,7 +178,6 @@ class CustomerNamespace(Namespace):
             return _fail("no_chat")
         case = chat.customer_leaves(db.session, _config(), found, base_url=_base_url())
         reply = {"ok": True, "case_reference": f"C-{case.id}" if case else None}
-        db.session.remove()
         return reply
 
     def on_transcript(self, data=None):
@@ -198,7 +188,6 @@ class CustomerNamespace(Namespace):
             return _fail("rate_limited")
         chat.send_transcript(db.session, found)
         reply = {"ok": True, "email": found.visitor_email}
-        db.session.remove()
         return reply
 
 
