@@ -21,10 +21,11 @@ BLUEPRINTS = [
     "app.auth.twofactor_views:bp",
     "app.audit.views:bp",
     "app.collision_views:bp",
+    "app.privacy_views:bp",
     "app.ops:bp",
-    "agent_console.supervisor:bp",
     "app.portal.views:bp",
     "app.channels.chat_views:bp",
+    "agent_console.supervisor:bp",
     "agent_console.views:bp",
     "app.crm.api:bp",
     "app.complaints.views:bp",
@@ -35,8 +36,8 @@ BLUEPRINTS = [
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
 INITIALISERS: list[str] = [
-    "agent_console.supervisor_namespace:init_supervisor_realtime",
     "app.channels.chat_socket:init_chat",
+    "agent_console.supervisor_namespace:init_supervisor_realtime",
     "app.periodic:init_app",
     "app.webhooks.views:init_app",
     "agent_console.namespace:init_app",
