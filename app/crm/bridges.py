@@ -5,9 +5,10 @@ Read-only and set-based; the complaints domain stays the only writer of its tabl
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Integer, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from app.complaints.models import Complaint, CompensationIssuance
@@ -20,13 +21,22 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+CID = bindparam("cid", type_=Integer)  # statements built once (see view360)
+LIMIT = bindparam("lim", type_=Integer)
+
+
+@cache
+def _open_complaints_stmt():
+    c = Complaint
+    return (select(c.id, c.reference, c.state, c.level, c.category, c.channel, c.received_at,
+                   c.acknowledge_due_at, c.acknowledged_at, c.resolve_due_at, c.owner_id)
+            .where(c.customer_id == CID, c.state.not_in(CLOSED_STATES))
+            .order_by(c.resolve_due_at, c.id).limit(LIMIT))
+
+
 def open_complaints(session: Session, customer_id: int, limit: int = 20) -> list[dict[str, Any]]:
     """Open complaints of one customer, nearest resolve deadline first, with their deadlines."""
-    c = Complaint
-    rows = session.execute(select(c.id, c.reference, c.state, c.level, c.category, c.channel, c.received_at,
-                                  c.acknowledge_due_at, c.acknowledged_at, c.resolve_due_at, c.owner_id)
-                           .where(c.customer_id == customer_id, c.state.not_in(CLOSED_STATES))
-                           .order_by(c.resolve_due_at, c.id).limit(limit)).mappings()
+    rows = session.execute(_open_complaints_stmt(), {"cid": customer_id, "lim": limit}).mappings()
     return [{k: _iso(v) if isinstance(v, datetime) else v for k, v in r.items()} for r in rows]
 
 
@@ -38,14 +48,20 @@ def recently_closed_complaints(session: Session, closed_from: datetime, closed_t
         .order_by(Complaint.id))]
 
 
-def compensation_received(session: Session, customer_id: int, limit: int = 20) -> dict[str, Any]:
-    """Compensation issued to one customer: totals per currency and the latest items (one query)."""
+@cache
+def _compensation_stmt():
     i = CompensationIssuance
     ranked = select(i.id, i.complaint_id, i.method, i.amount_cents, i.currency, i.issued_at,
                     func.sum(i.amount_cents).over(partition_by=i.currency).label("currency_total"),
                     func.row_number().over(order_by=(i.issued_at.desc(), i.id.desc())).label("pos")) \
-        .where(i.customer_id == customer_id).subquery()
-    rows = session.execute(select(ranked).where(ranked.c.pos <= limit).order_by(ranked.c.pos)).mappings().all()
+        .where(i.customer_id == CID).subquery()
+    return select(ranked).where(ranked.c.pos <= LIMIT).order_by(ranked.c.pos)
+
+
+def compensation_received(session: Session, customer_id: int, limit: int = 20) -> dict[str, Any]:
+    """Compensation issued to one customer: totals per currency and the latest items (one query)."""
+    i = CompensationIssuance
+    rows = session.execute(_compensation_stmt(), {"cid": customer_id, "lim": limit}).mappings().all()
     totals = {r["currency"]: int(r["currency_total"]) for r in rows}
     if len(rows) == limit:  # a currency seen only in older items still counts in the totals
         totals = {currency: int(cents) for currency, cents in session.execute(

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, String, UniqueConstraint, delete, func, literal, select, union_all, update
+from sqlalchemy import Integer, String, UniqueConstraint, bindparam, delete, func, literal, select, union_all, update
 from sqlalchemy.orm import Session
 
 from app.crm.config import CustomAttribute
@@ -90,11 +91,9 @@ def identify(session: Session, *, phone: str | None = None, email: str | None = 
     found: dict[int, Candidate] = {}
     sets: list[set[int]] = []
     if e164:
-        sets.append(_collect(session, found, "phone", CustomerPhone.customer_id, CustomerPhone.e164 == e164,
-                             CustomerContact.phone_e164 == e164))
+        sets.append(_collect(session, found, "phone", e164))
     if address:
-        sets.append(_collect(session, found, "email", CustomerEmail.customer_id, CustomerEmail.email == address,
-                             CustomerContact.email == address))
+        sets.append(_collect(session, found, "email", address))
     hits = [s for s in sets if s]
     if hits:
         agreed = set.intersection(*hits)
@@ -118,16 +117,26 @@ def identify(session: Session, *, phone: str | None = None, email: str | None = 
                           message_en="new contact: recorded as a prospect", message_zh="新联系人：已记录为潜在客户")
 
 
-def _collect(session: Session, found: dict[int, Candidate], via: str, own_column, own_match,
-             contact_match) -> set[int]:
-    """Customers matching one identifier directly or through an organisation contact (one query), added
-    to ``found``; returns their ids."""
+@cache
+def _match_stmt(via: str):
+    """Customers whose own phone/email, or one of whose organisation contacts', is ``:value``; built once."""
+    value = bindparam("value", type_=String)
+    own_column, own_value, contact_value = {
+        "phone": (CustomerPhone.customer_id, CustomerPhone.e164, CustomerContact.phone_e164),
+        "email": (CustomerEmail.customer_id, CustomerEmail.email, CustomerContact.email)}[via]
     matches = union_all(
         select(own_column.label("customer_id"), literal(None, Integer).label("contact_id"),
-               literal(None, String).label("contact_name")).where(own_match),
-        select(CustomerContact.customer_id, CustomerContact.id, CustomerContact.name).where(contact_match)).subquery()
-    rows = session.execute(select(matches, Customer.name, Customer.tier, Customer.kind, Customer.organisation,
-                                  Customer.is_prospect).join(Customer, Customer.id == matches.c.customer_id)).all()
+               literal(None, String).label("contact_name")).where(own_value == value),
+        select(CustomerContact.customer_id, CustomerContact.id, CustomerContact.name)
+        .where(contact_value == value)).subquery()
+    return select(matches, Customer.name, Customer.tier, Customer.kind, Customer.organisation,
+                  Customer.is_prospect).join(Customer, Customer.id == matches.c.customer_id)
+
+
+def _collect(session: Session, found: dict[int, Candidate], via: str, value: str) -> set[int]:
+    """Customers matching one identifier directly or through an organisation contact (one query), added
+    to ``found``; returns their ids."""
+    rows = session.execute(_match_stmt(via), {"value": value}).all()
     ids = {row.customer_id for row in rows}
     for row in rows:
         found.setdefault(row.customer_id, Candidate(row.customer_id, row.name, row.tier, row.kind, row.organisation,
