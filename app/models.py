@@ -12,3 +12,4 @@ from app.reports import models as reports_models  # noqa: F401
 from app.channels.email import models as email_models  # noqa: F401
 from ivr import models as ivr_models  # noqa: F401
 from app.channels import chat_models  # noqa: F401
+from queues import models as routing_models  # noqa: F401

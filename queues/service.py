@@ -1,4 +1,643 @@
 """Routing persistence: offers, agent presence and queue membership stored in the database.
 
 Owned by helper A2 (routing persistence). Helper A: the pure engine stays yours; extend, don't replace.
+
+Every function here takes a SQLAlchemy ``Session`` and plain values, changes rows in the caller's
+transaction and queues its realtime announcements with ``app.realtime.after_commit`` (sent only once the
+caller commits). None of them commits: the caller commits on success and rolls back on any error —
+that is what makes accepting an offer a single-winner compare-and-swap together with the interaction's
+move to ``connected``.
+
+Who calls what:
+- channels and the IVR: ``enqueue_contact``, ``position_and_wait``, ``rescind_offers_for_abandoned``,
+  ``transfer_to_queue``;
+- the agent console and the wallboard: ``set_presence``, ``accept_offer``, ``reject_offer``,
+  ``agent_disconnected``, ``release_agent``, ``transfer_to_queue``, ``transfer_to_agent``;
+- the router (``queues.router``): ``create_offer``, ``expire_due_offers``, ``end_due_wrap_ups``,
+  ``rescind_orphan_offers``, ``record_overflow``, ``refresh_priority``.
+
+The router learns about every change from the announcements (``interaction.state``, ``offer.*``,
+``agent.presence``, ``queue.changed``), re-reads the rows concerned and re-matches.
 """
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app import realtime
+from app.db import utcnow
+from app.interactions.models import Interaction
+from app.interactions.service import record_fact, transition
+from app.interactions.states import WAITING, State
+from queues.config import RoutingConfig
+from queues.models import PRESENCES, AgentState, Offer, QueueEntry
+from queues.priority import PriorityInputs, base_priority, reason
+
+BACKOFF_CAUSES = ("reject", "no_answer", "disconnect")
+ROUTER_ACTOR = "router"
+# A contact transferred to one agent is held for that agent this long before anyone in its queue may take it.
+TRANSFER_HOLD_S = 120
+STATS_KEY = "desk:routing:stats:{queue}:{channel}"  # written by the router, read by position_and_wait
+_REQUEUABLE = (State.NEW, State.IVR, State.VOICEMAIL, State.CLOSED)
+
+
+class RoutingError(Exception):
+    """Base of routing's typed errors: the request was refused and nothing should be committed."""
+
+
+class OfferNotAvailable(RoutingError):
+    """The offer is not (any more) this agent's to answer: taken, rejected, expired or rescinded."""
+
+
+class UnknownQueue(RoutingError):
+    pass
+
+
+class UnknownAgent(RoutingError):
+    pass
+
+
+class NotRoutable(RoutingError):
+    """The interaction is in a state routing cannot take it from (abandoned, in wrap-up, ...)."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _config(config: RoutingConfig | None) -> RoutingConfig:
+    if config is not None:
+        return config
+    from flask import current_app
+
+    return current_app.extensions["desk.config"].routing
+
+
+def _check_queue(config: RoutingConfig, queue: str | None) -> str:
+    if not queue or queue not in {q.name for q in config.queues}:
+        raise UnknownQueue(f"unknown queue {queue!r}")
+    return queue
+
+
+def _wake(session: Session, *, queue: str | None, interaction_id: int | None = None,
+          agent_id: int | None = None) -> None:
+    """Announce (after commit) that routing has something to look at."""
+    payload: dict[str, Any] = {"queue": queue}
+    if interaction_id is not None:
+        payload["interaction_id"] = interaction_id
+    if agent_id is not None:
+        payload["agent_id"] = agent_id
+    realtime.after_commit(session, "queue.changed", payload)
+
+
+def _fresh(session: Session, model: type, key: int, *, lock: bool = False):
+    """The row as the database holds it now. Flushes first, so the session's own pending changes are
+    written rather than overwritten; another transaction's change to a versioned row then surfaces as an
+    error instead of being silently lost."""
+    session.flush()
+    return session.get(model, key, populate_existing=True, with_for_update=True if lock else None)
+
+
+def _interaction(session: Session, interaction_id: int) -> Interaction | None:
+    return _fresh(session, Interaction, interaction_id)
+
+
+def agent_state(session: Session, agent_id: int, *, lock: bool = False) -> AgentState:
+    """The agent's routing row, created (offline) when missing. ``lock`` takes a row lock (PostgreSQL)."""
+    state = _fresh(session, AgentState, agent_id, lock=lock)
+    if state is None:
+        state = AgentState(agent_id=agent_id, presence="offline", since=utcnow(), missed_offers=0)
+        session.add(state)
+        session.flush()
+    return state
+
+
+def _staff(session: Session, agent_id: int):
+    from app.auth.models import StaffUser
+
+    staff = session.get(StaffUser, agent_id)
+    if staff is None:
+        raise UnknownAgent(f"no staff user {agent_id}")
+    return staff
+
+
+def _entry(session: Session, interaction: Interaction, queue: str, now: datetime, *,
+           preferred_agent_id: int | None = None, preferred_until: datetime | None = None,
+           note: str | None = None) -> QueueEntry:
+    """(Re)start the contact's stay in ``queue``: escalation and overflow count from ``now``."""
+    entry = session.get(QueueEntry, interaction.id)
+    if entry is None:
+        entry = QueueEntry(interaction_id=interaction.id)
+        session.add(entry)
+    entry.queue, entry.enqueued_at, entry.overflowed_at = queue, now, None
+    entry.preferred_agent_id, entry.preferred_until = preferred_agent_id, preferred_until
+    entry.note = note[:500] if note else None
+    return entry
+
+
+# ---------------------------------------------------------------------------------------------- priority
+def priority_inputs(session: Session, interaction: Interaction) -> PriorityInputs:
+    """Tier of the customer, the level of their worst open complaint, and whether this is a callback."""
+    tier, grades = None, ()
+    if interaction.customer_id is not None:
+        from app.crm.models import Customer
+
+        tier = session.scalar(select(Customer.tier).where(Customer.id == interaction.customer_id))
+        try:
+            from app.complaints.service import open_complaint_level
+        except ImportError:  # a desk without the complaints domain routes on tier alone
+            level = None
+        else:
+            level = open_complaint_level(session, interaction.customer_id)
+        grades = (level,) if level else ()
+    return PriorityInputs(tier=tier, open_complaint_grades=grades, callback=is_callback(interaction))
+
+
+def is_callback(interaction: Interaction) -> bool:
+    return interaction.state == State.CALLBACK_PENDING or (
+        interaction.state == State.OFFERED and bool((interaction.attributes or {}).get("callback_number")))
+
+
+def refresh_priority(session: Session, interaction: Interaction, *, config: RoutingConfig | None = None) -> int:
+    """Compute and store ``interaction.priority`` and ``priority_reasons`` (tier, open complaint,
+    callback, the IVR's ``attributes['priority_bump']``). Waiting time is added at offer time."""
+    weights = _config(config).priority
+    points, reasons = base_priority(priority_inputs(session, interaction), weights)
+    bump = (interaction.attributes or {}).get("priority_bump")
+    if isinstance(bump, int) and not isinstance(bump, bool) and bump:
+        points += bump
+        reasons.append(reason("ivr", bump, "Priority from the phone menu", "电话菜单设定的优先级"))
+    interaction.priority, interaction.priority_reasons = points, reasons
+    return points
+
+
+def has_callback_reason(interaction: Interaction) -> bool:
+    return any(r.get("code") == "callback" for r in interaction.priority_reasons or [])
+
+
+# ---------------------------------------------------------------------------------------------- queueing
+def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, actor: str,
+                    now: datetime | None = None, config: RoutingConfig | None = None) -> Interaction:
+    """Put ``interaction`` in ``queue`` to be offered to an agent, keeping its ``routing_age_origin``
+    (so a contact re-entering keeps its place). From new/ivr/voicemail/closed it moves to ``queued``;
+    a contact already waiting changes queue; an offered one has its offer taken back first; a connected
+    one is transferred. Computes its priority. Raises UnknownQueue, NotRoutable. Does not commit."""
+    cfg = _config(config)
+    _check_queue(cfg, queue)
+    now = now or utcnow()
+    if interaction.state == State.CONNECTED:
+        return transfer_to_queue(session, interaction, queue, actor=actor, now=now, config=cfg)
+    if interaction.state == State.OFFERED:
+        _take_back_pending(session, interaction, now, reason="requeued")
+    if interaction.state not in WAITING and interaction.state not in _REQUEUABLE:
+        raise NotRoutable(f"interaction {interaction.id} is {interaction.state}")
+    interaction.queue = queue
+    interaction.agent_id = None
+    refresh_priority(session, interaction, config=cfg)
+    preferred, until = _preferred_agent(session, interaction, cfg, now)
+    _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until)
+    if interaction.state in WAITING:
+        record_fact(session, interaction, "routing.requeued", actor=actor, data={"queue": queue}, at=now)
+    else:
+        transition(session, interaction, State.QUEUED, actor=actor, reason="queued", data={"queue": queue}, at=now)
+    _wake(session, queue=queue, interaction_id=interaction.id)
+    return interaction
+
+
+def _preferred_agent(session: Session, interaction: Interaction, cfg: RoutingConfig,
+                     now: datetime) -> tuple[int | None, datetime | None]:
+    """The agent who last served this customer within the queue's window, if they are at work."""
+    queue = cfg.queue(interaction.queue)
+    if interaction.customer_id is None or not queue.preferred_agent_wait_s or not queue.preferred_agent_window_days:
+        return None, None
+    since = now - timedelta(days=queue.preferred_agent_window_days)
+    agent_id = session.scalar(
+        select(Interaction.agent_id).where(
+            Interaction.customer_id == interaction.customer_id, Interaction.id != interaction.id,
+            Interaction.agent_id.is_not(None), Interaction.state.in_((State.CONNECTED, State.WRAP_UP, State.CLOSED)),
+            Interaction.state_changed_at >= since)
+        .order_by(Interaction.state_changed_at.desc(), Interaction.id.desc()).limit(1))
+    if agent_id is None:
+        return None, None
+    state = session.get(AgentState, agent_id)
+    if state is None or state.presence not in ("available", "wrap_up"):
+        return None, None
+    return agent_id, now + timedelta(seconds=queue.preferred_agent_wait_s)
+
+
+def transfer_to_queue(session: Session, interaction: Interaction, queue: str, *, actor: str, note: str = "",
+                      now: datetime | None = None, config: RoutingConfig | None = None) -> Interaction:
+    """Move a waiting, offered or connected contact to ``queue``, keeping its original place
+    (``routing_age_origin``). A connected contact goes back to ``queued`` and its agent's capacity
+    returns. Raises UnknownQueue, NotRoutable. Does not commit."""
+    cfg = _config(config)
+    _check_queue(cfg, queue)
+    return _transfer(session, interaction, queue, actor=actor, note=note, now=now or utcnow(), cfg=cfg)
+
+
+def transfer_to_agent(session: Session, interaction: Interaction, agent_id: int, *, actor: str, note: str = "",
+                      now: datetime | None = None, config: RoutingConfig | None = None) -> Interaction:
+    """Offer a waiting or connected contact to one agent: it is held for them (only they can take it)
+    for ``TRANSFER_HOLD_S`` seconds, then anyone in its queue may. Keeps its place. Raises UnknownAgent,
+    NotRoutable. Does not commit."""
+    cfg = _config(config)
+    staff = _staff(session, agent_id)
+    if staff.role != "agent" or not staff.active:
+        raise UnknownAgent(f"staff user {agent_id} is not an active agent")
+    queue = interaction.queue if interaction.queue in {q.name for q in cfg.queues} else cfg.queues[0].name
+    now = now or utcnow()
+    return _transfer(session, interaction, queue, actor=actor, note=note, now=now, cfg=cfg, to_agent=agent_id)
+
+
+def _transfer(session: Session, interaction: Interaction, queue: str, *, actor: str, note: str, now: datetime,
+              cfg: RoutingConfig, to_agent: int | None = None) -> Interaction:
+    if interaction.state == State.OFFERED:
+        _take_back_pending(session, interaction, now, reason="transferred")
+    data = {"queue": queue, "from_queue": interaction.queue, "note": note, "transfer": True}
+    if to_agent is not None:
+        data["to_agent_id"] = to_agent
+    until = now + timedelta(seconds=TRANSFER_HOLD_S) if to_agent is not None else None
+    if interaction.state in WAITING:
+        interaction.queue = queue
+        record_fact(session, interaction, "routing.transfer", actor=actor, reason="transfer", data=data, at=now)
+    elif interaction.state == State.CONNECTED:
+        data["from_agent_id"] = interaction.agent_id
+        previous_agent = interaction.agent_id
+        interaction.queue, interaction.agent_id = queue, None
+        transition(session, interaction, State.QUEUED, actor=actor, reason="transfer", data=data, at=now)
+        if previous_agent is not None:
+            _wake(session, queue=queue, agent_id=previous_agent)
+    else:
+        raise NotRoutable(f"interaction {interaction.id} is {interaction.state}; only waiting or connected "
+                          "contacts can be transferred")
+    _entry(session, interaction, queue, now, preferred_agent_id=to_agent, preferred_until=until, note=note or None)
+    _wake(session, queue=queue, interaction_id=interaction.id)
+    return interaction
+
+
+def position_and_wait(session: Session, interaction_id: int, *, config: RoutingConfig | None = None,
+                      redis: Any = None) -> tuple[int | None, int | None]:
+    """(1-based place among contacts waiting in the same queue and channel, estimated wait in seconds or
+    None). The place uses the router's order (priority plus waiting time, then first arrival); the wait
+    is announced only while the router reports its forecasts accurate enough. An offered contact is
+    (1, 0); one not waiting is (None, None)."""
+    cfg = _config(config)
+    interaction = session.get(Interaction, interaction_id)
+    if interaction is None:
+        return None, None
+    if interaction.state == State.OFFERED:
+        return 1, 0
+    if interaction.state not in WAITING or interaction.queue is None or interaction.routing_age_origin is None:
+        return None, None
+    w = float(cfg.priority.per_minute_waiting)
+
+    def key(priority: int, origin: datetime, ident: int) -> tuple[float, float, int]:
+        ts = origin.timestamp()
+        return -(priority - w * ts / 60.0), ts, ident
+
+    mine = key(interaction.priority or 0, interaction.routing_age_origin, interaction.id)
+    rows = session.execute(select(Interaction.id, Interaction.priority, Interaction.routing_age_origin).where(
+        Interaction.state.in_(tuple(WAITING)), Interaction.queue == interaction.queue,
+        Interaction.channel == interaction.channel, Interaction.id != interaction.id,
+        Interaction.routing_age_origin.is_not(None)))
+    position = 1 + sum(1 for ident, prio, origin in rows if key(prio or 0, origin, ident) < mine)
+    return position, _estimated_wait(redis, cfg, interaction.queue, interaction.channel, position)
+
+
+def _estimated_wait(redis: Any, cfg: RoutingConfig, queue: str, channel: str, position: int) -> int | None:
+    from queues.ewt import forecast_wait_s
+
+    if redis is None:
+        try:
+            from flask import current_app
+
+            redis = current_app.extensions["desk.redis"]
+        except (RuntimeError, KeyError):
+            return None
+    raw = redis.get(STATS_KEY.format(queue=queue, channel=channel))
+    if not raw:
+        return None
+    stats = json.loads(raw)
+    fresh = utcnow().timestamp() - float(stats.get("at", 0)) <= 3 * cfg.router.lock_ttl_s
+    if not fresh or not stats.get("announceable"):
+        return None
+    wait = forecast_wait_s(position, int(stats["staffed"]), int(stats["free"]), float(stats["handle_time_s"]))
+    return None if wait is None else int(round(wait))
+
+
+# ---------------------------------------------------------------------------------------------- agents
+def set_presence(session: Session, agent_id: int, presence: str, reason: str | None = None, *,
+                 now: datetime | None = None, config: RoutingConfig | None = None) -> AgentState:
+    """Set the agent's presence (offline | available | break | wrap_up; ``reason`` kept for break).
+    Becoming available starts their idle time and clears missed offers and back-off; going offline or on
+    break takes back their pending offers (the contacts keep their place, the agent is not penalised).
+    Raises UnknownAgent, RoutingError for an unknown presence. Does not commit."""
+    if presence not in PRESENCES:
+        raise RoutingError(f"unknown presence {presence!r}")
+    cfg = _config(config)
+    _staff(session, agent_id)
+    now = now or utcnow()
+    state = agent_state(session, agent_id, lock=True)
+    _change_presence(session, state, presence, reason, now, cfg)
+    if presence in ("offline", "break"):
+        for offer in _pending_offers_of(session, agent_id):
+            _retire(session, offer, "rescinded", f"agent_{presence}", now)
+    _wake(session, queue=None, agent_id=agent_id)
+    return state
+
+
+def _change_presence(session: Session, state: AgentState, presence: str, reason_code: str | None, now: datetime,
+                     cfg: RoutingConfig) -> None:
+    reason_code = reason_code if presence == "break" else None
+    if presence == "available" and state.presence != "available":
+        state.idle_since, state.missed_offers, state.backoff_until = now, 0, None
+    changed = (state.presence, state.reason) != (presence, reason_code)
+    state.presence, state.reason = presence, reason_code
+    if presence == "wrap_up":
+        from app.auth.models import StaffUser
+
+        group = session.scalar(select(StaffUser.agent_group).where(StaffUser.id == state.agent_id)) or "default"
+        state.wrap_up_until = now + timedelta(seconds=cfg.agent_group(group).wrap_up_s)
+    else:
+        state.wrap_up_until = None
+    if changed or presence == "wrap_up":
+        state.since = now
+        realtime.after_commit(session, "agent.presence", {
+            "agent_id": state.agent_id, "presence": presence, "reason": reason_code, "at": now.isoformat(),
+            "since": now.isoformat(),
+            "wrap_up_until": state.wrap_up_until.isoformat() if state.wrap_up_until else None})
+
+
+def agent_disconnected(session: Session, agent_id: int, *, now: datetime | None = None,
+                       config: RoutingConfig | None = None) -> list[Offer]:
+    """The agent's console is gone: each pending offer goes back (cause ``disconnect``, with its back-off)
+    and the agent goes offline. Returns the offers taken back. Does not commit."""
+    cfg = _config(config)
+    now = now or utcnow()
+    taken = []
+    for offer in _pending_offers_of(session, agent_id):
+        if _retire(session, offer, "rejected", "disconnect", now):
+            taken.append(offer)
+            _penalise(session, agent_id, "disconnect", now, cfg)
+    state = agent_state(session, agent_id, lock=True)
+    _change_presence(session, state, "offline", None, now, cfg)
+    _wake(session, queue=None, agent_id=agent_id)
+    return taken
+
+
+def release_agent(session: Session, interaction: Interaction, *, now: datetime | None = None,
+                  config: RoutingConfig | None = None) -> AgentState | None:
+    """The agent finished ``interaction`` (it left ``connected``): its capacity returns at once (load is
+    derived from offered and connected contacts) and an available agent goes to wrap-up for their
+    group's ``wrap_up_s``, after which the router makes them available again. Does not commit."""
+    if interaction.agent_id is None:
+        return None
+    cfg = _config(config)
+    now = now or utcnow()
+    state = agent_state(session, interaction.agent_id, lock=True)
+    staff = _staff(session, interaction.agent_id)
+    if state.presence == "available" and cfg.agent_group(staff.agent_group).wrap_up_s > 0:
+        _change_presence(session, state, "wrap_up", None, now, cfg)
+    _wake(session, queue=interaction.queue, interaction_id=interaction.id, agent_id=interaction.agent_id)
+    return state
+
+
+def end_due_wrap_ups(session: Session, *, now: datetime | None = None,
+                     config: RoutingConfig | None = None) -> list[AgentState]:
+    """Agents whose wrap-up timer ran out become available. Does not commit."""
+    cfg = _config(config)
+    now = now or utcnow()
+    due = list(session.scalars(select(AgentState).where(AgentState.presence == "wrap_up",
+                                                        AgentState.wrap_up_until <= now)))
+    for state in due:
+        _change_presence(session, state, "available", None, now, cfg)
+    return due
+
+
+def agent_load(session: Session, agent_id: int, *, config: RoutingConfig | None = None) -> int:
+    """Capacity the agent's offered and connected contacts use (busy is derived from this)."""
+    cfg = _config(config)
+    staff = _staff(session, agent_id)
+    costs = cfg.agent_group(staff.agent_group).costs
+    channels = session.scalars(select(Interaction.channel).where(
+        Interaction.agent_id == agent_id, Interaction.state.in_((State.OFFERED, State.CONNECTED))))
+    return sum(costs.get(channel, 0) for channel in channels)
+
+
+def _penalise(session: Session, agent_id: int, cause: str, now: datetime, cfg: RoutingConfig) -> None:
+    """Back the agent off for ``cause``; after N misses in a row, send them on break (missed_offers)."""
+    state = agent_state(session, agent_id, lock=True)
+    state.backoff_until = now + timedelta(seconds=cfg.backoff_s.get(cause, 0))
+    state.missed_offers = (state.missed_offers or 0) + 1
+    group = cfg.agent_group(_staff(session, agent_id).agent_group)
+    if state.missed_offers >= group.missed_offers_to_break and state.presence == "available":
+        _change_presence(session, state, "break", "missed_offers", now, cfg)
+
+
+# ---------------------------------------------------------------------------------------------- offers
+def _pending_offers_of(session: Session, agent_id: int) -> list[Offer]:
+    return list(session.scalars(select(Offer).where(Offer.agent_id == agent_id, Offer.status == "pending")
+                                .order_by(Offer.id).execution_options(populate_existing=True)))
+
+
+def _pending_offer_for(session: Session, interaction_id: int) -> Offer | None:
+    return session.scalar(select(Offer).where(Offer.interaction_id == interaction_id, Offer.status == "pending")
+                          .execution_options(populate_existing=True))
+
+
+def _cas(session: Session, offer: Offer, status: str, now: datetime, *, cause: str | None = None,
+         live_only: bool = False) -> bool:
+    """Move a pending offer to ``status`` if nobody else answered it first (version unchanged)."""
+    stmt = update(Offer).where(Offer.id == offer.id, Offer.status == "pending", Offer.version == offer.version)
+    if live_only:
+        stmt = stmt.where(Offer.expires_at > now)
+    result = session.execute(stmt.values(status=status, version=Offer.version + 1, answered_at=now, cause=cause)
+                             .execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        return False
+    session.refresh(offer)
+    return True
+
+
+_EVENT_FOR = {"rejected": "offer.rejected", "expired": "offer.expired", "rescinded": "offer.rescinded"}
+
+
+def _retire(session: Session, offer: Offer, status: str, cause: str, now: datetime, *,
+            requeue: bool = True) -> bool:
+    """Take a pending offer back (rejected | expired | rescinded). With ``requeue`` the contact goes back
+    to the waiting state it was offered from, keeping its place. False when someone answered first."""
+    if not _cas(session, offer, status, now, cause=cause):
+        return False
+    interaction = _interaction(session, offer.interaction_id)
+    if interaction is not None and interaction.state == State.OFFERED and interaction.agent_id == offer.agent_id:
+        interaction.agent_id = None
+        if requeue:
+            transition(session, interaction, offer.from_state, actor=ROUTER_ACTOR, reason=f"offer {cause}",
+                       data={"queue": interaction.queue, "agent_id": offer.agent_id, "cause": cause,
+                             "offer_id": offer.id}, at=now)
+    payload = {"offer_id": offer.id, "interaction_id": offer.interaction_id, "agent_id": offer.agent_id,
+               "reason": cause, "cause": cause, "queue": offer.queue, "channel": offer.channel}
+    realtime.after_commit(session, _EVENT_FOR[status], payload)
+    return True
+
+
+def _take_back_pending(session: Session, interaction: Interaction, now: datetime, *, reason: str) -> None:
+    offer = _pending_offer_for(session, interaction.id)
+    if offer is not None:
+        _retire(session, offer, "rescinded", reason, now)
+
+
+def accept_offer(session: Session, offer_id: int, agent_id: int, *, now: datetime | None = None) -> Offer:
+    """The agent takes the offer: a single-winner compare-and-swap on the offer row (pending, same
+    version, lease not run out), then the interaction moves to ``connected`` with this agent. A double
+    click, a second tab or a late accept raises OfferNotAvailable; the caller must then roll back.
+    Does not commit."""
+    now = now or utcnow()
+    offer = _fresh(session, Offer, offer_id)
+    if offer is None or offer.agent_id != agent_id or offer.status != "pending" or offer.expires_at <= now:
+        raise OfferNotAvailable(f"offer {offer_id} is not pending for agent {agent_id}")
+    if not _cas(session, offer, "accepted", now, live_only=True):
+        raise OfferNotAvailable(f"offer {offer_id} was answered first elsewhere")
+    interaction = _interaction(session, offer.interaction_id)
+    if interaction is None or interaction.state != State.OFFERED or interaction.agent_id != agent_id:
+        raise OfferNotAvailable(f"offer {offer_id}: the contact is no longer offered")
+    transition(session, interaction, State.CONNECTED, actor=f"agent:{agent_id}", reason="offer accepted",
+               data={"agent_id": agent_id, "offer_id": offer.id, "queue": interaction.queue}, at=now)
+    agent_state(session, agent_id).missed_offers = 0
+    entry = session.get(QueueEntry, interaction.id)
+    if entry is not None:
+        session.delete(entry)
+    realtime.after_commit(session, "offer.accepted", {
+        "offer_id": offer.id, "interaction_id": interaction.id, "agent_id": agent_id,
+        "channel": interaction.channel, "queue": interaction.queue})
+    return offer
+
+
+def reject_offer(session: Session, offer_id: int, agent_id: int, cause: str = "reject", *,
+                 now: datetime | None = None, config: RoutingConfig | None = None) -> Offer:
+    """The agent declines (``reject``), did not answer (``no_answer``) or lost their console
+    (``disconnect``): the contact waits again in its original place, the agent is backed off for the
+    cause and, after N misses in a row, sent on break with reason ``missed_offers``. Raises
+    OfferNotAvailable when the offer is not pending for this agent. Does not commit."""
+    if cause not in BACKOFF_CAUSES:
+        raise RoutingError(f"unknown cause {cause!r}")
+    cfg = _config(config)
+    now = now or utcnow()
+    offer = _fresh(session, Offer, offer_id)
+    if offer is None or offer.agent_id != agent_id or offer.status != "pending":
+        raise OfferNotAvailable(f"offer {offer_id} is not pending for agent {agent_id}")
+    if not _retire(session, offer, "expired" if cause == "no_answer" else "rejected", cause, now):
+        raise OfferNotAvailable(f"offer {offer_id} was answered first elsewhere")
+    _penalise(session, agent_id, cause, now, cfg)
+    _wake(session, queue=offer.queue, interaction_id=offer.interaction_id, agent_id=agent_id)
+    return offer
+
+
+def rescind_offers_for_abandoned(session: Session, interaction: Interaction, *,
+                                 now: datetime | None = None) -> list[Offer]:
+    """The customer left: every pending offer for ``interaction`` is rescinded in the caller's
+    transaction (the agent's console drops it on ``offer.rescinded``). The caller moves the interaction
+    on (abandoned, closed). Does not commit."""
+    now = now or utcnow()
+    offers = list(session.scalars(select(Offer).where(Offer.interaction_id == interaction.id,
+                                                      Offer.status == "pending")
+                                  .execution_options(populate_existing=True)))
+    done = [o for o in offers if _retire(session, o, "rescinded", "abandoned", now, requeue=False)]
+    if done and interaction.state == State.OFFERED:
+        interaction.agent_id = None
+    if done:
+        _wake(session, queue=interaction.queue, interaction_id=interaction.id)
+    return done
+
+
+def create_offer(session: Session, *, interaction_id: int, agent_id: int, expires_at: datetime, cost: int,
+                 priority: int, priority_reasons: list[dict], trace: dict, now: datetime | None = None,
+                 config: RoutingConfig | None = None) -> Offer:
+    """The router reserves a waiting contact for an agent: an Offer row (pending, leased until
+    ``expires_at``), the interaction moves to ``offered`` with the agent, and ``offer.created`` is
+    announced after commit. Raises NotRoutable when the database no longer agrees (contact not waiting,
+    agent not available or without room); the partial unique index refuses a second pending offer."""
+    cfg = _config(config)
+    now = now or utcnow()
+    interaction = _interaction(session, interaction_id)
+    if interaction is None or interaction.state not in WAITING:
+        raise NotRoutable(f"interaction {interaction_id} is not waiting")
+    state = agent_state(session, agent_id, lock=True)
+    if state.presence != "available":
+        raise NotRoutable(f"agent {agent_id} is {state.presence}")
+    staff = _staff(session, agent_id)
+    if agent_load(session, agent_id, config=cfg) + cost > cfg.agent_group(staff.agent_group).capacity:
+        raise NotRoutable(f"agent {agent_id} has no room for {interaction.channel}")
+    offer = Offer(interaction_id=interaction.id, agent_id=agent_id, status="pending", queue=interaction.queue,
+                  channel=interaction.channel, from_state=str(interaction.state), cost=cost, priority=priority,
+                  priority_reasons=priority_reasons, trace=trace, created_at=now, expires_at=expires_at, version=1)
+    session.add(offer)
+    session.flush()
+    interaction.agent_id = agent_id
+    transition(session, interaction, State.OFFERED, actor=ROUTER_ACTOR, reason="offered",
+               data={"agent_id": agent_id, "offer_id": offer.id, "queue": interaction.queue}, at=now)
+    state.idle_since = now
+    realtime.after_commit(session, "offer.created", {
+        "offer_id": offer.id, "interaction_id": interaction.id, "agent_id": agent_id,
+        "expires_at": expires_at.isoformat(), "priority": priority, "priority_reasons": priority_reasons,
+        "channel": interaction.channel, "queue": interaction.queue})
+    return offer
+
+
+def expire_due_offers(session: Session, *, now: datetime | None = None,
+                      config: RoutingConfig | None = None) -> list[Offer]:
+    """The sweeper: every pending offer whose lease ran out is taken back as ``no_answer`` (the contact
+    keeps its place, the agent is backed off and may go on break). Does not commit."""
+    cfg = _config(config)
+    now = now or utcnow()
+    due = list(session.scalars(select(Offer).where(Offer.status == "pending", Offer.expires_at <= now)
+                               .order_by(Offer.expires_at, Offer.id).execution_options(populate_existing=True)))
+    expired = []
+    for offer in due:
+        if _retire(session, offer, "expired", "no_answer", now):
+            _penalise(session, offer.agent_id, "no_answer", now, cfg)
+            expired.append(offer)
+    return expired
+
+
+def rescind_orphan_offers(session: Session, *, now: datetime | None = None) -> list[Offer]:
+    """Pending offers whose contact is no longer offered to that agent (it left without anyone
+    rescinding) are rescinded, so no agent stays reserved for nothing. Does not commit."""
+    now = now or utcnow()
+    rows = session.execute(select(Offer, Interaction.state, Interaction.agent_id)
+                           .join(Interaction, Interaction.id == Offer.interaction_id)
+                           .where(Offer.status == "pending")).all()
+    gone = []
+    for offer, state, holder in rows:
+        orphaned = state != State.OFFERED or holder != offer.agent_id
+        if orphaned and _retire(session, offer, "rescinded", "orphaned", now, requeue=False):
+            gone.append(offer)
+    return gone
+
+
+def record_overflow(session: Session, interaction: Interaction, action: str, *,
+                    now: datetime | None = None) -> None:
+    """The contact waited its queue's maximum: record it once (``routing.overflow``) and, for a call
+    still queued, move it to the overflow action's state (voicemail, or a callback that keeps its place).
+    Other channels keep waiting: an email or task is never dropped. Announces ``routing.overflow``."""
+    now = now or utcnow()
+    entry = session.get(QueueEntry, interaction.id)
+    if entry is not None:
+        entry.overflowed_at = now
+    record_fact(session, interaction, "routing.overflow", actor=ROUTER_ACTOR, reason=action,
+                data={"queue": interaction.queue, "action": action}, at=now)
+    if interaction.channel == "voice" and interaction.state == State.QUEUED:
+        target = {"voicemail": State.VOICEMAIL, "callback": State.CALLBACK_PENDING}.get(action)
+        if target is not None:
+            transition(session, interaction, target, actor=ROUTER_ACTOR, reason="overflow",
+                       data={"queue": interaction.queue, "action": action}, at=now)
+    realtime.after_commit(session, "routing.overflow", {"interaction_id": interaction.id, "action": action,
+                                                        "queue": interaction.queue, "channel": interaction.channel})
+
+
+def waiting_counts(session: Session) -> dict[str, int]:
+    """Contacts waiting per queue (queued or callback_pending)."""
+    rows = session.execute(select(Interaction.queue, func.count()).where(Interaction.state.in_(tuple(WAITING)))
+                           .group_by(Interaction.queue))
+    return {queue: count for queue, count in rows if queue}
