@@ -247,8 +247,6 @@ def step(complaint_id: int):
         abort(400)
     try:
         actions[action]()
-    except service.ComplaintNotFound:
-        abort(404)
     except REFUSALS as exc:
         return _refused(exc, complaint_id)
     flash(_("Saved."))

@@ -57,3 +57,11 @@ def events():
     realtime.subscribe(log)
     yield log
     realtime.unsubscribe(log)
+
+
+@pytest.fixture(autouse=True)
+def _forget_scheduled_jobs(request):
+    """Delayed jobs a test scheduled (SLA checks, notice retries) must not run in another domain's test."""
+    runner = request.getfixturevalue("_app").extensions["desk.jobs"] if "app" in request.fixturenames else None
+    yield
+    getattr(runner, "scheduled", []).clear()

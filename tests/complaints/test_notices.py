@@ -248,3 +248,16 @@ def test_listener_ignores_other_events(jobs):
     notices.on_event("complaint.state", {"id": 1})
     notices.on_event("complaint.notice", {"complaint_id": 1})  # an event from before notices had ids
     assert jobs.calls == []
+
+
+@pytest.mark.parametrize("language, state, expected", [
+    ("en", "investigating", "is now being investigated"),
+    ("en", "reopened", "has been reopened"),
+    ("zh", "investigating", "正在调查中"),
+    ("zh", "reopened", "已重新打开"),
+])
+def test_status_update_text(language, state, expected):
+    from app.complaints.messages import status_update
+
+    subject, body = status_update(language, name="N", reference="CMP-100001", state=state, resolve_by="2026-12-01")
+    assert expected in subject and "CMP-100001" in body and "2026-12-01" in body
