@@ -87,8 +87,9 @@ def desk(app):
     jobs = app.extensions["desk.jobs"] = CapturingJobs(app)
     from unittest import mock
 
-    from app.channels.email import outbound
+    from app.channels.email import outbound, templates
 
+    templates._cache.clear()  # tables are emptied between tests; the per-process cache must be too
     with mock.patch.object(outbound, "utcnow", jobs.now):
         yield app.extensions["desk.config"]
     app.extensions["desk.config"], app.extensions["desk.jobs"] = original, original_jobs

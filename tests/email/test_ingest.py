@@ -82,23 +82,18 @@ def test_the_database_refuses_a_second_row_for_the_same_key(ingest, db_session):
     db_session.rollback()
 
 
-def test_a_racing_duplicate_insert_reports_duplicate(ingest, db_session, desk, monkeypatch):
-    """Two pollers: the other one stored the message between our check and our insert."""
-    from app.channels.email import ingest as ingest_module
+def test_a_racing_duplicate_insert_reports_duplicate(ingest, db_session, desk):
+    """Two pollers store the same message: the insert itself decides (ON CONFLICT DO NOTHING), so the
+    loser learns it holds a duplicate without an error and without a second row."""
+    from app.channels.email.ingest import _insert_raw
 
-    raw = build_mail(message_id="<racer@customer.test>")
-    ingest(raw)
-    real_scalar = db_session.scalar
-    calls = {"n": 0}
-
-    def first_check_misses(statement, *args, **kwargs):
-        calls["n"] += 1
-        return None if calls["n"] == 1 else real_scalar(statement, *args, **kwargs)
-
-    monkeypatch.setattr(db_session, "scalar", first_check_misses)
-    result = ingest_module.ingest_raw(db_session, desk, "support", raw, source="imap", secret=SECRET)
-    monkeypatch.undo()
-    assert result.status == "duplicate"
+    values = {"mailbox": "support", "message_key": "mid:racer@customer.test", "source": "imap", "raw": b"x",
+              "raw_size": 1, "raw_sha256": "0" * 64, "status": "pending", "attempts": 0}
+    first = _insert_raw(db_session, values)
+    second = _insert_raw(db_session, values)
+    db_session.commit()
+    assert first is not None and second is None
+    assert ingest(build_mail(message_id="<racer@customer.test>")).status == "duplicate"
     assert db_session.scalar(select(func.count()).select_from(InboundEmail)) == 1
 
 

@@ -15,7 +15,8 @@ from app.channels.email.parse import ParsedEmail, parse_message_ids
 _STATUS = re.compile(r"^Status:\s*([245]\.\d{1,3}\.\d{1,3})", re.IGNORECASE | re.MULTILINE)
 _ANY_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 _SMTP_CODE = re.compile(r"^\s*([45]\d\d)[\s-]", re.MULTILINE)
-_RECIPIENT = re.compile(r"^(?:Final|Original)-Recipient:\s*(?:rfc822;)?\s*<?([^\s<>;]+@[^\s<>;]+)>?", re.IGNORECASE | re.MULTILINE)
+_RECIPIENT = re.compile(r"^(?:Final|Original)-Recipient:\s*(?:rfc822;)?\s*<?([^\s<>;]+@[^\s<>;]+)>?",
+                        re.IGNORECASE | re.MULTILINE)
 _DIAGNOSTIC = re.compile(r"^Diagnostic-Code:\s*(?:smtp;)?\s*(.+)$", re.IGNORECASE | re.MULTILINE)
 _MESSAGE_ID_LINE = re.compile(r"^\s*Message-ID:\s*(<[^>]+>)", re.IGNORECASE | re.MULTILINE)
 _DAEMON = re.compile(r"^(mailer-daemon|postmaster|mail-daemon)@", re.IGNORECASE)

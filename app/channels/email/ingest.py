@@ -14,9 +14,9 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from app.channels.email import threads
 from app.channels.email.autoreply import (
@@ -46,6 +46,7 @@ from app.channels.email.parse import (
     parse_email,
 )
 from app.channels.email.routing import (
+    CustomerInfo,
     choose_queue,
     customer_addresses,
     enqueue,
@@ -88,6 +89,36 @@ def _stored_bytes(raw: bytes, max_stored: int) -> tuple[bytes, bool]:
     return head, True
 
 
+@dataclass(frozen=True)
+class StoredRaw:
+    """What processing needs of a stored message (kept in memory after storing, to skip a reload)."""
+
+    id: int
+    mailbox: str
+    raw: bytes
+    raw_size: int
+    headers_only: bool
+    attempts: int
+    status: str
+
+
+def _insert_raw(session: Session, values: dict) -> int | None:
+    """INSERT the raw row unless (mailbox, message_key) exists; its id, or None for a duplicate."""
+    dialect = session.get_bind().dialect.name
+    if dialect in ("postgresql", "sqlite"):
+        module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+        statement = module.insert(InboundEmail).values(**values).on_conflict_do_nothing(
+            index_elements=["mailbox", "message_key"]).returning(InboundEmail.id)
+        return session.execute(statement).scalar()
+    try:  # pragma: no cover - other databases: the unique constraint still decides
+        with session.begin_nested():
+            row = InboundEmail(**values)
+            session.add(row)
+        return row.id
+    except IntegrityError:  # pragma: no cover
+        return None
+
+
 def ingest_raw(session: Session, desk_config, mailbox_name: str, raw: bytes, *, source: str, secret: str,
                source_ref: str | None = None, headers_only_size: int | None = None) -> IngestResult:
     """Store ``raw`` (committed), then process it. A message already held for this mailbox is
@@ -98,46 +129,47 @@ def ingest_raw(session: Session, desk_config, mailbox_name: str, raw: bytes, *, 
     config = desk_config.email
     config.mailbox(mailbox_name)
     key, _ = message_key(raw)
-    existing = session.scalar(select(InboundEmail.id).where(InboundEmail.mailbox == mailbox_name,
-                                                             InboundEmail.message_key == key))
-    if existing is not None:
-        return IngestResult("duplicate", existing)
     stored, headers_only = _stored_bytes(raw, config.limits.max_stored_bytes)
     headers_only = headers_only or headers_only_size is not None
-    row = InboundEmail(mailbox=mailbox_name, message_key=key, source=source, source_ref=source_ref, raw=stored,
-                       raw_size=headers_only_size or len(raw), raw_sha256=hashlib.sha256(raw).hexdigest(), headers_only=headers_only,
-                       status=InboundStatus.PENDING, received_at=utcnow())
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError:
-        session.rollback()
+    size = headers_only_size or len(raw)
+    inbound_id = _insert_raw(session, {
+        "mailbox": mailbox_name, "message_key": key, "source": source, "source_ref": source_ref, "raw": stored,
+        "raw_size": size, "raw_sha256": hashlib.sha256(raw).hexdigest(), "headers_only": headers_only,
+        "status": InboundStatus.PENDING, "attempts": 0, "received_at": utcnow()})
+    session.commit()
+    if inbound_id is None:
         winner = session.scalar(select(InboundEmail.id).where(InboundEmail.mailbox == mailbox_name,
                                                                InboundEmail.message_key == key))
         return IngestResult("duplicate", winner)
-    return process_inbound(session, desk_config, row.id, secret=secret)
+    snapshot = StoredRaw(inbound_id, mailbox_name, stored, size, headers_only, 0, InboundStatus.PENDING)
+    return process_inbound(session, desk_config, inbound_id, secret=secret, stored=snapshot)
 
 
 # --- processing ------------------------------------------------------------------------------------
 
+def _load(session: Session, inbound_id: int) -> StoredRaw:
+    row = session.get(InboundEmail, inbound_id, options=[undefer(InboundEmail.raw)])
+    if row is None:
+        raise LookupError(f"no inbound email {inbound_id}")
+    return StoredRaw(row.id, row.mailbox, row.raw, row.raw_size, row.headers_only, row.attempts, row.status)
+
+
 def process_inbound(session: Session, desk_config, inbound_id: int, *, secret: str, lenient: bool = False,
-                    staff_id: int | None = None, now: datetime | None = None) -> IngestResult:
+                    staff_id: int | None = None, now: datetime | None = None,
+                    stored: StoredRaw | None = None) -> IngestResult:
     """Parse, thread, store and route a stored message; quarantine it when that is impossible.
     ``lenient`` (an admin's release) lifts the limits and accepts what cannot be parsed as an
     unreadable message on a case. Commits. Database outages propagate, leaving the message pending."""
     now = now or utcnow()
-    row = session.get(InboundEmail, inbound_id)
-    if row is None:
-        raise LookupError(f"no inbound email {inbound_id}")
+    row = stored or _load(session, inbound_id)
     if row.status == InboundStatus.PROCESSED:
         return IngestResult("stored", row.id, _interaction_of(session, row.id))
     attempts = row.attempts + 1
     try:
         result = _process(session, desk_config, row, secret=secret, lenient=lenient, now=now)
-        row.status, row.processed_at, row.attempts = InboundStatus.PROCESSED, now, attempts
-        row.quarantine_reason, row.error = None, None
-        if lenient:
-            row.released_by = staff_id
+        session.execute(update(InboundEmail).where(InboundEmail.id == row.id).values(
+            status=InboundStatus.PROCESSED, processed_at=now, attempts=attempts, quarantine_reason=None, error=None,
+            released_by=staff_id if lenient else None))
         session.commit()
         return result
     except OperationalError:
@@ -152,8 +184,8 @@ def process_inbound(session: Session, desk_config, inbound_id: int, *, secret: s
 
 def _quarantine(session: Session, inbound_id: int, attempts: int, reason: str, detail: str) -> IngestResult:
     session.rollback()
-    row = session.get(InboundEmail, inbound_id)
-    row.status, row.quarantine_reason, row.error, row.attempts = InboundStatus.QUARANTINED, reason, detail[:4000], attempts
+    session.execute(update(InboundEmail).where(InboundEmail.id == inbound_id).values(
+        status=InboundStatus.QUARANTINED, quarantine_reason=reason, error=detail[:4000], attempts=attempts))
     session.commit()
     log.warning("email %s quarantined: %s %s", inbound_id, reason, detail[:200])
     return IngestResult("quarantined", inbound_id, reason=reason)
@@ -163,7 +195,7 @@ def _interaction_of(session: Session, inbound_id: int) -> int | None:
     return session.scalar(select(EmailMessage.interaction_id).where(EmailMessage.inbound_id == inbound_id))
 
 
-def _parse(row: InboundEmail, limits, lenient: bool) -> ParsedEmail:
+def _parse(row: StoredRaw, limits, lenient: bool) -> ParsedEmail:
     if row.headers_only and not lenient:
         raise Quarantine("too_large", f"{row.raw_size} bytes; only the headers were stored")
     if row.raw_size > limits.max_message_bytes and not lenient:
@@ -193,7 +225,7 @@ def _unreadable(raw: bytes) -> ParsedEmail:
                        delivery_status=None)
 
 
-def _process(session: Session, desk_config, row: InboundEmail, *, secret: str, lenient: bool,
+def _process(session: Session, desk_config, row: StoredRaw, *, secret: str, lenient: bool,
              now: datetime) -> IngestResult:
     config = desk_config.email
     mailbox = config.mailbox(row.mailbox)
@@ -233,7 +265,7 @@ class DbThreadLookup:
         return threads.CaseRef(interaction_id, frozenset(addresses), frozenset(thread.cc))
 
 
-def _store_message(session: Session, config, row: InboundEmail, parsed: ParsedEmail, thread: EmailThread,
+def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail, thread: EmailThread,
                    interaction: Interaction, *, kind: str, automatic: bool, details: dict) -> EmailMessage:
     message = EmailMessage(
         thread_id=thread.id, interaction_id=interaction.id, inbound_id=row.id, direction="in", kind=kind,
@@ -247,7 +279,6 @@ def _store_message(session: Session, config, row: InboundEmail, parsed: ParsedEm
     for attachment in parsed.attachments:
         message.attachments.append(_attachment_row(attachment, limits))
     session.add(message)
-    session.flush()
     return message
 
 
@@ -271,16 +302,16 @@ def _language_for(parsed: ParsedEmail, customer_language: str | None, mailbox: M
     return "zh" if len(_CJK.findall(sample)) >= 2 else mailbox.language
 
 
-def _new_case(session: Session, desk_config, mailbox: Mailbox, row: InboundEmail, parsed: ParsedEmail,
+def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, parsed: ParsedEmail,
               bounce: BounceReport | None, *, secret: str, now: datetime) -> IngestResult:
     config = desk_config.email
     automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
     sender = parsed.from_address
     guessed = _language_for(parsed, None, mailbox)
-    customer_id, customer_language = (identify_customer(session, sender, name=parsed.from_name, language=guessed,
-                                                        create_prospect=not automatic)
-                                      if sender else (None, None))
-    language = customer_language if customer_language in ("en", "zh") else guessed
+    customer = identify_customer(session, sender, name=parsed.from_name, language=guessed,
+                                 create_prospect=not automatic) if sender else None
+    customer_id = customer.id if customer else None
+    language = customer.language if customer and customer.language in ("en", "zh") else guessed
     queue = choose_queue(config, mailbox, sender, parsed.subject)
     interaction = create_interaction(
         session, channel="email", actor=ACTOR, external_ref=f"{row.mailbox}/{row.id}", customer_id=customer_id,
@@ -294,14 +325,14 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: InboundEmail
     message = _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
                              details={})
     enqueue(session, interaction, queue, actor=ACTOR, reason="email received")
-    acknowledged = _maybe_acknowledge(session, desk_config, mailbox, parsed, interaction, thread, message, bounce,
-                                      secret=secret, now=now)
+    acknowledged = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
+                                      customer=customer, secret=secret, now=now)
     return IngestResult("stored", row.id, interaction.id, new_case=True, acknowledged=acknowledged)
 
 
-def _maybe_acknowledge(session: Session, desk_config, mailbox: Mailbox, parsed: ParsedEmail,
-                       interaction: Interaction, thread: EmailThread, message: EmailMessage,
-                       bounce: BounceReport | None, *, secret: str, now: datetime) -> bool:
+def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, interaction: Interaction,
+                       thread: EmailThread, message: EmailMessage, bounce: BounceReport | None, *,
+                       customer: CustomerInfo | None, secret: str, now: datetime) -> bool:
     config = desk_config.email
     to = parsed.reply_to or parsed.from_address
     window_start = now - timedelta(seconds=config.autoreply.window_s)
@@ -318,11 +349,12 @@ def _maybe_acknowledge(session: Session, desk_config, mailbox: Mailbox, parsed: 
                 data={"send": decision.send, "to": to})
     if not decision.send:
         return False
-    schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now)
+    schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now,
+                             customer=customer)
     return True
 
 
-def _continue_case(session: Session, desk_config, row: InboundEmail, parsed: ParsedEmail, interaction: Interaction,
+def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, interaction: Interaction,
                    via: str, bounce: BounceReport | None, now: datetime) -> IngestResult:
     config = desk_config.email
     thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
@@ -341,7 +373,7 @@ def _continue_case(session: Session, desk_config, row: InboundEmail, parsed: Par
     return IngestResult("stored", row.id, interaction.id)
 
 
-def _handle_bounce(session: Session, config, row: InboundEmail, parsed: ParsedEmail,
+def _handle_bounce(session: Session, config, row: StoredRaw, parsed: ParsedEmail,
                    bounce: BounceReport) -> IngestResult | None:
     """Attach a bounce to the case of the message it returns; None when it names none of ours."""
     if not bounce.original_message_ids:
@@ -357,6 +389,7 @@ def _handle_bounce(session: Session, config, row: InboundEmail, parsed: ParsedEm
               "permanent": bounce.permanent, "original_email_message_id": original.id}
     message = _store_message(session, config, row, parsed, thread, interaction, kind="bounce", automatic=True,
                              details={"bounce": report})
+    session.flush()  # the bounce's id is evidence for the undeliverable mark
     original.status = "bounced"
     original.details = dict(original.details or {}, bounce=report)
     if bounce.permanent:

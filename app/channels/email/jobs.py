@@ -35,7 +35,10 @@ def poll_due_mailboxes(session: Session, desk_config, *, secret: str, redis=None
     """Poll each due mailbox (all with ``force``), one poller per mailbox at a time (Redis lock);
     a second poller racing anyway would only find duplicates."""
     now = now or utcnow()
-    names = [m.name for m in desk_config.email.mailboxes if m.imap] if force else due_mailboxes(session, desk_config, now)
+    if force:
+        names = [m.name for m in desk_config.email.mailboxes if m.imap]
+    else:
+        names = due_mailboxes(session, desk_config, now)
     reports = []
     for name in names:
         lock = f"desk:email:poll:{name}"

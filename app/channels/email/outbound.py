@@ -32,6 +32,7 @@ from app.channels.email.mailer import (
     mailer_for,
 )
 from app.channels.email.models import EmailMessage, EmailThread, UndeliverableAddress
+from app.channels.email.routing import CustomerInfo, customer_info
 from app.channels.email.templates import render
 from app.db import utcnow
 from app.interactions.models import Interaction
@@ -143,11 +144,10 @@ def _format_local(at: datetime, desk_config, queue_name: str) -> str:
 
 
 def template_context(session: Session, desk_config, interaction: Interaction, thread: EmailThread, *,
-                     agent_name: str = "", body: str = "", now: datetime | None = None) -> dict[str, Any]:
+                     agent_name: str = "", body: str = "", now: datetime | None = None,
+                     customer: CustomerInfo | None = None) -> dict[str, Any]:
     """The plain values templates may use."""
-    from app.crm.models import Customer
-
-    customer = session.get(Customer, interaction.customer_id) if interaction.customer_id else None
+    customer = customer or customer_info(session, interaction.customer_id)
     queue = interaction.queue or desk_config.email.mailbox(thread.mailbox).queue
     expected = expected_reply_at(desk_config, queue, now or utcnow())
     return {
@@ -184,10 +184,11 @@ def _last_inbound(session: Session, thread_id: int) -> EmailMessage | None:
 
 
 def schedule_acknowledgement(session: Session, desk_config, interaction: Interaction, thread: EmailThread,
-                             parent: EmailMessage, to: str, *, secret: str, now: datetime) -> EmailMessage:
+                             parent: EmailMessage, to: str, *, secret: str, now: datetime,
+                             customer: CustomerInfo | None = None) -> EmailMessage:
     """Compose the automatic acknowledgement and queue it to go at once (after commit). Does not commit."""
     rendered = render(session, "acknowledgement", interaction.language,
-                      template_context(session, desk_config, interaction, thread, now=now))
+                      template_context(session, desk_config, interaction, thread, now=now, customer=customer))
     message = _new_outbound(desk_config.email, thread, interaction, kind="ack", to=to, subject=rendered.subject,
                             body=rendered.body, secret=secret, parent=parent, send_after=now, sent_by=None)
     session.add(message)

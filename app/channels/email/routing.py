@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -60,11 +61,32 @@ def enqueue(session: Session, interaction: Interaction, queue_name: str, *, acto
     return "fallback"
 
 
+@dataclass(frozen=True)
+class CustomerInfo:
+    """The few customer facts the email channel uses (read as columns: no relationship loading)."""
+
+    id: int
+    name: str
+    language: str
+    tier: str
+    is_prospect: bool
+
+
+def customer_info(session: Session, customer_id: int | None) -> CustomerInfo | None:
+    from app.crm.models import Customer
+
+    if customer_id is None:
+        return None
+    row = session.execute(select(Customer.id, Customer.name, Customer.language, Customer.tier, Customer.is_prospect)
+                          .where(Customer.id == customer_id)).first()
+    return CustomerInfo(*row) if row else None
+
+
 def identify_customer(session: Session, address: str, *, name: str, language: str,
-                      create_prospect: bool) -> tuple[int | None, str | None]:
-    """(customer id, the customer's language) for a sender address; (None, None) when nobody (or
-    several customers) match. Uses the CRM's ``identify``; the fallback matches CustomerEmail exactly."""
-    from app.crm.models import Customer, CustomerEmail
+                      create_prospect: bool) -> CustomerInfo | None:
+    """The customer a sender address belongs to; None when nobody (or several customers) match. Uses the
+    CRM's ``identify`` (which may create a prospect); the fallback matches CustomerEmail exactly."""
+    from app.crm.models import CustomerEmail
 
     identify = _neighbour(IDENTIFY_REF)
     if identify is not None:
@@ -74,9 +96,7 @@ def identify_customer(session: Session, address: str, *, name: str, language: st
     else:
         ids = list(session.scalars(select(CustomerEmail.customer_id).where(CustomerEmail.email == address.lower())))
         customer_id = ids[0] if len(set(ids)) == 1 else None
-    if customer_id is None:
-        return None, None
-    return customer_id, session.scalar(select(Customer.language).where(Customer.id == customer_id))
+    return customer_info(session, customer_id)
 
 
 def customer_addresses(session: Session, customer_id: int | None) -> set[str]:

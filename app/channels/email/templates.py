@@ -9,7 +9,9 @@ template falls back to the built-in one and the problem is logged.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
@@ -98,6 +100,11 @@ def sample_context(language: str, desk_name: str = "Service Desk") -> dict[str, 
     }
 
 
+@lru_cache(maxsize=256)
+def _compiled(source: str):
+    return _ENV.from_string(source)
+
+
 def render_strings(subject: str, body: str, context: dict[str, Any]) -> Rendered:
     """Render a subject and body; raises TemplateProblem naming the field that failed."""
     out = []
@@ -105,20 +112,29 @@ def render_strings(subject: str, body: str, context: dict[str, Any]) -> Rendered
         if len(source) > MAX_TEMPLATE_CHARS:
             raise TemplateProblem(field, f"longer than {MAX_TEMPLATE_CHARS} characters")
         try:
-            out.append(_ENV.from_string(source).render(context))
+            out.append(_compiled(source).render(context))
         except _RUNTIME_ERRORS as exc:  # syntax, undefined variables, sandbox refusals, 1/0, huge ranges
             raise TemplateProblem(field, str(exc)) from exc
     return Rendered(" ".join(out[0].split()), out[1])
 
 
-def source_of(session: Session, key: str, language: str) -> tuple[str, str, bool]:
+# Stored templates change rarely and are read for every acknowledgement: each process keeps them for a
+# few seconds (an admin's edit is live everywhere within CACHE_S; at once in the process that saved it).
+CACHE_S = 5.0
+_cache: dict[tuple[str, str], tuple[float, tuple[str, str, bool]]] = {}
+
+
+def source_of(session: Session, key: str, language: str, *, fresh: bool = False) -> tuple[str, str, bool]:
     """(subject, body, customised) for ``key`` in ``language`` (English when the language is unknown)."""
     language = language if language in LANGUAGES else "en"
-    row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key, EmailTemplate.language == language))
-    if row is not None:
-        return row.subject, row.body, True
-    subject, body = BUILT_IN[(key, language)]
-    return subject, body, False
+    cached = _cache.get((key, language))
+    if cached and not fresh and time.monotonic() - cached[0] < CACHE_S:
+        return cached[1]
+    row = session.execute(select(EmailTemplate.subject, EmailTemplate.body).where(
+        EmailTemplate.key == key, EmailTemplate.language == language)).first()
+    found = (row.subject, row.body, True) if row is not None else (*BUILT_IN[(key, language)], False)
+    _cache[(key, language)] = (time.monotonic(), found)
+    return found
 
 
 def render(session: Session, key: str, language: str, context: dict[str, Any]) -> Rendered:
@@ -147,6 +163,7 @@ def save_template(session: Session, key: str, language: str, subject: str, body:
         session.add(row)
     row.subject, row.body, row.updated_by, row.updated_at = subject, body, staff_id, utcnow()
     session.flush()
+    _cache.pop((key, language), None)
     return row
 
 
@@ -156,3 +173,4 @@ def reset_template(session: Session, key: str, language: str) -> None:
     if row is not None:
         session.delete(row)
         session.flush()
+    _cache.pop((key, language), None)

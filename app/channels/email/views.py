@@ -264,7 +264,7 @@ def quarantine_action(inbound_id: int, action: str):
 @bp.get("/admin/email/templates")
 @role_required(Role.ADMIN)
 def template_list():
-    rows = [(key, lang, templates.source_of(db.session, key, lang)[2])
+    rows = [(key, lang, templates.source_of(db.session, key, lang, fresh=True)[2])
             for key in templates.KEYS for lang in templates.LANGUAGES]
     return render_template("email/templates_list.html", rows=rows, labels=_template_labels())
 
@@ -279,7 +279,7 @@ def _template_labels() -> dict[str, str]:
 def template_edit(key: str, language: str):
     if key not in templates.KEYS or language not in templates.LANGUAGES:
         abort(404)
-    subject, body, customised = templates.source_of(db.session, key, language)
+    subject, body, customised = templates.source_of(db.session, key, language, fresh=True)
     preview, problem = None, None
     if request.method == "POST":
         action = request.form.get("action", "preview")

@@ -1,0 +1,191 @@
+"""``python -m bench email [--json] [--messages N] [--database-url URL]``: email ingest throughput.
+
+Messages per second through the full ingest path -- store raw, parse, thread, identify the customer,
+create the case, route it to a queue and compose the acknowledgement -- with one worker (this
+process, sequentially), on PostgreSQL (``--database-url``, else ``BENCH_DATABASE_URL``, else a scratch
+database ``bench_email`` on 127.0.0.1, created if missing; its tables are dropped and recreated).
+Three kinds of mail: ``plain`` (text), ``html`` (text + HTML alternative with inline styling) and
+``attachments`` (HTML plus three attachments, ~300 KB). A fifth of each batch are replies that thread
+into earlier cases. Sending is not measured (the acknowledgement jobs are collected, not run).
+JSON fields per kind: kind, messages, messages_per_s, p50_ms, p99_ms, new_cases, threaded, acks.
+Figures only; nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/bench_email"
+KINDS = ("plain", "html", "attachments")
+
+
+def _args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench email", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--json", action="store_true", help="one JSON line per kind")
+    parser.add_argument("--messages", type=int, default=600, help="messages per kind")
+    parser.add_argument("--customers", type=int, default=2000, help="known customers (CRM records)")
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL)
+    parser.add_argument("--seed", type=int, default=7)
+    return parser.parse_args(argv)
+
+
+def _ensure_database(url: str) -> None:
+    """Create the scratch database when it is missing (PostgreSQL only)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    if not target.drivername.startswith("postgresql"):
+        return
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).scalar()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+
+
+class _CollectingJobs:
+    """Stands in for the job queue: the acknowledgement send jobs are counted, not run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def enqueue(self, func, *args, **kwargs):
+        self.count += 1
+
+
+def _app(url: str):
+    from app import create_app
+
+    env = {"DATABASE_URL": url, "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-not-a-secret"),
+           "LOG_LEVEL": "WARNING"}
+    app = create_app(env=env, overrides={"ROUTER_THREAD": False, "PERIODIC_THREAD": False, "JOBS_MODE": "inline"})
+    app.extensions["desk.jobs"] = _CollectingJobs()
+    return app
+
+
+def _body(rng: random.Random, paragraphs: int) -> str:
+    words = ("order parcel delivery refund invoice thanks please help account customer service arrived "
+             "damaged missing 订单 快递 退款 发票 谢谢 问题 尽快 处理").split()
+    return "\n\n".join(" ".join(rng.choice(words) for _ in range(60)) for _ in range(paragraphs))
+
+
+def build_message(kind: str, n: int, rng: random.Random, customers: int, reply_to: str | None) -> bytes:
+    msg = EmailMessage()
+    sender = f"c{rng.randint(1, customers)}@example.cn" if rng.random() < 0.8 else f"new{n}@example.org"
+    msg["From"] = f"Customer {n} <{sender}>"
+    msg["To"] = "support@desk.example"
+    msg["Subject"] = f"{'Re: ' if reply_to else ''}Order {100000 + n} 订单问题"
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg["Message-ID"] = f"<bench-{kind}-{n}-{rng.getrandbits(32):x}@example.cn>"
+    if reply_to:
+        msg["In-Reply-To"] = f"<{reply_to}>"
+        msg["References"] = f"<{reply_to}>"
+    text = _body(rng, 3)
+    msg.set_content(text)
+    if kind in ("html", "attachments"):
+        paragraphs = "".join(f'<p style="color:#333">{p}</p>' for p in _body(rng, 8).split("\n\n"))
+        msg.add_alternative(f"<html><body><table><tr><td>{paragraphs}</td></tr></table>"
+                            f'<img src="https://tracker.example/p.gif"></body></html>', subtype="html")
+    if kind == "attachments":
+        msg.add_attachment(rng.randbytes(150_000), maintype="application", subtype="pdf", filename="invoice.pdf")
+        msg.add_attachment(rng.randbytes(100_000), maintype="image", subtype="png", filename="photo.png")
+        msg.add_attachment(rng.randbytes(50_000), maintype="application", subtype="octet-stream",
+                           filename="报告.docx")
+    return msg.as_bytes()
+
+
+def _seed_customers(db, count: int) -> None:
+    from sqlalchemy import insert
+
+    from app.crm.models import Customer, CustomerEmail
+
+    db.session.execute(insert(Customer), [{"id": i, "name": f"Customer {i}", "kind": "individual",
+                                           "language": "zh" if i % 2 else "en", "tier": "ordinary",
+                                           "is_prospect": False, "attributes": {}} for i in range(1, count + 1)])
+    db.session.execute(insert(CustomerEmail), [{"customer_id": i, "email": f"c{i}@example.cn"}
+                                               for i in range(1, count + 1)])
+    db.session.commit()
+    if db.engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        db.session.execute(text("SELECT setval('customers_id_seq', (SELECT max(id) FROM customers))"))
+        db.session.commit()
+
+
+def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random) -> dict:
+    from sqlalchemy import func, select
+
+    from app.channels.email.ingest import ingest_raw
+    from app.channels.email.models import EmailMessage as Stored
+    from app.extensions import db
+
+    desk_config = app.extensions["desk.config"]
+    secret = app.config["SECRET_KEY"]
+    jobs = app.extensions["desk.jobs"]
+    acks_before = jobs.count
+    earlier: list[str] = []
+    timings, new_cases, threaded = [], 0, 0
+    batch = []
+    for n in range(messages):
+        reply_to = rng.choice(earlier) if earlier and rng.random() < 0.2 else None
+        batch.append(build_message(kind, n, rng, customers, reply_to))
+        if len(earlier) < 200 and reply_to is None:
+            earlier.append(batch[-1].split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode())
+    started = time.perf_counter()
+    for raw in batch:
+        t0 = time.perf_counter()
+        result = ingest_raw(db.session, desk_config, "support", raw, source="cli", secret=secret)
+        timings.append((time.perf_counter() - t0) * 1000)
+        new_cases += result.new_case
+        threaded += result.status == "stored" and not result.new_case
+    elapsed = time.perf_counter() - started
+    db.session.remove()
+    stored = db.session.scalar(select(func.count()).select_from(Stored))
+    db.session.remove()
+    return {"kind": kind, "messages": messages, "messages_per_s": round(messages / elapsed, 1),
+            "p50_ms": round(statistics.median(timings), 2),
+            "p99_ms": round(sorted(timings)[max(0, int(len(timings) * 0.99) - 1)], 2),
+            "new_cases": new_cases, "threaded": threaded, "acks": jobs.count - acks_before,
+            "stored_messages_total": stored, "database": db.engine.dialect.name}
+
+
+def main(argv: list[str]) -> int:
+    args = _args(argv)
+    try:
+        _ensure_database(args.database_url)
+    except Exception as exc:  # an unreachable server: say so plainly
+        print(f"error: cannot reach the database at {args.database_url}: {exc}", file=sys.stderr)
+        return 2
+    app = _app(args.database_url)
+    from app.extensions import db
+
+    results = []
+    with app.app_context():
+        from app.channels.email.routing import ENQUEUE_REF, _neighbour
+
+        _neighbour(ENQUEUE_REF)  # imports the router's module, so its tables are in the metadata
+        db.drop_all()
+        db.create_all()
+        _seed_customers(db, args.customers)
+        rng = random.Random(args.seed)
+        for kind in KINDS:
+            results.append(run_kind(app, kind, args.messages, args.customers, rng))
+    for result in results:
+        if args.json:
+            print(json.dumps(result))
+    print(f"{'kind':<12} {'messages':>8} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'new':>5} {'threaded':>8}"
+          f" {'acks':>5}")
+    for r in results:
+        print(f"{r['kind']:<12} {r['messages']:>8} {r['messages_per_s']:>8} {r['p50_ms']:>8} {r['p99_ms']:>8} "
+              f"{r['new_cases']:>5} {r['threaded']:>8} {r['acks']:>5}")
+    return 0

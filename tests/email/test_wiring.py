@@ -1,0 +1,110 @@
+"""The channel's seams: configuration checks, the fallbacks while neighbours are missing, the periodic tick."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.channels.email import routing
+from app.channels.email.config import EmailConfig, Secret, check_email_against_desk
+from app.channels.email.jobs import due_mailboxes, email_tick_job, poll_due_mailboxes
+from app.channels.email.models import MailboxPollState
+from app.db import utcnow
+from app.interactions.models import Interaction
+from tests.email.conftest import SECRET, build_mail, email_config, set_email_config
+from tests.factories import make_customer
+
+
+def test_config_rejects_unknown_and_non_email_queues(desk):
+    from app.config import DeskConfig
+
+    good = desk.model_copy(update={"email": email_config()})
+    check_email_against_desk(good)
+    for overrides, message in [
+        ({"rules": [{"queue": "nope"}]}, "email.rules.0.queue: unknown queue 'nope'"),
+        ({"autoreply": {"reply_within_h": {"ghost": 2}}}, "email.autoreply.reply_within_h.ghost"),
+    ]:
+        bad = desk.model_copy(update={"email": email_config(**overrides)})
+        with pytest.raises(ValueError, match=message.replace(".", r"\.").replace("'", ".")):
+            check_email_against_desk(bad)
+    voice_only = desk.routing.model_copy(update={"queues": [q.model_copy(update={"channels": ["voice"]})
+                                                            if q.name == "general" else q
+                                                            for q in desk.routing.queues]})
+    with pytest.raises(ValueError, match="does not take the email channel"):
+        check_email_against_desk(desk.model_copy(update={"routing": voice_only, "email": email_config()}))
+    assert DeskConfig.model_fields["email"].annotation is EmailConfig
+
+
+def test_email_config_validation():
+    with pytest.raises(ValueError, match="unique"):
+        email_config(mailboxes=[{"name": "a", "address": "a@x.test"}, {"name": "a", "address": "b@x.test"}])
+    with pytest.raises(ValueError, match="unknown mailbox"):
+        email_config(rules=[{"mailbox": "ghost", "queue": "general"}])
+    with pytest.raises(ValueError, match="backoff_s"):
+        email_config(outbound={"backoff_s": [0]})
+    config = email_config()
+    assert config.own_addresses() == {"support@desk.test", "help@desk.test", "billing@desk.test"}
+    with pytest.raises(KeyError):
+        config.mailbox("ghost")
+    assert Secret(value="lit", env="DESK_X").resolve({"DESK_X": "from-env"}) == "from-env"
+    assert Secret(value="lit", env="DESK_X").resolve({}) == "lit"
+
+
+def test_the_shipped_config_yaml_has_a_valid_email_section():
+    from app.config import load_desk_config
+
+    config = load_desk_config()
+    assert config.email.mailboxes and config.email.smtp.transport in ("smtp", "recording")
+
+
+def test_enqueue_falls_back_to_the_state_machine_without_the_router(ingest, db_session, monkeypatch):
+    monkeypatch.setattr(routing, "ENQUEUE_REF", "queues.missing_module:enqueue_contact")
+    result = ingest(build_mail())
+    interaction = db_session.get(Interaction, result.interaction_id)
+    assert (interaction.state, interaction.queue) == ("queued", "general")
+
+
+def test_enqueue_uses_the_router_when_it_exists(db_session, desk, monkeypatch):
+    from tests.factories import make_interaction
+
+    calls = []
+    monkeypatch.setattr(routing, "_neighbour", lambda ref: (lambda s, i, q, actor: calls.append((i.id, q, actor))))
+    interaction = make_interaction(db_session, channel="email")
+    assert routing.enqueue(db_session, interaction, "billing", actor="email", reason="x") == "router"
+    assert calls == [(interaction.id, "billing", "email")]
+
+
+def test_identify_falls_back_to_an_exact_address_match(db_session, desk, monkeypatch):
+    monkeypatch.setattr(routing, "IDENTIFY_REF", "app.crm.missing:identify")
+    known = make_customer(db_session, email="known@customer.test", language="zh")
+    info = routing.identify_customer(db_session, "Known@customer.test", name="", language="en", create_prospect=True)
+    assert info.id == known.id and info.language == "zh"
+    assert routing.identify_customer(db_session, "nobody@x.test", name="", language="en",
+                                     create_prospect=True) is None
+    assert routing.customer_info(db_session, None) is None and routing.customer_addresses(db_session, None) == set()
+
+
+def test_due_mailboxes_respect_the_poll_interval(app, desk, db_session):
+    config = set_email_config(app, mailboxes=[
+        {"name": "support", "address": "support@desk.test",
+         "imap": {"host": "127.0.0.1", "port": 1, "security": "none", "username": "u"}},
+        {"name": "webonly", "address": "web@desk.test"}])
+    now = utcnow()
+    assert due_mailboxes(db_session, config, now) == ["support"]
+    db_session.scalar(select(MailboxPollState)).last_attempt_at = now
+    db_session.commit()
+    assert due_mailboxes(db_session, config, now + timedelta(seconds=30)) == []
+    assert due_mailboxes(db_session, config, now + timedelta(seconds=60)) == ["support"]
+
+
+def test_the_periodic_tick_polls_with_a_lock_and_records_failure(app, desk, db_session, redis_client):
+    set_email_config(app, mailboxes=[
+        {"name": "support", "address": "support@desk.test",
+         "imap": {"host": "127.0.0.1", "port": 1, "security": "none", "username": "u", "timeout_s": 2}}])
+    email_tick_job()
+    state = db_session.scalar(select(MailboxPollState))
+    assert state.consecutive_failures == 1 and "Error" in state.last_error
+    redis_client.set("desk:email:poll:support", "1")  # another worker is polling it
+    assert poll_due_mailboxes(db_session, app.extensions["desk.config"], secret=SECRET, redis=redis_client,
+                              force=True) == []
