@@ -6,6 +6,7 @@ the snapshot with one set-based UPDATE, which the IVR, routing priority and comp
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -72,6 +73,7 @@ def _store_snapshots(session: Session, values: dict[int, CustomerValue], now: da
     rank = {str(t): i for i, t in enumerate(TIER_ORDER)}
     expiry = now - timedelta(days=window_days)
     session.execute(delete(CustomerValueSnapshot))
+    write = _copy_writer(session) or _insert_writer(session)
     rows = []
     for customer_id, value in values.items():
         tier = str(value.tier.tier)
@@ -87,10 +89,35 @@ def _store_snapshots(session: Session, values: dict[int, CustomerValue], now: da
             "peak_tier": peak, "peak_tier_at": peak_at, "last_order_at": last_orders.get(customer_id),
             "explanation": value.explanation(), "computed_at": now})
         if len(rows) >= INSERT_CHUNK:
-            session.execute(insert(CustomerValueSnapshot), rows)
+            write(rows)
             rows = []
     if rows:
+        write(rows)
+
+
+def _insert_writer(session: Session):
+    def write(rows: list[dict[str, Any]]) -> None:
         session.execute(insert(CustomerValueSnapshot), rows)
+    return write
+
+
+def _copy_writer(session: Session):
+    """On PostgreSQL, COPY the rows through the session's own connection (same transaction): several
+    times faster than INSERTs for 100,000 snapshots. None elsewhere."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    raw = connection.connection.driver_connection
+    columns = [c.name for c in CustomerValueSnapshot.__table__.columns]
+    json_columns = {"churn_signals", "explanation"}
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        with raw.cursor() as cursor, cursor.copy(
+                f"COPY customer_value_snapshots ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([json.dumps(row[c], ensure_ascii=False) if c in json_columns else row[c]
+                                for c in columns])
+    return write
 
 
 def latest_run(session: Session) -> ValueRun | None:

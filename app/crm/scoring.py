@@ -516,9 +516,9 @@ class CustomerValue:
 
     def explanation(self) -> dict[str, Any]:
         """Every part's numbers and reasons, JSON-ready, as stored in the value snapshot."""
-        return _jsonable({"rfm": asdict(self.rfm), "tier": asdict(self.tier), "segment": asdict(self.segment),
-                          "ltv": asdict(self.ltv), "lifecycle": asdict(self.lifecycle),
-                          "churn": asdict(self.churn), "loyalty": asdict(self.loyalty)})
+        return {"rfm": _flat(self.rfm), "tier": _flat(self.tier), "segment": _flat(self.segment),
+                "ltv": _flat(self.ltv), "lifecycle": _flat(self.lifecycle), "churn": _flat(self.churn),
+                "loyalty": _flat(self.loyalty)}
 
 
 @dataclass(frozen=True)
@@ -553,6 +553,19 @@ def score_customers(facts: Sequence[CustomerFacts], config: CrmConfig, *, now: d
 
 def _is_prospect(facts: CustomerFacts) -> bool:
     return facts.is_prospect or facts.first_order_at is None
+
+
+def _flat(part: Any) -> dict[str, Any]:
+    """One result as JSON-ready data; ``dataclasses.asdict`` is generic and several times slower, which
+    shows at 100,000 customers a night."""
+    out: dict[str, Any] = {}
+    for name, value in vars(part).items():
+        if isinstance(value, tuple):  # reasons / signals
+            value = [{"code": r.code, "en": r.en, "zh": r.zh} for r in value]
+        elif isinstance(value, StrEnum):
+            value = str(value)
+        out[name] = value
+    return out
 
 
 def _jsonable(value: Any) -> Any:
