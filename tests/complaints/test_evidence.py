@@ -208,3 +208,14 @@ def test_supervisor_reports_show_root_causes(client, db_session, people, jobs):
     login(client, people["lead"])
     text = client.get("/complaints/reports").get_data(as_text=True)
     assert "Root causes" in text and "Carrier or courier" in text and "Delivery delay" in text
+
+
+def test_customer_evidence_links_stay_on_the_desk(client, db_session, people, jobs):
+    complaint = new_complaint(db_session, people, scores={"harm": 1}, evidence=[
+        {"name": "photo.jpg", "content_type": "image/jpeg", "size": 2048, "url": "/portal/attachments/7"},
+        {"name": "evil.html", "content_type": "text/html", "size": 10, "url": "javascript:alert(1)"},
+        {"name": "offsite.png", "content_type": "image/png", "url": "//evil.example/x.png"}])
+    login(client, people["agent"])
+    text = client.get(f"/complaints/{complaint.id}").get_data(as_text=True)
+    assert 'href="/portal/attachments/7"' in text and "evil.html" in text and "offsite.png" in text
+    assert "javascript:alert" not in text and "//evil.example" not in text
