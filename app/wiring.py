@@ -42,6 +42,7 @@ INITIALISERS: list[str] = [
     "app.webhooks.views:init_app",
     "agent_console.namespace:init_app",
     "app.channels.voice:init_voice",
+    "queues.router:init_app",
 ]
 # CLI command groups: "module.path:click_group".
 CLI_GROUPS = [

@@ -1,0 +1,267 @@
+"""The router (queues.router) against the database: it matches, writes offers before announcing them,
+sweeps leases and wrap-ups, and loses nothing when killed and restarted."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app import realtime
+from app.db import utcnow
+from app.interactions.service import transition
+from queues import router, service
+from queues.models import AgentState, Offer
+from tests.factories import make_customer, make_interaction, make_staff
+
+
+@pytest.fixture()
+def events(app):
+    seen: list[tuple[str, dict]] = []
+
+    def listener(name, payload):
+        seen.append((name, payload))
+
+    realtime.subscribe(listener)
+    router.reset(app)
+    yield seen
+    realtime.unsubscribe(listener)
+    router.reset(app)
+
+
+def agent(session, skills=None, presence="available", **extra):
+    staff = make_staff(session, skills=skills or {"general": 5}, **extra)
+    service.set_presence(session, staff.id, presence)
+    session.commit()
+    return staff
+
+
+def queued(session, queue="general", channel="voice", now=None, **extra):
+    interaction = make_interaction(session, channel=channel, **extra)
+    service.enqueue_contact(session, interaction, queue, actor="test", now=now)
+    session.commit()
+    return interaction
+
+
+def pending(session, **where):
+    session.expire_all()
+    query = select(Offer).where(Offer.status == "pending")
+    for key, value in where.items():
+        query = query.where(getattr(Offer, key) == value)
+    return list(session.scalars(query.order_by(Offer.id)))
+
+
+def settle(app, now=None):
+    return router.run_once(app, now)
+
+
+def test_a_waiting_contact_is_offered_to_the_longest_idle_eligible_agent(app, db_session, events):
+    now = utcnow()
+    first = agent(db_session)
+    second = agent(db_session)
+    db_session.get(AgentState, second.id).idle_since = now - timedelta(minutes=5)
+    agent(db_session, skills={"billing": 5})  # not eligible for general
+    db_session.commit()
+    interaction = queued(db_session)
+    report = settle(app, now)
+    offers = pending(db_session)
+    assert [o.agent_id for o in offers] == [second.id] and report.offers == [offers[0].id]
+    db_session.refresh(interaction)
+    assert interaction.state == "offered" and interaction.agent_id == second.id
+    created = [p for n, p in events if n == "offer.created"]
+    assert created[0]["interaction_id"] == interaction.id and created[0]["agent_id"] == second.id
+    assert offers[0].trace["queue"] == "general" and first.id != second.id
+
+
+def test_fifo_at_equal_priority_and_priority_first(app, db_session, events):
+    now = utcnow()
+    old = queued(db_session, now=now - timedelta(seconds=30))
+    old.routing_age_origin = now - timedelta(seconds=30)
+    new = queued(db_session, now=now)
+    db_session.commit()
+    staff = agent(db_session)
+    settle(app, now)
+    assert [o.interaction_id for o in pending(db_session)] == [old.id]
+    vip = queued(db_session, customer=make_customer(db_session, tier="vip"), now=now)
+    offer = pending(db_session)[0]
+    service.reject_offer(db_session, offer.id, staff.id)  # the agent declines: old keeps its place
+    db_session.commit()
+    other = agent(db_session)
+    settle(app, now + timedelta(seconds=1))
+    offered = {o.interaction_id: o.agent_id for o in pending(db_session)}
+    assert offered == {vip.id: other.id}  # the VIP first; the rejecting agent is backed off
+    settle(app, now + timedelta(seconds=6))
+    offered = {o.interaction_id: o.agent_id for o in pending(db_session)}
+    assert offered == {vip.id: other.id, old.id: staff.id}  # back-off over: old before new
+    assert new.id not in offered
+
+
+def test_capacity_as_a_cost_budget_four_chats_or_one_call(app, db_session):
+    staff = agent(db_session)
+    call = queued(db_session)
+    chats = [queued(db_session, channel="chat") for _ in range(5)]
+    settle(app)
+    offers = pending(db_session, agent_id=staff.id)
+    assert len(offers) == 1 and offers[0].interaction_id == call.id  # the oldest first: the call (cost 100)
+    now = utcnow()
+    service.reject_offer(db_session, offers[0].id, staff.id, now=now)
+    db_session.commit()
+    transition(db_session, db_session.get(type(call), call.id), "abandoned", actor="t")
+    db_session.commit()
+    settle(app, now + timedelta(seconds=5))  # the back-off for a reject is over
+    offers = pending(db_session, agent_id=staff.id)
+    assert sorted(o.interaction_id for o in offers) == sorted(c.id for c in chats[:4])
+    assert service.agent_load(db_session, staff.id) == 100
+
+
+def test_missed_offers_send_the_agent_on_break_and_the_contact_waits_on(app, db_session, events):
+    now = utcnow()
+    staff = agent(db_session)
+    interaction = queued(db_session, now=now)
+    for attempt in range(3):
+        at = now + timedelta(seconds=attempt * 60)
+        settle(app, at)
+        assert [o.agent_id for o in pending(db_session)] == [staff.id]
+        settle(app, at + timedelta(seconds=15))  # the lease runs out unanswered
+    state = db_session.get(AgentState, staff.id)
+    assert (state.presence, state.reason) == ("break", "missed_offers")
+    db_session.refresh(interaction)
+    assert interaction.state == "queued" and not pending(db_session)
+    assert [p["reason"] for n, p in events if n == "agent.presence"][-1] == "missed_offers"
+
+
+def test_abandon_rescinds_and_the_agent_gets_the_next_contact(app, db_session, events):
+    staff = agent(db_session)
+    first = queued(db_session)
+    second = queued(db_session)
+    settle(app)
+    offer = pending(db_session)[0]
+    assert offer.interaction_id == first.id
+    first = db_session.get(type(first), first.id)
+    service.rescind_offers_for_abandoned(db_session, first)
+    transition(db_session, first, "abandoned", actor="ivr")
+    db_session.commit()
+    assert any(n == "offer.rescinded" and p["offer_id"] == offer.id for n, p in events)
+    settle(app)
+    assert [(o.interaction_id, o.agent_id) for o in pending(db_session)] == [(second.id, staff.id)]
+
+
+def test_accept_connects_and_wrap_up_returns_the_agent_after_its_timer(app, db_session):
+    now = utcnow()
+    staff = agent(db_session)
+    first, second = queued(db_session, now=now), queued(db_session, now=now)
+    settle(app, now)
+    offer = pending(db_session)[0]
+    service.accept_offer(db_session, offer.id, staff.id, now=now)
+    db_session.commit()
+    settle(app, now)
+    assert not pending(db_session)  # a call uses the whole budget
+    interaction = db_session.get(type(first), first.id)
+    transition(db_session, interaction, "wrap_up", actor=f"agent:{staff.id}", at=now + timedelta(seconds=60))
+    service.release_agent(db_session, interaction, now=now + timedelta(seconds=60))
+    db_session.commit()
+    settle(app, now + timedelta(seconds=61))
+    assert not pending(db_session)  # wrapping up
+    settle(app, now + timedelta(seconds=91))
+    assert [o.interaction_id for o in pending(db_session)] == [second.id]
+    assert db_session.get(AgentState, staff.id).presence == "available"
+
+
+def test_killing_the_router_and_starting_again_loses_nothing(app, db_session):
+    now = utcnow()
+    staff, other = agent(db_session), agent(db_session, skills={"billing": 5})
+    calls = [queued(db_session, now=now) for _ in range(2)]
+    email = queued(db_session, queue="billing", channel="email", now=now)
+    settle(app, now)
+    before = {o.interaction_id: o.agent_id for o in pending(db_session)}
+    assert before == {calls[0].id: staff.id, email.id: other.id}
+    service.accept_offer(db_session, pending(db_session, agent_id=other.id)[0].id, other.id, now=now)
+    db_session.commit()
+    router.reset(app)  # the process dies; a new one rebuilds from the database
+    settle(app, now + timedelta(seconds=1))
+    assert {o.interaction_id: o.agent_id for o in pending(db_session)} == {calls[0].id: staff.id}
+    engine = router.router_for(app).engine
+    assert engine.contacts[calls[1].id].state == "waiting"
+    assert engine.contacts[email.id].state == "connected" and engine.agents[other.id].load == 10
+    assert engine.contacts[calls[0].id].state == "offered" and engine.agents[staff.id].load == 100
+    settle(app, now + timedelta(seconds=15))  # the restored lease still runs out on time
+    assert {o.interaction_id: o.agent_id for o in pending(db_session)} == {}
+    settle(app, now + timedelta(seconds=46))  # back-off for no answer (30 s) over
+    assert {o.interaction_id for o in pending(db_session)} == {calls[0].id}
+
+
+def test_a_transfer_to_an_agent_is_held_for_them(app, db_session):
+    now = utcnow()
+    staff, target = agent(db_session), agent(db_session, skills={"billing": 1})
+    db_session.get(AgentState, staff.id).idle_since = now - timedelta(minutes=5)
+    db_session.commit()
+    interaction = queued(db_session, now=now, channel="chat")
+    settle(app, now)
+    offer = pending(db_session)[0]
+    service.accept_offer(db_session, offer.id, staff.id, now=now)
+    db_session.commit()
+    interaction = db_session.get(type(interaction), interaction.id)
+    service.transfer_to_agent(db_session, interaction, target.id, actor=f"agent:{staff.id}", note="yours", now=now)
+    db_session.commit()
+    settle(app, now + timedelta(seconds=1))
+    assert [(o.interaction_id, o.agent_id) for o in pending(db_session)] == [(interaction.id, target.id)]
+
+
+def test_a_waiting_contact_moved_to_another_queue_is_routed_there(app, db_session):
+    billing = agent(db_session, skills={"billing": 5})
+    interaction = queued(db_session)
+    settle(app)
+    assert not pending(db_session)
+    service.transfer_to_queue(db_session, db_session.get(type(interaction), interaction.id), "billing",
+                              actor="supervisor:1")
+    db_session.commit()
+    settle(app)
+    assert [(o.interaction_id, o.agent_id) for o in pending(db_session)] == [(interaction.id, billing.id)]
+
+
+def test_overflow_sends_a_queued_call_to_its_action_once(app, db_session, events):
+    now = utcnow()
+    call = queued(db_session, queue="billing", now=now)
+    email = queued(db_session, queue="billing", channel="email", now=now)
+    settle(app, now)
+    report = settle(app, now + timedelta(seconds=901))
+    assert report.overflowed == 2
+    db_session.expire_all()
+    assert db_session.get(type(call), call.id).state == "voicemail"
+    assert db_session.get(type(email), email.id).state == "queued"
+    assert settle(app, now + timedelta(seconds=2000)).overflowed == 0
+    staff = agent(db_session, skills={"billing": 5})
+    settle(app, now + timedelta(seconds=2001))
+    assert [(o.interaction_id, o.agent_id) for o in pending(db_session)] == [(email.id, staff.id)]
+
+
+def test_a_callback_is_routed_with_callback_priority(app, db_session):
+    interaction = queued(db_session)
+    transition(db_session, interaction, "callback_pending", actor="ivr")
+    db_session.commit()
+    staff = agent(db_session)
+    settle(app)
+    db_session.expire_all()
+    interaction = db_session.get(type(interaction), interaction.id)
+    assert service.has_callback_reason(interaction)
+    offer = pending(db_session)[0]
+    assert offer.agent_id == staff.id and offer.from_state == "callback_pending"
+
+
+def test_the_router_publishes_figures_for_wait_announcements(app, db_session, redis_client):
+    agent(db_session)
+    queued(db_session)
+    queued(db_session)
+    settle(app)
+    import json
+
+    stats = json.loads(redis_client.get(service.STATS_KEY.format(queue="general", channel="voice")))
+    assert stats["staffed"] == 1 and stats["free"] == 0 and stats["announceable"] is False
+
+
+def test_hints_from_realtime_events(app):
+    router.reset(app)
+    router.on_event("interaction.state", {"id": 7, "agent_id": 3})
+    router.on_event("offer.rejected", {"interaction_id": 8, "agent_id": 4})
+    router.on_event("chat.message", {"interaction_id": 9})
+    assert router._hub.drain() == ({7, 8}, {3, 4})
