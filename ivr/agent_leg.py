@@ -19,7 +19,7 @@ from app.channels.telephony import Telephony
 from app.interactions.models import Interaction
 from app.interactions.service import record_fact, transition
 from app.interactions.states import State
-from ivr import twiml
+from ivr import routing, twiml
 from ivr.calls import ACTOR, CallStateError, Desk, VoiceUrls, get_call
 from ivr.models import AgentVoiceDevice
 
@@ -110,15 +110,14 @@ def dial_done(session: Session, desk: Desk, *, interaction_id: int, dial_status:
         record_fact(session, interaction, "voice.agent_unanswered", actor=ACTOR, at=now,
                     data={"agent_id": interaction.agent_id, "status": dial_status})
         if (interaction.attributes or {}).get("callback_call_sid"):  # nobody to hold on a callback: end it
-            transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason="agent_unanswered", at=now)
+            _wrap_up(session, interaction, "agent_unanswered", now, status=dial_status)
             return twiml.render_message(desk.ivr, language, desk.ivr.messages.agent_left)
-        interaction.agent_id = None
-        transition(session, interaction, State.QUEUED, actor=ACTOR, reason="agent_unanswered", at=now)
+        routing.transfer_to_queue(session, interaction, interaction.queue, actor=ACTOR, note="agent_unanswered",
+                                  now=now)
         response.redirect(urls.wait(1), method="POST")
         return response
     if interaction.state == State.CONNECTED:
-        transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason="call_ended", at=now,
-                   data={"dial_status": dial_status})
+        _wrap_up(session, interaction, "call_ended", now, dial_status=dial_status)
     return twiml.render_message(desk.ivr, language, desk.ivr.messages.agent_left)
 
 
@@ -127,10 +126,18 @@ def callback_status(session: Session, *, interaction_id: int, status: str, now: 
     interaction = get_call(session, interaction_id)
     if status in ("no-answer", "busy", "failed", "canceled", "completed") and interaction.state == State.CONNECTED:
         reason = "callback_completed" if status == "completed" else "callback_unanswered"
-        transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason=reason, at=now, data={"status": status})
+        _wrap_up(session, interaction, reason, now, status=status)
     elif status in ("no-answer", "busy", "failed", "canceled"):
         record_fact(session, interaction, "voice.callback_unanswered", actor=ACTOR, at=now, data={"status": status})
     return interaction
+
+
+def _wrap_up(session: Session, interaction: Interaction, reason: str, now: datetime, **data: str) -> None:
+    """The conversation is over on the phone side: connected -> wrap_up, and routing starts the
+    agent's wrap-up timer (their capacity is already back: load counts connected contacts only)."""
+    transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason=reason, at=now,
+               data={"agent_id": interaction.agent_id, **data})
+    routing.release_agent(session, interaction, now=now)
 
 
 def bridge_accepted(session: Session, desk: Desk, telephony: Telephony, urls: VoiceUrls, *,
@@ -189,12 +196,14 @@ def _live_call_sid(interaction: Interaction) -> str:
 
 def hold(session: Session, telephony: Telephony, urls: VoiceUrls, interaction: Interaction, *, on: bool,
          actor: str, now: datetime) -> None:
-    """Put the customer on hold music (the agent's leg drops) or bring them back to the agent."""
+    """Put the customer on hold music (the agent's leg drops) or bring them back to the agent. Recorded
+    as the interaction facts ``hold`` / ``unhold``, from which the reports count hold time."""
     sid = _live_call_sid(interaction)
     target = (urls.hold(interaction.id, _count(interaction, "holds")) if on
               else urls.connect(interaction.id, interaction.agent_id, _count(interaction, "bridges")))
     telephony.redirect_call(sid, target)
-    record_fact(session, interaction, "voice.hold" if on else "voice.resume", actor=actor, at=now)
+    record_fact(session, interaction, "hold" if on else "unhold", actor=actor, at=now,
+                data={"agent_id": interaction.agent_id})
 
 
 def hangup(session: Session, telephony: Telephony, interaction: Interaction, *, actor: str, now: datetime) -> None:
@@ -204,18 +213,12 @@ def hangup(session: Session, telephony: Telephony, interaction: Interaction, *, 
 
 
 def transfer_to_queue(session: Session, telephony: Telephony, urls: VoiceUrls, interaction: Interaction,
-                      queue: str, *, actor: str, now: datetime) -> None:
-    """Send the caller back to waiting, in ``queue``, keeping their original place in line."""
-    from ivr import routing
-
+                      queue: str, *, actor: str, now: datetime, note: str = "") -> None:
+    """Send the caller back to waiting, in ``queue``, keeping their original place in line (routing's
+    ``transfer_to_queue``), then move the live call to the wait loop. Raises CallStateError when the
+    call is not connected, ``queues.service.UnknownQueue``, TelephonyError. No commit."""
     sid = _live_call_sid(interaction)
-    transfer = routing.routing_function("transfer_to_queue")
-    if transfer is not None:
-        transfer(session, interaction, queue, actor=actor)
-    else:
-        interaction.queue = queue
-        interaction.agent_id = None
-        transition(session, interaction, State.QUEUED, actor=actor, reason="transfer", at=now, data={"queue": queue})
+    routing.transfer_to_queue(session, interaction, queue, actor=actor, note=note, now=now)
     telephony.redirect_call(sid, urls.wait(1))
 
 

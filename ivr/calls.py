@@ -242,13 +242,15 @@ def _ivr_callback(session: Session, desk: Desk, interaction: Interaction, action
     language = step.state.language
     if number is None:  # a withheld number cannot be rung back: keep the caller on the line instead
         routing.enqueue_call(session, interaction, action.queue, skills=list(action.skills),
-                             priority_bump=action.priority_bump, actor=ACTOR, reason="callback_impossible", now=now)
+                             priority_bump=action.priority_bump, actor=ACTOR, now=now)
+        record_fact(session, interaction, "ivr.callback_impossible", actor=ACTOR, at=now,
+                    data={"queue": action.queue})
         _set_attrs(interaction, queued_at=now.isoformat())
         response = twiml.render_message(desk.ivr, language, desk.ivr.messages.callback_unavailable, hangup=False)
         response.redirect(urls.wait(1), method="POST")
         return response
     routing.enqueue_call(session, interaction, action.queue, skills=list(action.skills),
-                         priority_bump=action.priority_bump, actor=ACTOR, reason="callback_requested", now=now)
+                         priority_bump=action.priority_bump, actor=ACTOR, now=now)
     routing.keep_place_for_callback(session, interaction, actor=ACTOR, number=number, now=now)
     return twiml.render_step(step, desk.ivr, urls.step_urls(0, interaction.id))
 
@@ -324,8 +326,7 @@ def store_voicemail(session: Session, interaction: Interaction, *, recording_url
         interaction.recording_url = recording_url
         interaction.recording_duration_s = duration_s
         queue = ((interaction.attributes or {}).get("voicemail") or {}).get("queue") or interaction.queue
-        routing.enqueue_call(session, interaction, queue, skills=[], priority_bump=0, actor=ACTOR, now=now,
-                             reason="voicemail_left")
+        routing.enqueue_call(session, interaction, queue, skills=[], priority_bump=0, actor=ACTOR, now=now)
     else:
         transition(session, interaction, State.CLOSED, actor=ACTOR, reason="voicemail_empty", at=now)
 
@@ -347,7 +348,9 @@ def call_status(session: Session, *, call_sid: str, status: str, duration_s: int
         routing.abandon(session, interaction, actor=ACTOR, wait_s=_waiting_s(interaction, now), where="queue",
                         now=now)
     elif state == State.CONNECTED:
-        transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason="caller_hung_up", at=now)
+        transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason="caller_hung_up", at=now,
+                   data={"agent_id": interaction.agent_id})
+        routing.release_agent(session, interaction, now=now)
     elif state == State.VOICEMAIL and not interaction.recording_url:
         transition(session, interaction, State.CLOSED, actor=ACTOR, reason="voicemail_empty", at=now)
     return interaction

@@ -21,12 +21,14 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from app.auth.models import Role
 from app.auth.roles import current_staff, role_required
+from app.channels.telephony import TelephonyError
 from app.db import utcnow
 from app.extensions import csrf, db
 from app.interactions.models import Interaction
 from ivr import agent_leg, calls, twiml
 from ivr.calls import CallError, Desk, VoiceUrls
 from ivr.models import VoiceWebhookReceipt
+from queues.service import RoutingError
 
 log = logging.getLogger(__name__)
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -338,17 +340,13 @@ def _control(interaction_id: int, action: Callable[[Interaction], None]):
     try:
         action(interaction)
         db.session.commit()
-    except CallError as exc:
+    except (CallError, RoutingError) as exc:
         db.session.rollback()
         return jsonify(error="call_state", message=str(exc)), 409
-    except Exception as exc:
-        from app.channels.telephony import TelephonyError
-
+    except TelephonyError as exc:
         db.session.rollback()
-        if isinstance(exc, TelephonyError):
-            log.warning("telephony refused %s on interaction %s: %s", request.path, interaction_id, exc)
-            return jsonify(error="telephony", message=str(exc)), 502
-        raise
+        log.warning("telephony refused %s on interaction %s: %s", request.path, interaction_id, exc)
+        return jsonify(error="telephony", message=str(exc)), 502
     return jsonify(ok=True, state=interaction.state)
 
 
@@ -376,13 +374,14 @@ def api_hangup(interaction_id: int):
 @api.post("/<int:interaction_id>/transfer")
 @role_required(Role.AGENT)
 def api_transfer(interaction_id: int):
-    queue = str((request.get_json(silent=True) or {}).get("queue", ""))
+    data = request.get_json(silent=True) or {}
+    queue, note = str(data.get("queue", "")), str(data.get("note") or "")[:500]
     known = {q.name for q in current_app.extensions["desk.config"].routing.queues}
     if queue not in known:
         return jsonify(error="unknown_queue", message=f"unknown queue {queue[:64]!r}"), 400
     actor = f"staff:{current_staff().id}"
     return _control(interaction_id, lambda i: agent_leg.transfer_to_queue(
-        db.session, _telephony(), _urls(), i, queue, actor=actor, now=utcnow()))
+        db.session, _telephony(), _urls(), i, queue, actor=actor, note=note, now=utcnow()))
 
 
 @api.post("/mute")
