@@ -66,19 +66,16 @@ def run_follow_ups(session: Session, desk_config: Any, *, now: datetime | None =
                 != "zh" else rule.subject_zh, at=now,
                 attributes={"follow_up": rule.name, "action": rule.action, "subject_en": rule.subject_en,
                             "subject_zh": rule.subject_zh, "tier": customer.tier, **facts})
-            _route(session, task, rule, desk_config)
+            _route(session, task, rule, desk_config, now)
             created.append(task)
     return created
 
 
-def _route(session: Session, task: Interaction, rule: FollowUpRule, desk_config: Any) -> None:
+def _route(session: Session, task: Interaction, rule: FollowUpRule, desk_config: Any, now: datetime) -> None:
     queue = rule.queue or next((q.name for q in desk_config.routing.queues if "task" in q.channels), None)
     if queue is None:
         log.warning("follow-up %s: no queue takes tasks; task %s waits unrouted", rule.name, task.id)
         return
-    try:
-        from queues.service import enqueue_contact
-    except ImportError:  # routing not installed: the task stays visible as new work
-        log.warning("follow-up %s: routing unavailable; task %s waits unrouted", rule.name, task.id)
-        return
-    enqueue_contact(session, task, queue, actor=ACTOR)
+    from queues.service import enqueue_contact  # routing imports the CRM; import here, not at module load
+
+    enqueue_contact(session, task, queue, actor=ACTOR, now=now, config=desk_config.routing)

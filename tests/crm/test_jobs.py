@@ -172,6 +172,7 @@ def test_vip_not_contacted_for_90_days_gets_one_task(db_session, desk_config):
     task = tasks[0]
     assert task.channel == "task" and task.direction == "outbound" and task.subject == "保持联系"
     assert task.attributes["follow_up"] == "vip_keep_in_touch" and task.attributes["action"] == "call"
+    assert task.state == "queued" and task.queue == "general"  # routed like any other contact
     assert run_follow_ups(db_session, config, now=NOW) == []  # idempotent the same day
 
 
