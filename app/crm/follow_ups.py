@@ -20,6 +20,7 @@ from app.crm.models import Customer, CustomerValueSnapshot
 from app.db import utcnow
 from app.interactions.models import Interaction
 from app.interactions.service import create_interaction
+from queues.service import enqueue_contact
 
 log = logging.getLogger(__name__)
 ACTOR = "crm.follow_ups"
@@ -76,6 +77,4 @@ def _route(session: Session, task: Interaction, rule: FollowUpRule, desk_config:
     if queue is None:
         log.warning("follow-up %s: no queue takes tasks; task %s waits unrouted", rule.name, task.id)
         return
-    from queues.service import enqueue_contact  # routing imports the CRM; import here, not at module load
-
     enqueue_contact(session, task, queue, actor=ACTOR, now=now, config=desk_config.routing)
