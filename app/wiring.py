@@ -51,6 +51,7 @@ CLI_GROUPS = [
     "app.crm.cli:crm_cli",
     "app.complaints.jobs:complaints_cli",
     "app.channels.email.cli:mail_cli",
+    "queues.cli:routing_cli",
 ]
 
 

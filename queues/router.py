@@ -29,6 +29,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 
+import click
 from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -509,7 +510,8 @@ def init_app(app: Flask) -> None:
     if settings.redis_url:
         _forward["redis"] = app.extensions["desk.redis"]
     wanted = app.config.get("ROUTER_THREAD", not settings.redis_url)
-    if wanted and not app.config.get("TESTING"):
+    in_cli_command = click.get_current_context(silent=True) is not None  # flask ... commands never route
+    if wanted and not app.config.get("TESTING") and not in_cli_command:
         app.extensions["desk.router.stop"] = start_thread(app)
 
 
