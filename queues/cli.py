@@ -12,6 +12,7 @@ import json
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
@@ -26,7 +27,9 @@ from app.db import utcnow
 from app.extensions import db
 from app.interactions.models import Interaction, InteractionEvent
 from queues.config import RoutingConfig
-from queues.simulation import Arrival, SimAgent, SimReport, Simulation, poisson_arrivals
+
+if TYPE_CHECKING:
+    from queues.simulation import Arrival, SimAgent, SimReport
 
 routing_cli = AppGroup("routing", help="Routing: dry-run a changed queue configuration.")
 DEFAULT_HANDLE_S = 240.0
@@ -52,6 +55,7 @@ def load_routing_config(path: Path) -> RoutingConfig:
 def desk_agents(session: Session) -> list[SimAgent]:
     """Today's active agents with their skills and capacity group."""
     from app.auth.models import StaffUser
+    from queues.simulation import SimAgent
 
     staff = session.scalars(select(StaffUser).where(StaffUser.role == "agent", StaffUser.active.is_(True))
                             .order_by(StaffUser.id))
@@ -80,6 +84,8 @@ def recorded_traffic(session: Session, since: datetime, until: datetime) -> list
 
 
 def _arrival(interaction: Interaction, steps: list[tuple[str, datetime, dict]], since: datetime) -> Arrival | None:
+    from queues.simulation import Arrival
+
     queued = next(((at, data) for state, at, data in steps if state == "queued"), None)
     if queued is None:
         return None
@@ -103,6 +109,8 @@ def _arrival(interaction: Interaction, steps: list[tuple[str, datetime, dict]], 
 
 def simulated_traffic(config: RoutingConfig, *, hours: float, per_hour: float, seed: int) -> list[Arrival]:
     """Poisson arrivals for every queue and channel of ``config``."""
+    from queues.simulation import poisson_arrivals
+
     rng = random.Random(seed)
     arrivals: list[Arrival] = []
     for queue in config.queues:
@@ -114,6 +122,8 @@ def simulated_traffic(config: RoutingConfig, *, hours: float, per_hour: float, s
 
 def replay(config: RoutingConfig, agents: list[SimAgent], arrivals: list[Arrival]) -> SimReport:
     """One dry run: arrivals for queues the configuration lacks are left out (and not counted)."""
+    from queues.simulation import Simulation
+
     known = {q.name for q in config.queues}
     return Simulation(config, agents, [a for a in arrivals if a.queue in known]).run()
 
@@ -164,6 +174,8 @@ def replay_command(config_path: Path, days: int, simulate: bool, per_hour: float
     if not arrivals:
         arrivals, source = simulated_traffic(current, hours=hours, per_hour=per_hour, seed=seed), "simulated"
     if not agents:  # nobody on the desk yet: one agent per queue with every skill, so queues still drain
+        from queues.simulation import SimAgent
+
         skills = {req.skill: 10 for cfg in (current, new) for q in cfg.queues for req in q.skills}
         agents = [SimAgent(n, dict(skills)) for n in range(1, len(new.queues) + 1)]
     rows = compare(current, new, agents, arrivals)
