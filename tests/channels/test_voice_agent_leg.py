@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import jwt as pyjwt
 import pytest
+from flask import current_app
 from sqlalchemy import select
 from twilio.http.http_client import TwilioHttpClient
 
-from app import realtime
 from app.channels import voice
 from app.channels.telephony import RecordingTelephony, TelephonyError, TwilioTelephony
 from app.interactions.models import Interaction
-from app.interactions.service import transition
 from app.interactions.states import State
 from ivr import agent_leg
+from queues import router, service
+from queues.models import Offer
 from tests.factories import login, make_staff
 from tests.ivr.helpers import OPEN_AT
 from tests.ivr.phone import BASE, Caller, new_call_sid
@@ -91,15 +93,24 @@ def queued_caller(client) -> Caller:
     return caller
 
 
+@pytest.fixture(autouse=True)
+def fresh_router(app):
+    router.reset(app)
+    yield
+    router.reset(app)
+
+
 def accept(db_session, caller: Caller, agent, *, from_state=State.QUEUED) -> Interaction:
-    """What the router and console do on accept: offer, connect, announce offer.accepted."""
+    """The agent becomes available, the router offers them the call, the console accepts (commit:
+    ``offer.accepted`` starts the bridging)."""
     interaction = db_session.scalar(select(Interaction).where(Interaction.external_ref == caller.call_sid))
     assert interaction.state == from_state
-    transition(db_session, interaction, State.OFFERED, actor="router")
-    interaction.agent_id = agent.id
-    transition(db_session, interaction, State.CONNECTED, actor=f"staff:{agent.id}")
-    realtime.after_commit(db_session, "offer.accepted", {"offer_id": 1, "interaction_id": interaction.id,
-                                                         "agent_id": agent.id, "channel": "voice"})
+    service.set_presence(db_session, agent.id, "available", now=OPEN_AT - timedelta(minutes=1))
+    db_session.commit()
+    router.run_once(current_app._get_current_object(), OPEN_AT + timedelta(seconds=1))
+    offer = db_session.scalar(select(Offer).where(Offer.interaction_id == interaction.id, Offer.status == "pending"))
+    assert offer.agent_id == agent.id
+    service.accept_offer(db_session, offer.id, agent.id, now=OPEN_AT + timedelta(seconds=2))
     db_session.commit()
     return interaction
 
