@@ -173,14 +173,15 @@ def rfm_scores(facts: Sequence[CustomerFacts], *, now: datetime, window_days: in
     m_scores = quintile_scores([f.window_revenue_cents for f in buyers])
     result: dict[int, RfmScore] = {}
     for i, f in enumerate(buyers):
+        spent = format_money(f.window_revenue_cents, currency)
         reasons = (
             Reason("recency", f"R{r_scores[i]}: last order {recency[i]} days ago",
                    f"R{r_scores[i]}：最近一次下单在 {recency[i]} 天前"),
             Reason("frequency", f"F{f_scores[i]}: {f.window_orders} orders in the last {window_days} days",
                    f"F{f_scores[i]}：最近 {window_days} 天内下单 {f.window_orders} 次"),
-            Reason("monetary", f"M{m_scores[i]}: {format_money(f.window_revenue_cents, currency)} spent "
+            Reason("monetary", f"M{m_scores[i]}: {spent} spent "
                                f"in the last {window_days} days",
-                   f"M{m_scores[i]}：最近 {window_days} 天内消费 {format_money(f.window_revenue_cents, currency)}"),
+                   f"M{m_scores[i]}：最近 {window_days} 天内消费 {spent}"),
             Reason("quintile", f"scores are quintiles among the {len(buyers)} customers who ordered "
                                "in the window (5 = best fifth)",
                    f"评分为窗口期内下单的 {len(buyers)} 位客户中的五分位（5 = 最好的五分之一）"),
@@ -324,12 +325,12 @@ def classify_segment(facts: CustomerFacts, tier: Tier, stage: Stage, rules: Valu
     cost = facts.contacts_handled * rules.cost_per_contact_cents + facts.compensation_cents
     net = margin - cost
     money = lambda cents: format_money(cents, currency)  # noqa: E731
+    m, c, n, rate = money(margin), money(cost), money(net), _pct(rules.margin_rate)
+    paid = money(facts.compensation_cents)
     ledger = Reason("net_value",
-                    f"margin {money(margin)} ({_pct(rules.margin_rate)} of revenue) minus costs to serve "
-                    f"{money(cost)} ({facts.contacts_handled} contacts, {money(facts.compensation_cents)} "
-                    f"compensation) = {money(net)}",
-                    f"毛利 {money(margin)}（收入的 {_pct(rules.margin_rate)}）减去服务成本 {money(cost)}"
-                    f"（{facts.contacts_handled} 次联系，补偿 {money(facts.compensation_cents)}）= {money(net)}")
+                    f"margin {m} ({rate} of revenue) minus costs to serve {c} ({facts.contacts_handled} contacts, "
+                    f"{paid} compensation) = {n}",
+                    f"毛利 {m}（收入的 {rate}）减去服务成本 {c}（{facts.contacts_handled} 次联系，补偿 {paid}）= {n}")
 
     def result(segment: Segment, en: str, zh: str) -> SegmentResult:
         en_label, zh_label = LABELS[segment]
@@ -376,13 +377,13 @@ def lifetime_value(facts: CustomerFacts, *, window_days: int, rules: ValueRules,
     ltv = round((annual_margin - annual_cost) * rules.ltv_horizon_years)
     aov = facts.window_revenue_cents // facts.window_orders if facts.window_orders else 0
     orders_per_year = facts.window_orders * per_year
-    money = lambda cents: format_money(cents, currency)  # noqa: E731
+    v, a, c = format_money(ltv, currency), format_money(aov, currency), format_money(annual_cost, currency)
+    rate, years = _pct(rules.margin_rate), f"{rules.ltv_horizon_years:g}"
     return LtvResult(ltv, annual_margin, annual_cost, (Reason(
-        "ltv", f"LTV {money(ltv)}: ({money(aov)} per order × {orders_per_year:.1f} orders a year × "
-               f"{_pct(rules.margin_rate)} margin − {money(annual_cost)} yearly cost to serve) × "
-               f"{rules.ltv_horizon_years:g} years",
-        f"客户终身价值 {money(ltv)}：（每单 {money(aov)} × 每年 {orders_per_year:.1f} 单 × 毛利率 "
-        f"{_pct(rules.margin_rate)} − 每年服务成本 {money(annual_cost)}）× {rules.ltv_horizon_years:g} 年"),))
+        "ltv", f"LTV {v}: ({a} per order × {orders_per_year:.1f} orders a year × {rate} margin − {c} yearly "
+               f"cost to serve) × {years} years",
+        f"客户终身价值 {v}：（每单 {a} × 每年 {orders_per_year:.1f} 单 × 毛利率 {rate} − 每年服务成本 {c}）"
+        f"× {years} 年"),))
 
 
 # --- lifecycle, churn, loyalty -------------------------------------------------------------------------
