@@ -52,3 +52,5 @@ classify("email_messages", personal=("from_address", "from_name", "to", "cc", "r
          lists=("to", "cc"))
 classify("email_attachments", personal=("filename", "content", "sha256", "content_id"),
          keep=("content_type", "withheld"))
+classify("routing_offers", keep=("status", "queue", "channel", "from_state", "priority_reasons", "trace", "cause"))
+classify("routing_queue_entries", personal=("note",), keep=("queue",))

@@ -118,6 +118,7 @@ def app(_app):
     """The app with empty tables, an empty Redis database and a pushed app context."""
     _empty_tables(_app)
     _app.extensions["desk.redis"].flushdb()
+    _app.extensions["desk.jobs"].scheduled.clear()  # delayed jobs of an earlier test never leak in
     with _app.app_context():
         yield _app
         from app.extensions import db

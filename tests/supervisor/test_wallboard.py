@@ -5,9 +5,8 @@ from datetime import timedelta
 
 import pytest
 
-from agent_console import routing
 from agent_console.supervisor_actions import SupervisorActionError, change_agent_state, move_contact
-from agent_console.supervisor_namespace import make_listener, presence_reader
+from agent_console.supervisor_namespace import make_listener
 from app.auth.models import Role
 from app.db import utcnow
 from app.interactions.service import transition
@@ -91,27 +90,6 @@ def test_moves_are_checked_before_routing(db_session, desk_config, setup, queue,
         move_contact(db_session, desk_config, contact_id, queue=queue,
                      agent_id=supervisor.id if agent else None, note="", actor="supervisor:1")
     assert err.value.code == code
-
-
-def _routing_installed() -> bool:
-    try:
-        routing.service()
-        return True
-    except routing.RoutingUnavailable:
-        return False
-
-
-@pytest.mark.skipif(_routing_installed(), reason="routing is installed: the real calls are tested in test_socket")
-def test_without_routing_the_actions_say_so(db_session, desk_config):
-    agent = make_staff(db_session)
-    it = queue_contact(db_session)
-    with pytest.raises(SupervisorActionError) as err:
-        change_agent_state(db_session, agent.id, "break", "coaching", actor="supervisor:1")
-    assert err.value.code == "routing_unavailable"
-    with pytest.raises(SupervisorActionError) as err:
-        move_contact(db_session, desk_config, it.id, queue="billing", agent_id=None, note="", actor="supervisor:1")
-    assert err.value.code == "routing_unavailable"
-    assert presence_reader(db_session, agent.id)["presence"] == "offline"
 
 
 def test_the_listener_keeps_the_presence_history_and_marks_the_board_dirty(app, db_session):
