@@ -2,6 +2,7 @@
 sweeps leases and wrap-ups, and loses nothing when killed and restarted."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -253,8 +254,6 @@ def test_the_router_publishes_figures_for_wait_announcements(app, db_session, re
     queued(db_session)
     queued(db_session)
     settle(app)
-    import json
-
     stats = json.loads(redis_client.get(service.STATS_KEY.format(queue="general", channel="voice")))
     assert stats["staffed"] == 1 and stats["free"] == 0 and stats["announceable"] is False
 
@@ -265,3 +264,106 @@ def test_hints_from_realtime_events(app):
     router.on_event("offer.rejected", {"interaction_id": 8, "agent_id": 4})
     router.on_event("chat.message", {"interaction_id": 9})
     assert router._hub.drain() == ({7, 8}, {3, 4})
+
+
+def test_one_router_leads_and_a_standby_takes_over_when_the_lock_lapses(redis_client):
+    assert router._lead(redis_client, "first", 10_000) is True
+    assert router._lead(redis_client, "second", 10_000) is False
+    assert router._lead(redis_client, "first", 10_000) is True  # renewed
+    redis_client.delete(router.LOCK_KEY)  # the leader died and its lock ran out
+    assert router._lead(redis_client, "second", 10_000) is True
+
+
+def test_the_router_thread_offers_waiting_contacts_on_its_own(app, db_session, events):
+    import threading
+    import time
+
+    staff = agent(db_session)
+    interaction = queued(db_session)
+    stop = threading.Event()
+    worker = threading.Thread(target=router.serve, args=(app, stop), daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not pending(db_session) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        router._hub.wake.set()
+        worker.join(timeout=10)
+    assert [(o.interaction_id, o.agent_id) for o in pending(db_session)] == [(interaction.id, staff.id)]
+    assert not worker.is_alive() and redis_client_free(app)
+
+
+def redis_client_free(app):
+    return app.extensions["desk.redis"].get(router.LOCK_KEY) is None
+
+
+def test_explain_says_why_a_contact_waits(app, db_session, events):
+    agent(db_session, skills={"billing": 5})
+    agent(db_session, presence="break")
+    interaction = queued(db_session)
+    settle(app)
+    explained = router.router_for(app).explain(interaction.id)
+    assert explained["state"] == "waiting" and explained["eligible"] == []
+    assert set(explained["excluded"]) == {"skill", "state:break"}
+    assert router.router_for(app).explain(999_999) is None
+
+
+def test_an_offer_the_database_refuses_is_dropped_and_both_sides_re_read(app, db_session, events):
+    from sqlalchemy import update
+
+    staff = agent(db_session)
+    settle(app)
+    db_session.execute(update(AgentState).where(AgentState.agent_id == staff.id).values(presence="break"))
+    db_session.commit()  # changed behind the router's back: no event, no hint
+    interaction = queued(db_session)
+    report = settle(app)
+    assert report.dropped == 1 and not pending(db_session)
+    assert router.router_for(app).engine.agents[staff.id].presence == "break"
+    db_session.refresh(interaction)
+    assert interaction.state == "queued"
+
+
+def test_a_deactivated_agent_leaves_the_engine(app, db_session, events):
+    staff = agent(db_session)
+    settle(app)
+    staff.active = False
+    db_session.commit()
+    router._hub.add(agent_id=staff.id)
+    settle(app)
+    assert staff.id not in router.router_for(app).engine.agents
+
+
+def test_hints_travel_between_processes_over_redis(app, redis_client):
+    import threading
+    import time
+
+    published = []
+
+    class Recorder:
+        def publish(self, channel, message):
+            published.append((channel, json.loads(message)))
+
+    router.reset(app)
+    router._forward["redis"] = Recorder()
+    try:
+        router.on_event("offer.accepted", {"interaction_id": 41, "agent_id": 5})
+    finally:
+        router._forward.pop("redis", None)
+    assert published == [(router.HINT_CHANNEL, {"i": 41, "a": 5})]
+    router._hub.drain()
+    stop = threading.Event()
+    listener = threading.Thread(target=router._listen_for_hints, args=(redis_client, stop), daemon=True)
+    listener.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not redis_client.pubsub_numsub(router.HINT_CHANNEL)[0][1] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        redis_client.publish(router.HINT_CHANNEL, json.dumps({"i": 42, "a": 6}))  # from another process
+        while not router._hub.interactions and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert router._hub.drain() == ({42}, {6})
+    finally:
+        stop.set()
+        listener.join(timeout=5)
