@@ -22,6 +22,7 @@ BLUEPRINTS = [
     "app.audit.views:bp",
     "app.collision_views:bp",
     "app.privacy_views:bp",
+    "app.auth.token_views:bp",
     "app.ops:bp",
     "app.portal.views:bp",
     "app.channels.chat_views:bp",
@@ -77,13 +78,13 @@ def wire(app: Flask) -> None:
     _init_jobs(app, settings)
     _init_socketio(app, settings)
     _import_models()
+    _install_request_hooks(app)  # first, so every other before-request hook sees a fresh request
     for ref in BLUEPRINTS:
         app.register_blueprint(_load(ref))
     for ref in CLI_GROUPS:
         app.cli.add_command(_load(ref))
     for ref in INITIALISERS:
         _load(ref)(app)
-    _install_request_hooks(app)
     _install_error_pages(app)
     app.jinja_env.globals["get_locale"] = get_locale
 
