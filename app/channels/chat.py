@@ -22,7 +22,6 @@ from typing import Any
 
 from flask_babel import force_locale, gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app import realtime
@@ -222,16 +221,32 @@ def status(session: Session, chat: ChatSession) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ messages
 
+def _insert_once(session: Session, values: dict[str, Any]) -> int | None:
+    """INSERT ... ON CONFLICT DO NOTHING: the new row's id, or None when this client id is stored already
+    (one round trip, and the database's unique constraint decides even between two web nodes)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the desk runs on PostgreSQL or SQLite
+        raise RuntimeError(f"unsupported database {dialect}")
+    statement = insert(ChatMessage).values(**values).on_conflict_do_nothing(
+        index_elements=["chat_id", "sender", "client_id"]).returning(ChatMessage.id)
+    return session.execute(statement).scalar()
+
+
+def _stored(session: Session, chat: ChatSession, sender: str, client_id: str) -> dict[str, Any]:
+    existing = session.scalar(select(ChatMessage).where(ChatMessage.chat_id == chat.id, ChatMessage.sender == sender,
+                                                        ChatMessage.client_id == client_id))
+    return message_dict(existing, session.get(Attachment, existing.attachment_id) if existing.attachment_id
+                        else None)
+
+
 def _store(session: Session, chat: ChatSession, *, sender: str, client_id: str, body: str,
            attachment_id: int | None, agent_id: int | None) -> tuple[dict[str, Any], bool]:
     if not _CLIENT_ID.match(client_id or ""):
         raise MessageInvalid("bad_client_id")
-    lookup = select(ChatMessage).where(ChatMessage.chat_id == chat.id, ChatMessage.sender == sender,
-                                       ChatMessage.client_id == client_id)
-    existing = session.scalar(lookup)
-    if existing is not None:
-        return message_dict(existing, session.get(Attachment, existing.attachment_id)
-                            if existing.attachment_id else None), False
     attachment = None
     if attachment_id is not None:
         attachment = session.get(Attachment, attachment_id)
@@ -239,17 +254,14 @@ def _store(session: Session, chat: ChatSession, *, sender: str, client_id: str, 
             raise MessageInvalid("bad_attachment")
     if not body and attachment is None:
         raise MessageInvalid("empty")
-    row = ChatMessage(chat_id=chat.id, sender=sender, agent_id=agent_id, client_id=client_id, body=body,
-                      attachment_id=attachment.id if attachment else None)
-    session.add(row)
-    try:
-        session.flush()
-    except IntegrityError:  # the same resend arrived on another node a moment earlier
-        session.rollback()
-        existing = session.scalar(lookup)
-        return message_dict(existing, session.get(Attachment, existing.attachment_id)
-                            if existing.attachment_id else None), False
-    data = message_dict(row, attachment)
+    now = utcnow()
+    new_id = _insert_once(session, {"chat_id": chat.id, "sender": sender, "agent_id": agent_id,
+                                    "client_id": client_id, "body": body, "created_at": now,
+                                    "attachment_id": attachment.id if attachment else None})
+    if new_id is None:  # a resend: answer with what is stored
+        return _stored(session, chat, sender, client_id), False
+    data = message_dict(ChatMessage(id=new_id, chat_id=chat.id, sender=sender, client_id=client_id, body=body,
+                                    created_at=now), attachment)
     realtime.after_commit(session, "chat.message", _event(chat, message=data))
     session.commit()
     return data, True
@@ -328,9 +340,9 @@ def convert_to_email_case(session: Session, desk_config, chat: ChatSession, *, r
     interaction = chat.interaction
     if interaction.state in (State.CONNECTED, State.WRAP_UP, State.CLOSED, State.ABANDONED):
         raise ChatEnded()
-    written = [m for m in session.scalars(select(ChatMessage).where(ChatMessage.chat_id == chat.id,
+    written = list(session.scalars(select(ChatMessage).where(ChatMessage.chat_id == chat.id,
                                                                      ChatMessage.sender == "customer")
-                                          .order_by(ChatMessage.id))]
+                                          .order_by(ChatMessage.id)))
     final = State.ABANDONED if reason == "customer_left" and interaction.state != State.NEW else State.CLOSED
     rescind = getattr(routing.routing_service(), "rescind_offers_for_abandoned", None)
     if rescind is not None and interaction.state in (State.QUEUED, State.OFFERED):

@@ -33,7 +33,8 @@ class ChatSession(db.Model):
     end_reason: Mapped[str | None] = mapped_column(String(32))
     case_interaction_id: Mapped[int | None] = mapped_column(ForeignKey("interactions.id", ondelete="SET NULL"))
 
-    interaction: Mapped[Interaction] = relationship(foreign_keys=[interaction_id])
+    # Loaded with the chat: every message event needs the interaction's agent and state.
+    interaction: Mapped[Interaction] = relationship(foreign_keys=[interaction_id], lazy="joined")
 
 
 class ChatMessage(db.Model):

@@ -22,6 +22,7 @@ from app.channels import chat
 from app.db import utcnow
 from app.extensions import db, socketio
 from app.portal.models import CustomerAccount
+import contextlib
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/customer"
@@ -101,7 +102,8 @@ class CustomerNamespace(Namespace):
         data = data if isinstance(data, dict) else {}
         if self._chat() is not None:
             return _fail("already_started")
-        if not ratelimit.hit(_redis(), f"chat-start:{request.remote_addr}", limit=10, window_s=600):
+        if not ratelimit.hit(_redis(), f"chat-start:{request.remote_addr}", limit=_config().chat.starts_per_address,
+                             window_s=600):
             return _fail("rate_limited")
         try:
             started, token = chat.start_chat(
@@ -236,10 +238,8 @@ def survey_job(interaction_id: int) -> bool:
     if interaction is None or interaction.agent_id is None:
         return False
     to = None
-    try:
+    with contextlib.suppress(chat.ChatNotFound):
         to = chat.chat_of_interaction(db.session, interaction_id).visitor_email
-    except chat.ChatNotFound:
-        pass
     sent = send_survey(db.session, interaction_id, base_url=_base_url(), secret_key=current_app.secret_key, to=to)
     db.session.commit()
     return sent

@@ -78,6 +78,7 @@ class ChatConfig(_Strict):
     leave_grace_s: int = Field(default=120, ge=5)  # a dropped socket not back by then counts as leaving
     max_message_chars: int = Field(default=2000, ge=1, le=20_000)
     messages_per_minute: int = Field(default=40, ge=1)
+    starts_per_address: int = Field(default=10, ge=1)  # new chats per IP address in 10 minutes
     attachments: AttachmentLimits = AttachmentLimits(max_files=1)
     position_refresh_s: int = Field(default=10, ge=2)
 

@@ -7,8 +7,10 @@ from flask_wtf.file import MultipleFileField
 from wtforms import (EmailField, HiddenField, PasswordField, RadioField, SelectField, StringField, SubmitField,
                      TextAreaField)
 
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+_EMAIL_CHECKS = [DataRequired(), Regexp(EMAIL_PATTERN, message=_l("Enter a valid email address.")), Length(max=254)]
 
 
 class SignInForm(FlaskForm):
@@ -18,7 +20,7 @@ class SignInForm(FlaskForm):
 
 
 class EmailOnlyForm(FlaskForm):
-    email = EmailField(_l("Email"), validators=[DataRequired(), Regexp(EMAIL_PATTERN, message=_l("Enter a valid email address.")), Length(max=254)])
+    email = EmailField(_l("Email"), validators=_EMAIL_CHECKS)
     submit = SubmitField(_l("Send me a link"))
 
 
@@ -28,7 +30,7 @@ class ConfirmForm(FlaskForm):
 
 class SignUpForm(FlaskForm):
     name = StringField(_l("Your name"), validators=[DataRequired(), Length(max=120)])
-    email = EmailField(_l("Email"), validators=[DataRequired(), Regexp(EMAIL_PATTERN, message=_l("Enter a valid email address.")), Length(max=254)])
+    email = EmailField(_l("Email"), validators=_EMAIL_CHECKS)
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
     confirm = PasswordField(_l("Repeat the password"), validators=[EqualTo("password")])
     language = SelectField(_l("Language"), choices=[("en", "English"), ("zh", "中文")])

@@ -19,9 +19,11 @@ from app.portal.models import KbArticle, KbCategory, KbVote
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset("""a an and are as at be but by can do does for from have how i if in is it its my me
-no not of on or our so that the this to was we what when where which who why will with you your
-please help hello hi thanks thank""".split())
+STOPWORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from",
+                       "have", "how", "i", "if", "in", "is", "it", "its", "my", "me", "no", "not", "of", "on", "or",
+                       "our", "so", "that", "the", "this", "to", "was", "we", "what", "when", "where", "which",
+                       "who", "why", "will", "with", "you", "your", "please", "help", "hello", "hi", "thanks",
+                       "thank"])
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class CaseMessage(db.Model):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    attachments: Mapped[list["Attachment"]] = relationship(back_populates="case_message", lazy="selectin")
+    attachments: Mapped[list[Attachment]] = relationship(back_populates="case_message", lazy="selectin")
     __table_args__ = (Index("ix_portal_case_messages_thread", "interaction_id", "id"),)
 
 

@@ -31,7 +31,7 @@ def events():
 
 
 def _start(app, db_session, **kw):
-    args = dict(name="Ann", email="ann@example.com", topic="general", language="en")
+    args = {"name": "Ann", "email": "ann@example.com", "topic": "general", "language": "en"}
     args.update(kw)
     return chat.start_chat(db_session, app.extensions["desk.config"], **args)
 
@@ -48,7 +48,7 @@ def test_start_identifies_and_queues(app, db_session, open_hours, events):
     status = chat.status(db_session, started)
     assert status["position"] == 1 and status["state"] == "queued" and status["agent_name"] is None
     assert [m["sender"] for m in chat.history(db_session, started)] == ["system"]
-    assert ("chat.message", ) == tuple({n for n, _ in events if n.startswith("chat.")})
+    assert tuple({n for n, _ in events if n.startswith("chat.")}) == ("chat.message", )
 
 
 def test_signed_in_customer_is_identified_by_account(app, db_session, open_hours):

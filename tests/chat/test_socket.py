@@ -38,7 +38,7 @@ class Client:
     def _recorder(self, name):
         return lambda data=None: self.events.put((name, data))
 
-    def connect(self, token: str | None = None) -> "Client":
+    def connect(self, token: str | None = None) -> Client:
         self.sio.connect(self.url, namespaces=[self.namespace], transports=["websocket"], wait_timeout=WAIT_S,
                          auth={"token": token} if token else None, headers=self.headers)
         return self
