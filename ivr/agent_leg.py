@@ -20,11 +20,12 @@ from app.interactions.models import Interaction
 from app.interactions.service import record_fact, transition
 from app.interactions.states import State
 from ivr import routing, twiml
-from ivr.calls import ACTOR, CallStateError, Desk, VoiceUrls, get_call
+from ivr.calls import ACTOR, CallStateError, Desk, VoiceUrls, bridge_number, get_call
 from ivr.models import AgentVoiceDevice
 
 log = logging.getLogger(__name__)
 DEVICES = ("browser", "phone")
+UNANSWERED = ("no-answer", "busy", "failed", "canceled")
 
 
 def client_identity(agent_id: int) -> str:
@@ -53,11 +54,10 @@ def set_agent_device(session: Session, agent: StaffUser, device: str) -> None:
 
 
 def _agent(session: Session, interaction: Interaction, agent_id: int) -> StaffUser:
-    if interaction.agent_id not in (None, agent_id):
-        raise CallStateError(f"interaction {interaction.id} belongs to agent {interaction.agent_id}, not {agent_id}")
-    agent = session.get(StaffUser, agent_id)
+    """The agent the call is offered to or connected with; CallStateError for anyone else."""
+    agent = session.get(StaffUser, agent_id) if interaction.agent_id == agent_id else None
     if agent is None:
-        raise CallStateError(f"no agent {agent_id}")
+        raise CallStateError(f"interaction {interaction.id} belongs to agent {interaction.agent_id}, not {agent_id}")
     return agent
 
 
@@ -106,7 +106,7 @@ def dial_done(session: Session, desk: Desk, *, interaction_id: int, dial_status:
     interaction = get_call(session, interaction_id)
     language = interaction.language if interaction.language in ("en", "zh") else "en"
     response = VoiceResponse()
-    if interaction.state == State.CONNECTED and dial_status in ("no-answer", "busy", "failed", "canceled"):
+    if interaction.state == State.CONNECTED and dial_status in UNANSWERED:
         record_fact(session, interaction, "voice.agent_unanswered", actor=ACTOR, at=now,
                     data={"agent_id": interaction.agent_id, "status": dial_status})
         if (interaction.attributes or {}).get("callback_call_sid"):  # nobody to hold on a callback: end it
@@ -124,11 +124,11 @@ def dial_done(session: Session, desk: Desk, *, interaction_id: int, dial_status:
 def callback_status(session: Session, *, interaction_id: int, status: str, now: datetime) -> Interaction:
     """Status of the desk's outbound callback leg: unanswered or ended moves the agent to wrap-up."""
     interaction = get_call(session, interaction_id)
-    if status in ("no-answer", "busy", "failed", "canceled", "completed") and interaction.state == State.CONNECTED:
-        reason = "callback_completed" if status == "completed" else "callback_unanswered"
-        _wrap_up(session, interaction, reason, now, status=status)
-    elif status in ("no-answer", "busy", "failed", "canceled"):
+    if status in UNANSWERED:
         record_fact(session, interaction, "voice.callback_unanswered", actor=ACTOR, at=now, data={"status": status})
+    if (status in UNANSWERED or status == "completed") and interaction.state == State.CONNECTED:
+        _wrap_up(session, interaction, "callback_completed" if status == "completed" else "callback_unanswered",
+                 now, status=status)
     return interaction
 
 
@@ -159,8 +159,10 @@ def bridge_accepted(session: Session, desk: Desk, telephony: Telephony, urls: Vo
         return "called_back"
     if attributes.get("call_ended_at"):
         return "nothing"
-    telephony.redirect_call(interaction.external_ref, urls.connect(interaction_id, agent_id,
-                                                                   _count(interaction, "bridges")))
+    number, new = bridge_number(interaction, agent_id)
+    if not new:  # the caller's wait loop got there first
+        return "nothing"
+    telephony.redirect_call(interaction.external_ref, urls.connect(interaction_id, agent_id, number))
     record_fact(session, interaction, "voice.redirected", actor=ACTOR, at=now, data={"agent_id": agent_id})
     return "redirected"
 

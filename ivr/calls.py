@@ -262,11 +262,41 @@ def _waiting_s(interaction: Interaction, now: datetime) -> int | None:
     return max(0, int((now - origin).total_seconds())) if origin else None
 
 
+def bridge_number(interaction: Interaction, agent_id: int) -> tuple[int, bool]:
+    """The bridge number (``b`` of the connect URL) for this connection of the call to ``agent_id``,
+    and whether this call allocated it. The accept job's REST redirect and the caller's own wait loop
+    may both reach for the bridge: whichever comes first allocates it, the other reuses it, so the
+    agent is dialled once per connection. Does not commit."""
+    attributes = dict(interaction.attributes or {})
+    key = [agent_id, round(interaction.state_changed_at.timestamp(), 3)]
+    if attributes.get("bridge_for") == key:
+        return int(attributes.get("bridges", 1)), False
+    attributes["bridges"] = int(attributes.get("bridges", 0)) + 1
+    attributes["bridge_for"] = key
+    interaction.attributes = attributes
+    return attributes["bridges"], True
+
+
+def _pull_bridge(session: Session, interaction: Interaction, urls: VoiceUrls, now: datetime) -> VoiceResponse:
+    """The offer was accepted while the caller's wait turn was in flight (or the REST redirect failed):
+    the wait loop itself takes the caller to the agent."""
+    number, new = bridge_number(interaction, interaction.agent_id)
+    if new:
+        record_fact(session, interaction, "voice.bridge_pulled", actor=ACTOR, at=now,
+                    data={"agent_id": interaction.agent_id})
+    response = VoiceResponse()
+    response.redirect(urls.connect(interaction.id, interaction.agent_id, number), method="POST")
+    return response
+
+
 def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: VoiceUrls,
               now: datetime) -> tuple[Interaction, VoiceResponse]:
-    """One turn of the wait loop: position and estimated wait every ``announce_every_s``."""
+    """One turn of the wait loop: position and estimated wait every ``announce_every_s``; once an
+    agent has accepted, the way to them."""
     interaction = find_call(session, call_sid)
     language = interaction.language if interaction.language in ("en", "zh") else "en"
+    if interaction.state == State.CONNECTED and interaction.agent_id is not None:
+        return interaction, _pull_bridge(session, interaction, urls, now)
     if interaction.state not in (State.QUEUED, State.OFFERED):
         raise CallStateError(f"call {call_sid} is not waiting (state {interaction.state})")
     last = (interaction.attributes or {}).get("announced_at")
@@ -286,6 +316,8 @@ def wait_key(session: Session, desk: Desk, *, call_sid: str, turn: int, digits: 
     interaction = find_call(session, call_sid)
     language = interaction.language if interaction.language in ("en", "zh") else "en"
     waiting = desk.ivr.waiting
+    if interaction.state == State.CONNECTED and interaction.agent_id is not None:
+        return interaction, _pull_bridge(session, interaction, urls, now)
     if interaction.state not in (State.QUEUED, State.OFFERED):
         raise CallStateError(f"call {call_sid} is not waiting (state {interaction.state})")
     key = digits[:1]
@@ -319,9 +351,8 @@ def voicemail_done(session: Session, desk: Desk, *, call_sid: str, recording_url
 
 def store_voicemail(session: Session, interaction: Interaction, *, recording_url: str | None,
                     duration_s: int | None, now: datetime) -> None:
-    """Idempotent: the Record action and the caller's hang-up may both report the end of a message."""
-    if interaction.state != State.VOICEMAIL:
-        return
+    """A call in ``voicemail`` left a message: queue it for an agent (in the queue the menu named), or
+    close the interaction when nothing was recorded. Does not commit."""
     if recording_url and (duration_s or 0) > 0:
         interaction.recording_url = recording_url
         interaction.recording_duration_s = duration_s

@@ -74,7 +74,8 @@ def network():
     since_index = int(since) if since.isdigit() else 0
     call_sid, number = request.args.get("call_sid", ""), request.args.get("number", "")
     found = []
-    for index, item in enumerate(telephony.requests[since_index:], start=since_index):
+    seen, next_index = telephony.requests_since(since_index)
+    for index, item in seen:
         if item.call_sid == call_sid or (item.action == "place" and number and item.data.get("to") == number):
             found.append({"index": index, "action": item.action, "call_sid": item.call_sid, **item.data})
-    return jsonify(requests=found, next=len(telephony.requests))
+    return jsonify(requests=found, next=next_index)

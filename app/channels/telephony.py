@@ -60,8 +60,8 @@ class TwilioTelephony(Telephony):
             return func(*args, **kwargs)
         except TwilioRestException as exc:
             raise TelephonyError(action, f"{exc.status} {exc.code}: {exc.msg}") from exc
-        except TwilioException as exc:
-            raise TelephonyError(action, str(exc)) from exc
+        except (TwilioException, OSError) as exc:  # OSError: requests' transport errors (refused, timed out)
+            raise TelephonyError(action, str(exc) or type(exc).__name__) from exc
 
     def redirect_call(self, call_sid: str, url: str) -> None:
         self._call("redirect", self.client.calls(call_sid).update, url=url, method="POST")
@@ -108,10 +108,11 @@ class RecordingTelephony(Telephony):
     def hangup_call(self, call_sid: str) -> None:
         self._keep("hangup", call_sid)
 
-    def for_call(self, call_sid: str, *, since: int = 0) -> list[TelephonyRequest]:
-        """Requests about ``call_sid`` (the simulator polls this to follow a redirect)."""
+    def requests_since(self, index: int) -> tuple[list[tuple[int, TelephonyRequest]], int]:
+        """(position, request) of every request from ``index`` on, and the position the next one will
+        have (the phone simulator polls with it)."""
         with self._lock:
-            return [r for r in self.requests[since:] if r.call_sid == call_sid]
+            return list(enumerate(self.requests[index:], start=index)), len(self.requests)
 
 
 def init_telephony(app: Flask) -> None:
@@ -130,7 +131,3 @@ def init_telephony(app: Flask) -> None:
     else:
         raise ValueError(f"TELEPHONY: unknown implementation {choice!r}; use 'twilio' or 'recording'")
     log.info("telephony: %s", type(app.extensions["desk.telephony"]).__name__)
-
-
-def telephony(app: Flask) -> Telephony:
-    return app.extensions["desk.telephony"]

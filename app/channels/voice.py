@@ -77,8 +77,6 @@ def signature_valid() -> bool:
 
 @bp.before_request
 def _verify_twilio() -> Response | None:
-    if request.method != "POST":
-        return _twiml_error(405, "method not allowed")
     if not signature_valid():
         log.warning("voice webhook %s refused: bad or missing signature (request %s)", request.path,
                     g.get("request_id"))
