@@ -128,7 +128,7 @@ class InTransfer(_Strict):
     note: str = Field(default="", max_length=NOTE_MAX)
 
     @model_validator(mode="after")
-    def _one_target(self) -> "InTransfer":
+    def _one_target(self) -> InTransfer:
         if (self.agent_id is None) == (self.queue is None):
             raise ValueError("give exactly one of queue or agent_id")
         return self
@@ -161,7 +161,8 @@ def parse(model: type[BaseModel], data: Any) -> BaseModel:
     try:
         return model.model_validate(data if isinstance(data, dict) else {})
     except ValidationError as exc:
-        raise BadPayload([f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()])
+        problems = [f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}" for e in exc.errors()]
+        raise BadPayload(problems) from None
 
 
 class BadPayload(ValueError):

@@ -22,6 +22,7 @@ from typing import Any
 
 from flask import current_app, request
 from flask_socketio import Namespace, join_room
+from sqlalchemy import select
 
 from agent_console import payloads, presence_registry, routing, service as console
 from agent_console.events import (
@@ -32,7 +33,8 @@ from app import realtime
 from app.auth.models import Role
 from app.auth.roles import current_staff, socket_role_required
 from app.extensions import db, socketio
-from app.interactions.models import Interaction
+from app.interactions.models import Interaction, InteractionEvent
+from queues import service as routing_service
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/agent"
@@ -69,14 +71,12 @@ def command(model: type | None = None) -> Callable:
                 db.session.rollback()
                 log.info("console action %s refused for agent %s: %s", handler.__name__, agent.id, exc)
                 return _fail(exc.code)
-            except routing.RoutingUnavailable:
+            except routing.RoutingError as exc:
                 db.session.rollback()
-                return _fail("routing_unavailable")
-            except Exception as exc:
+                log.info("routing refused %s for agent %s: %s", handler.__name__, agent.id, exc)
+                return _fail(routing.error_code(exc))
+            except Exception:
                 db.session.rollback()
-                if isinstance(exc, _routing_refusals()):
-                    log.info("routing refused %s for agent %s: %s", handler.__name__, agent.id, exc)
-                    return _fail("offer_gone" if handler.__name__ in ("on_accept", "on_reject") else "refused")
                 log.exception("console action %s failed for agent %s", handler.__name__, agent.id)
                 return _fail("internal_error")
             return {"ok": True, **(result or {})}
@@ -84,13 +84,6 @@ def command(model: type | None = None) -> Callable:
         return wrapped
 
     return decorator
-
-
-def _routing_refusals() -> tuple[type[BaseException], ...]:
-    try:
-        return routing.offer_errors()
-    except routing.RoutingUnavailable:
-        return ()
 
 
 class AgentNamespace(Namespace):
@@ -133,15 +126,16 @@ class AgentNamespace(Namespace):
 
     @command(InPresence)
     def on_presence(self, agent, data: InPresence):
-        routing.set_presence(db.session, agent.id, data.presence, data.reason if data.presence == "break" else None)
+        routing_service.set_presence(db.session, agent.id, data.presence,
+                                     data.reason if data.presence == "break" else None)
 
     @command(InOffer)
     def on_accept(self, agent, data: InOffer):
-        routing.accept_offer(db.session, data.offer_id, agent.id)
+        routing_service.accept_offer(db.session, data.offer_id, agent.id)
 
     @command(InOffer)
     def on_reject(self, agent, data: InOffer):
-        routing.reject_offer(db.session, data.offer_id, agent.id, cause="reject")
+        routing_service.reject_offer(db.session, data.offer_id, agent.id, cause="reject")
 
     @command(InInteraction)
     def on_end(self, agent, data: InInteraction):
@@ -154,6 +148,7 @@ class AgentNamespace(Namespace):
             _end(agent.id, interaction.id)
         console.complete_wrap_up(db.session, agent.id, data.interaction_id, data.disposition, data.notes,
                                  current_app.extensions["desk.config"])
+        routing.finish_wrap_up(db.session, agent.id)
 
     @command(InNote)
     def on_note(self, agent, data: InNote):
@@ -181,9 +176,13 @@ class AgentNamespace(Namespace):
 
 
 def _end(agent_id: int, interaction_id: int) -> None:
-    """Conversation over: the interaction goes to wrap-up and routing frees the agent's capacity."""
+    """Conversation over: the interaction goes to wrap-up and routing frees the agent's capacity and
+    starts their wrap-up timer. Only on the move itself: a contact the channel already put in wrap-up
+    (the caller hung up) was released by the channel, and releasing again would restart the timer."""
+    was = console.own_work(db.session, agent_id, interaction_id).state
     interaction = console.start_wrap_up(db.session, agent_id, interaction_id)
-    routing.release_agent(db.session, interaction)
+    if was == "connected":
+        routing_service.release_agent(db.session, interaction)
 
 
 def _disconnect_if_gone(app, agent_id: int, grace_s: float) -> None:
@@ -194,10 +193,11 @@ def _disconnect_if_gone(app, agent_id: int, grace_s: float) -> None:
         if presence_registry.live_sockets(app.extensions["desk.redis"], agent_id):
             return
         try:
-            routing.agent_disconnected(db.session, agent_id)
+            routing_service.agent_disconnected(db.session, agent_id)
             db.session.commit()
-        except routing.RoutingUnavailable:
+        except Exception:
             db.session.rollback()
+            log.exception("could not tell routing that agent %s disconnected", agent_id)
         finally:
             db.session.remove()
 
@@ -210,7 +210,11 @@ def fan_out(name: str, payload: dict[str, Any]) -> None:
     """Realtime listener: turn a committed change into ``/agent`` events for the agent it concerns."""
     agent_id = payload.get("agent_id")
     app = _app_ref.get("app")
-    if agent_id is None or app is None:
+    if app is None:
+        return
+    if agent_id is None and name == "interaction.state" and payload.get("from") == "connected":
+        agent_id = _agent_it_left(app, int(payload["id"]))  # transferred: routing cleared the agent first
+    if agent_id is None:
         return
     room = agent_room(int(agent_id))
     if name in _OFFER_GONE or name == "offer.accepted":
@@ -231,6 +235,19 @@ def fan_out(name: str, payload: dict[str, Any]) -> None:
         closed = OutWorkClosed(interaction_id=int(payload["id"]),
                                reason="closed" if payload.get("to") == "closed" else "transferred")
         socketio.emit("work_closed", closed.model_dump(mode="json"), namespace=NAMESPACE, to=room)
+
+
+def _agent_it_left(app, interaction_id: int) -> int | None:
+    """The agent a contact was just taken from (its last transition's ``from_agent_id``), if any."""
+    with app.app_context():
+        try:
+            data = db.session.scalar(select(InteractionEvent.data).where(
+                InteractionEvent.interaction_id == interaction_id, InteractionEvent.kind == "transition")
+                .order_by(InteractionEvent.id.desc()).limit(1))
+        finally:
+            db.session.remove()
+    value = (data or {}).get("from_agent_id")
+    return value if isinstance(value, int) else None
 
 
 def _open_work_item(interaction_id: int, agent_id: int, config):

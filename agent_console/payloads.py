@@ -17,6 +17,7 @@ from agent_console.service import open_work, today_stats
 from app.auth.models import StaffUser
 from app.crm.models import Customer
 from app.interactions.models import Interaction, InteractionEvent
+from queues import service as routing_service
 
 
 def _iso(value) -> str | None:
@@ -75,20 +76,16 @@ def snapshot(session: Session, agent: StaffUser, desk_config: Any) -> OutSnapsho
     """The agent's whole console state: presence, pending offers (with screen-pops), open work, today's
     figures, capacity and the load their offered and connected contacts use."""
     group = desk_config.routing.agent_group(agent.agent_group)
-    try:
-        pending, presence = routing.pending_offers(session, agent.id), routing.presence_of(session, agent.id)
-    except routing.RoutingUnavailable:  # a desk without the router: the console still shows open work
-        pending, presence = [], {"presence": "offline"}
     offers = []
-    for offer in pending:
+    for offer in routing.pending_offers(session, agent.id):
         event = offer_event(session, {"offer_id": offer.id, "interaction_id": offer.interaction_id,
-                                      "agent_id": agent.id, "expires_at": offer.expires_at}, desk_config)
+                                      "agent_id": agent.id, "expires_at": offer.expires_at,
+                                      "priority": offer.priority, "priority_reasons": offer.priority_reasons,
+                                      "channel": offer.channel, "queue": offer.queue}, desk_config)
         if event is not None:
             offers.append(event)
     work = [work_item(session, i, desk_config) for i in open_work(session, agent.id)]
-    busy = session.execute(select(Interaction.channel).where(Interaction.agent_id == agent.id,
-                                                             Interaction.state.in_(("offered", "connected"))))
-    load = sum(group.costs.get(channel, 0) for (channel,) in busy)
-    return OutSnapshot(agent_id=agent.id, presence=presence_event(agent.id, presence),
-                       offers=offers, work=work, stats=OutStats(**today_stats(session, agent.id, agent.timezone).to_dict()),
-                       capacity=group.capacity, load=load)
+    load = routing_service.agent_load(session, agent.id, config=desk_config.routing)
+    stats = OutStats(**today_stats(session, agent.id, agent.timezone).to_dict())
+    return OutSnapshot(agent_id=agent.id, presence=presence_event(agent.id, routing.presence_of(session, agent.id)),
+                       offers=offers, work=work, stats=stats, capacity=group.capacity, load=load)

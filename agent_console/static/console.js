@@ -68,7 +68,7 @@
   setInterval(() => { if (socket.connected) socket.emit("heartbeat", {}, () => {}); }, HEARTBEAT_MS);
 
   socket.on("snapshot", (snap) => {
-    if (!snap) { notice(S.error_routing_unavailable, true); return; }
+    if (!snap) return;
     showPresence(snap.presence);
     showStats(snap.stats, snap.load, snap.capacity);
     [...state.offers.keys()].forEach((id) => removeOffer(id));

@@ -28,7 +28,7 @@ class AgentClient:
     def _recorder(self, name):
         return lambda data=None: self.events.put((name, data))
 
-    def connect(self) -> "AgentClient":
+    def connect(self) -> AgentClient:
         self.sio.connect(self.base_url, namespaces=["/agent"], transports=["websocket"], wait_timeout=WAIT_S,
                          headers={"Cookie": self.cookie, "User-Agent": USER_AGENT})
         return self

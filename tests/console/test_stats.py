@@ -1,14 +1,14 @@
 """Today's agent figures from event timestamps: table-driven, hand-computed."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, UTC
 
 import pytest
 from hypothesis import given, strategies as st
 
 from agent_console.stats import EventRow, agent_day_stats, attributed_to, day_start
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ME, OTHER = 7, 8
 
 
@@ -58,9 +58,9 @@ def test_yesterday_is_not_today_and_returned_offers_count_as_rejected():
 
 
 def test_day_start_uses_the_agents_zone():
-    now = datetime(2026, 3, 2, 17, 30, tzinfo=timezone.utc)  # 01:30 on the 3rd in Shanghai
+    now = datetime(2026, 3, 2, 17, 30, tzinfo=UTC)  # 01:30 on the 3rd in Shanghai
     assert day_start(now, "Asia/Shanghai") == datetime(2026, 3, 3, 0, 0, tzinfo=timezone(timedelta(hours=8)))
-    assert day_start(now, "Not/AZone") == datetime(2026, 3, 2, tzinfo=timezone.utc)
+    assert day_start(now, "Not/AZone") == datetime(2026, 3, 2, tzinfo=UTC)
     assert day_start(now, "UTC").isoformat().startswith("2026-03-02T00:00:00")
 
 
