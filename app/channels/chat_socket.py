@@ -230,17 +230,21 @@ def left_job(interaction_id: int) -> bool:
 
 
 def survey_job(interaction_id: int) -> bool:
-    """Job: a chat closed after an agent handled it -- email the satisfaction survey."""
-    from app.interactions.models import Interaction
+    """Job: a chat an agent answered has closed -- email the satisfaction survey to its address."""
+    from sqlalchemy import select
+
     from app.portal.surveys import send_survey
 
-    interaction = db.session.get(Interaction, interaction_id)
-    if interaction is None or interaction.agent_id is None:
+    try:
+        found = chat.chat_of_interaction(db.session, interaction_id)
+    except chat.ChatNotFound:
         return False
-    to = None
-    with contextlib.suppress(chat.ChatNotFound):
-        to = chat.chat_of_interaction(db.session, interaction_id).visitor_email
-    sent = send_survey(db.session, interaction_id, base_url=_base_url(), secret_key=current_app.secret_key, to=to)
+    answered = db.session.scalar(select(chat.ChatMessage.id).where(chat.ChatMessage.chat_id == found.id,
+                                                                   chat.ChatMessage.sender == "agent").limit(1))
+    if answered is None:
+        return False
+    sent = send_survey(db.session, interaction_id, base_url=_base_url(), secret_key=current_app.secret_key,
+                       to=found.visitor_email)
     db.session.commit()
     return sent
 
@@ -262,7 +266,7 @@ def fan_out(name: str, payload: dict[str, Any]) -> None:
     elif name == "interaction.state" and payload.get("channel") == "chat":
         socketio.emit("state", {"interaction_id": payload["id"], "state": payload["to"]}, namespace=NAMESPACE,
                       to=f"chat:{payload['id']}")
-        if payload["to"] == "closed" and payload.get("agent_id") and has_app_context():
+        if payload["to"] == "closed" and has_app_context():
             from app.jobs import enqueue
 
             enqueue(survey_job, payload["id"], queue="email")

@@ -266,3 +266,23 @@ def test_ambiguous_identity_still_gets_a_case_owner(app, db_session, open_hours)
     case = chat.customer_leaves(db_session, app.extensions["desk.config"], started, base_url="x")
     assert case.customer_id is None  # several customers share the address: the agent links the right one
     assert case.attributes["reply_to"] == "shared@example.com"
+
+
+def test_survey_only_after_a_chat_an_agent_answered(app, db_session, open_hours):
+    from app.channels import chat_socket
+    from app.interactions.service import transition
+
+    answered, _ = _start(app, db_session, email="answered@example.com")
+    silent, _ = _start(app, db_session, email="silent@example.com")
+    agent = make_staff(db_session)
+    db_session.commit()
+    connect_agent(db_session, answered.interaction, agent)
+    chat.post_agent_message(db_session, app.extensions["desk.config"].chat, answered.interaction_id, agent.id,
+                            client_id="a-00000001", text="Done!")
+    chat.end_by_agent(db_session, answered.interaction_id, agent.id)
+    transition(db_session, answered.interaction, State.CLOSED, actor="test")
+    db_session.commit()  # the realtime listener queues the survey job (inline in tests)
+    assert emails_to(db_session, "answered@example.com", "survey")
+    connect_agent(db_session, silent.interaction, agent)
+    assert chat_socket.survey_job(silent.interaction_id) is False
+    assert chat_socket.survey_job(999999) is False
