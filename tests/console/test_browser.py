@@ -1,32 +1,47 @@
-"""What an agent does in the browser (Playwright with Debian's chromium)."""
+"""What an agent and a supervisor see in the browser (Playwright with Debian's chromium), with the real
+router running on its thread: nothing in these tests makes an offer by hand."""
 from __future__ import annotations
 
-import importlib.util
-from datetime import timedelta
+import threading
 
+import pyotp
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
-from app import realtime
-from app.channels import voice
 from app.channels.telephony import RecordingTelephony
-from app.db import utcnow
 from app.interactions.models import Interaction
-from app.interactions.service import transition
+from queues import router
+from queues.models import AgentState
 from tests.factories import PASSWORD, make_customer, make_order, make_staff
-from tests.ivr.helpers import OPEN_AT
 from tests.ivr.phone import Caller
 
-ROUTER_INSTALLED = importlib.util.find_spec("queues.service") is not None
+LIVE_TIMEOUT_MS = 15_000
 
 
 @pytest.fixture()
 def phone(app, client, monkeypatch):
-    """A caller whose webhooks are signed as Twilio signs them; the desk is open (Thursday 10:00)."""
-    monkeypatch.setattr(voice, "utcnow", lambda: OPEN_AT)
+    """A caller whose webhooks are signed as Twilio signs them, while the desk is open (the real clock,
+    so the router and the wallboard's "today" agree with the call's timestamps)."""
+    import ivr.engine
+
+    monkeypatch.setattr(ivr.engine, "is_open", lambda calendar, at: True)
     monkeypatch.setitem(app.extensions, "desk.telephony", RecordingTelephony())
     return Caller(client, from_="+8613800138000")
+
+
+@pytest.fixture()
+def running_router(app):
+    """The real router loop (``queues.router.serve``) on a thread, as the embedded desk runs it."""
+    router.reset(app)
+    stop = threading.Event()
+    thread = threading.Thread(target=router.serve, args=(app, stop), name="test-router", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    router._hub.wake.set()
+    thread.join(timeout=15)
+    router.reset(app)
 
 
 def sign_in(page, base_url: str, email: str) -> None:
@@ -38,70 +53,79 @@ def sign_in(page, base_url: str, email: str) -> None:
     expect(page.locator("#connection")).to_have_attribute("data-ok", "1")
 
 
-def offer_to(session, interaction: Interaction, agent, offer_id: int) -> None:
-    """What the router does when it picks ``agent`` (its own tests cover the choice): offer, then announce."""
-    interaction.agent_id = agent.id
-    transition(session, interaction, "offered", actor="router", data={"agent_id": agent.id})
-    realtime.after_commit(session, "offer.created", {
-        "offer_id": offer_id, "interaction_id": interaction.id, "agent_id": agent.id,
-        "expires_at": (utcnow() + timedelta(seconds=60)).isoformat(), "priority": interaction.priority,
-        "priority_reasons": interaction.priority_reasons or [], "channel": "voice", "queue": interaction.queue})
-    session.commit()
+def sign_in_supervisor(page, base_url: str, email: str) -> None:
+    """Password, then the first-time authenticator enrolment the supervisor role requires."""
+    page.goto(base_url + "/login?lang=en")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    page.wait_for_url("**/account/2fa**")
+    secret = page.locator("#totp-secret").inner_text().strip()
+    page.fill("#code", pyotp.TOTP(secret).now())
+    page.press("#code", "Enter")
+    page.wait_for_load_state()
+    page.goto(base_url + "/supervisor/")
+    expect(page.locator("#sv-status")).to_have_class("sv-status live", timeout=LIVE_TIMEOUT_MS)
 
 
 @pytest.mark.browser
-def test_agent_takes_a_vip_call_with_the_screenpop_and_wraps_up(app, db_session, live_server, browser, phone):
+def test_a_routed_vip_call_pops_accepts_wraps_up_and_the_wallboard_follows(app, db_session, live_server, browser,
+                                                                          phone, running_router):
     agent = make_staff(db_session, name="Agent Amy", skills={"vip": 8, "general": 5})
+    boss = make_staff(db_session, role="supervisor", name="Sue Visor")
     customer = make_customer(db_session, name="Wang Fang", tier="vip", phone="+8613800138000")
     make_order(db_session, customer, number="ORD-8842", shipment_status="in_transit")
     db_session.commit()
+
+    board = browser.new_page()
+    sign_in_supervisor(board, live_server.url, boss.email)
+    vip_row = board.locator('#sv-queues tr[data-queue="vip"]')
+    expect(vip_row.locator("td.offered")).to_have_text("0", timeout=LIVE_TIMEOUT_MS)
+    agent_row = board.locator(f'#sv-agents tr[data-agent="{agent.id}"]')
+
     page = browser.new_page()
     sign_in(page, live_server.url, agent.email)
-
     page.click("#go-available")
-    if ROUTER_INSTALLED:
-        expect(page.locator("#presence-now")).to_have_attribute("data-presence", "available")
-    else:
-        expect(page.locator("#notice")).to_have_text("Routing is not available right now.")
+    expect(page.locator("#presence-now")).to_have_attribute("data-presence", "available")
+    expect(agent_row.locator("td.presence")).to_contain_text("Available", timeout=LIVE_TIMEOUT_MS)
 
     reply = phone.dial()  # a signed webhook: the VIP is identified and queued at once
     assert reply.status == 200
     call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
-    assert (call.state, call.queue, call.customer_id) == ("queued", "vip", customer.id)
-    offer_to(db_session, call, agent, offer_id=501)
+    assert (call.queue, call.customer_id) == ("vip", customer.id)
 
-    card = page.locator("#offer-501")
-    expect(card).to_be_visible()
+    card = page.locator(".offer")  # the router chose Amy; the card carries the real offer's id
+    expect(card).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(card.locator(".offer-title")).to_contain_text("Wang Fang")
     expect(card.locator(".screenpop")).to_contain_text("ORD-8842")
     expect(card.locator(".screenpop")).to_contain_text("in_transit")
+    expect(card.locator(".screenpop")).to_contain_text("VIP customer")  # why it has its priority
     expect(card.locator(".countdown")).to_contain_text("Expires in")
+    expect(vip_row.locator("td.offered")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
 
     card.locator(".accept").click()
-    if not ROUTER_INSTALLED:  # the console asked routing; without it, play the accept as routing would
-        expect(page.locator("#notice")).to_have_text("Routing is not available right now.")
-        db_session.expire_all()
-        call = db_session.get(Interaction, call.id)
-        transition(db_session, call, "connected", actor=f"agent:{agent.id}", data={"agent_id": agent.id})
-        realtime.after_commit(db_session, "offer.accepted", {"offer_id": 501, "interaction_id": call.id,
-                                                             "agent_id": agent.id, "channel": "voice"})
-        db_session.commit()
     expect(card).to_have_count(0)
     tab = page.locator(f"#tab-{call.id}")
     expect(tab).to_contain_text("Wang Fang")
     panel = page.locator(f"#panel-{call.id}")
     expect(panel.locator(".screenpop")).to_contain_text("ORD-8842")
+    expect(vip_row.locator("td").last).to_have_text("1", timeout=LIVE_TIMEOUT_MS)  # answered
+    expect(agent_row.locator("td").nth(2)).to_have_text("1", timeout=LIVE_TIMEOUT_MS)  # open contacts
 
     panel.locator(f"#notes-{call.id}").fill("Asked about the parcel; it arrives tomorrow.")
     panel.locator(f"#disposition-{call.id}").select_option("information_given")
     panel.locator(".complete").click()
     expect(tab).to_have_count(0)
     expect(page.locator("#stats")).to_contain_text("Handled today1")
+    expect(page.locator("#presence-now")).to_have_attribute("data-presence", "available")
+    expect(agent_row.locator("td").nth(2)).to_have_text("0", timeout=LIVE_TIMEOUT_MS)
 
     db_session.expire_all()
     done = db_session.get(Interaction, call.id)
     assert (done.state, done.disposition, done.notes) == ("closed", "information_given",
                                                            "Asked about the parcel; it arrives tomorrow.")
+    assert [e.actor for e in done.events if e.to_state == "offered"] == ["router"]
+    assert db_session.get(AgentState, agent.id).presence == "available"
 
 
 @pytest.mark.browser
