@@ -4,7 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
-rm -f migrations/versions/0001_initial.py migrations/versions/0001_foundation.py
-DATABASE_URL="sqlite:///$tmp/regen.db" SECRET_KEY=regen LOG_LEVEL=WARNING .venv/bin/flask --app app db migrate -m "initial schema" --rev-id 0001 >/dev/null 2>&1
-rm -rf "$tmp"
+trap 'rm -rf "$tmp"' EXIT
+rm -f migrations/versions/0001_*.py
+if ! DATABASE_URL="sqlite:///$tmp/regen.db" SECRET_KEY=regen LOG_LEVEL=WARNING \
+     .venv/bin/flask --app app db migrate -m "initial schema" --rev-id 0001 >"$tmp/log" 2>&1; then
+  cat "$tmp/log" >&2
+  exit 1
+fi
 ls migrations/versions/

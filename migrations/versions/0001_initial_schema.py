@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:11:56.596537
+Create Date: 2026-11-24 08:54:23.107397
 
 """
 from alembic import op
@@ -59,6 +59,28 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
     )
+    op.create_table('email_poll_state',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('mailbox', sa.String(length=64), nullable=False),
+    sa.Column('uidvalidity', sa.BigInteger(), nullable=True),
+    sa.Column('last_uid', sa.BigInteger(), nullable=False),
+    sa.Column('consecutive_failures', sa.Integer(), nullable=False),
+    sa.Column('alerting', sa.Boolean(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('last_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_success_at', sa.DateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_poll_state')),
+    sa.UniqueConstraint('mailbox', name=op.f('uq_email_poll_state_mailbox'))
+    )
+    op.create_table('kb_categories',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('slug', sa.String(length=64), nullable=False),
+    sa.Column('name_en', sa.String(length=120), nullable=False),
+    sa.Column('name_zh', sa.String(length=120), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kb_categories')),
+    sa.UniqueConstraint('slug', name=op.f('uq_kb_categories_slug'))
+    )
     op.create_table('staff_users',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=254), nullable=False),
@@ -78,6 +100,42 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_users')),
     sa.UniqueConstraint('email', name=op.f('uq_staff_users_email'))
     )
+    op.create_table('staffing_forecasts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('queue', sa.String(length=64), nullable=False),
+    sa.Column('interval_start', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('interval_min', sa.Integer(), nullable=False),
+    sa.Column('contacts', sa.Integer(), nullable=False),
+    sa.Column('aht_s', sa.Integer(), nullable=False),
+    sa.CheckConstraint('contacts >= 0 and aht_s > 0 and interval_min > 0', name=op.f('ck_staffing_forecasts_forecast_positive')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_staffing_forecasts')),
+    sa.UniqueConstraint('queue', 'interval_start', name=op.f('uq_staffing_forecasts_queue_interval_start'))
+    )
+    op.create_table('webhook_endpoints',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=120), nullable=False),
+    sa.Column('url', sa.String(length=500), nullable=False),
+    sa.Column('secret', sa.String(length=128), nullable=False),
+    sa.Column('event_types', sa.JSON(), nullable=False),
+    sa.Column('active', sa.Boolean(), nullable=False),
+    sa.Column('paused_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('pause_reason', sa.String(length=255), nullable=True),
+    sa.Column('consecutive_failures', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_endpoints'))
+    )
+    op.create_table('agent_presence_log',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agent_id', sa.Integer(), nullable=False),
+    sa.Column('presence', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.String(length=64), nullable=True),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['staff_users.id'], name=op.f('fk_agent_presence_log_agent_id_staff_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_presence_log'))
+    )
+    with op.batch_alter_table('agent_presence_log', schema=None) as batch_op:
+        batch_op.create_index('ix_agent_presence_log_agent_at', ['agent_id', 'occurred_at'], unique=False)
+
     op.create_table('agent_skills',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('staff_user_id', sa.Integer(), nullable=False),
@@ -87,6 +145,36 @@ def upgrade():
     sa.ForeignKeyConstraint(['staff_user_id'], ['staff_users.id'], name=op.f('fk_agent_skills_staff_user_id_staff_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_skills')),
     sa.UniqueConstraint('staff_user_id', 'skill', name=op.f('uq_agent_skills_staff_user_id_skill'))
+    )
+    op.create_table('agent_voice_devices',
+    sa.Column('staff_user_id', sa.Integer(), nullable=False),
+    sa.Column('device', sa.String(length=16), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['staff_user_id'], ['staff_users.id'], name=op.f('fk_agent_voice_devices_staff_user_id_staff_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('staff_user_id', name=op.f('pk_agent_voice_devices'))
+    )
+    op.create_table('api_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('display_prefix', sa.String(length=16), nullable=False),
+    sa.Column('scopes', sa.JSON(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['staff_users.id'], name=op.f('fk_api_tokens_created_by_id_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
+    )
+    op.create_table('complaint_approvers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('staff_id', sa.Integer(), nullable=False),
+    sa.Column('approval_role', sa.String(length=24), nullable=False),
+    sa.ForeignKeyConstraint(['staff_id'], ['staff_users.id'], name=op.f('fk_complaint_approvers_staff_id_staff_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_approvers')),
+    sa.UniqueConstraint('staff_id', name=op.f('uq_complaint_approvers_staff_id'))
     )
     op.create_table('customer_accounts',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -198,6 +286,7 @@ def upgrade():
     sa.Column('ltv_cents', sa.BigInteger(), nullable=False),
     sa.Column('peak_tier', sa.String(length=16), nullable=False),
     sa.Column('peak_tier_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('last_order_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('explanation', sa.JSON(), nullable=False),
     sa.Column('computed_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_value_snapshots_customer_id_customers'), ondelete='CASCADE'),
@@ -206,6 +295,42 @@ def upgrade():
     with op.batch_alter_table('customer_value_snapshots', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_value_snapshots_stage'), ['stage'], unique=False)
 
+    op.create_table('email_inbound',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('mailbox', sa.String(length=64), nullable=False),
+    sa.Column('message_key', sa.String(length=255), nullable=False),
+    sa.Column('source', sa.String(length=16), nullable=False),
+    sa.Column('source_ref', sa.String(length=64), nullable=True),
+    sa.Column('raw', sa.LargeBinary(), nullable=True),
+    sa.Column('raw_size', sa.BigInteger(), nullable=False),
+    sa.Column('raw_sha256', sa.String(length=64), nullable=False),
+    sa.Column('headers_only', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('quarantine_reason', sa.String(length=32), nullable=True),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('released_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['released_by'], ['staff_users.id'], name=op.f('fk_email_inbound_released_by_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_inbound')),
+    sa.UniqueConstraint('mailbox', 'message_key', name=op.f('uq_email_inbound_mailbox_message_key'))
+    )
+    with op.batch_alter_table('email_inbound', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_inbound_status'), ['status'], unique=False)
+
+    op.create_table('email_templates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=32), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('updated_by', sa.Integer(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['updated_by'], ['staff_users.id'], name=op.f('fk_email_templates_updated_by_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_templates')),
+    sa.UniqueConstraint('key', 'language', name=op.f('uq_email_templates_key_language'))
+    )
     op.create_table('interactions',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('channel', sa.String(length=8), nullable=False),
@@ -241,6 +366,24 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_interactions_state'), ['state'], unique=False)
         batch_op.create_index('ix_interactions_waiting', ['state', 'queue', 'routing_age_origin'], unique=False)
 
+    op.create_table('kb_articles',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('category_id', sa.Integer(), nullable=False),
+    sa.Column('slug', sa.String(length=120), nullable=False),
+    sa.Column('group_key', sa.String(length=120), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('title', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('published', sa.Boolean(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['category_id'], ['kb_categories.id'], name=op.f('fk_kb_articles_category_id_kb_categories'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kb_articles')),
+    sa.UniqueConstraint('slug', 'language', name=op.f('uq_kb_articles_slug_language'))
+    )
+    with op.batch_alter_table('kb_articles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kb_articles_category_id'), ['category_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_kb_articles_group_key'), ['group_key'], unique=False)
+
     op.create_table('orders',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('customer_id', sa.Integer(), nullable=False),
@@ -257,6 +400,46 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_orders_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_placed_at'), ['placed_at'], unique=False)
 
+    op.create_table('portal_emails',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('to_address', sa.String(length=254), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_portal_emails_customer_id_customers'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_emails'))
+    )
+    with op.batch_alter_table('portal_emails', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_portal_emails_to_address'), ['to_address'], unique=False)
+
+    op.create_table('routing_agent_states',
+    sa.Column('agent_id', sa.Integer(), nullable=False),
+    sa.Column('presence', sa.String(length=16), nullable=False),
+    sa.Column('reason', sa.String(length=64), nullable=True),
+    sa.Column('since', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('wrap_up_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('idle_since', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('missed_offers', sa.Integer(), nullable=False),
+    sa.Column('backoff_until', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['agent_id'], ['staff_users.id'], name=op.f('fk_routing_agent_states_agent_id_staff_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('agent_id', name=op.f('pk_routing_agent_states'))
+    )
+    op.create_table('scheduled_shifts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('agent_id', sa.Integer(), nullable=False),
+    sa.Column('queue', sa.String(length=64), nullable=True),
+    sa.Column('starts_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ends_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('ends_at > starts_at', name=op.f('ck_scheduled_shifts_shift_ends_after_start')),
+    sa.ForeignKeyConstraint(['agent_id'], ['staff_users.id'], name=op.f('fk_scheduled_shifts_agent_id_staff_users'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scheduled_shifts'))
+    )
+    with op.batch_alter_table('scheduled_shifts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_scheduled_shifts_agent_id'), ['agent_id'], unique=False)
+
     op.create_table('staff_recovery_codes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('staff_user_id', sa.Integer(), nullable=False),
@@ -267,6 +450,111 @@ def upgrade():
     )
     with op.batch_alter_table('staff_recovery_codes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_staff_recovery_codes_staff_user_id'), ['staff_user_id'], unique=False)
+
+    op.create_table('webhook_deliveries',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('delivery_uid', sa.String(length=36), nullable=False),
+    sa.Column('endpoint_id', sa.Integer(), nullable=False),
+    sa.Column('event_type', sa.String(length=64), nullable=False),
+    sa.Column('payload', sa.JSON(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_status_code', sa.Integer(), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('last_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['endpoint_id'], ['webhook_endpoints.id'], name=op.f('fk_webhook_deliveries_endpoint_id_webhook_endpoints'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_webhook_deliveries')),
+    sa.UniqueConstraint('delivery_uid', name=op.f('uq_webhook_deliveries_delivery_uid'))
+    )
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.create_index('ix_webhook_deliveries_due', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_webhook_deliveries_endpoint', ['endpoint_id', 'id'], unique=False)
+
+    op.create_table('chat_sessions',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('account_id', sa.Integer(), nullable=True),
+    sa.Column('visitor_name', sa.String(length=120), nullable=False),
+    sa.Column('visitor_email', sa.String(length=254), nullable=False),
+    sa.Column('topic', sa.String(length=64), nullable=False),
+    sa.Column('origin', sa.String(length=255), nullable=False),
+    sa.Column('mode', sa.String(length=12), nullable=False),
+    sa.Column('customer_read_upto', sa.Integer(), nullable=False),
+    sa.Column('agent_read_upto', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('end_reason', sa.String(length=32), nullable=True),
+    sa.Column('case_interaction_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['customer_accounts.id'], name=op.f('fk_chat_sessions_account_id_customer_accounts'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['case_interaction_id'], ['interactions.id'], name=op.f('fk_chat_sessions_case_interaction_id_interactions'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_chat_sessions_customer_id_customers'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_chat_sessions_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_chat_sessions')),
+    sa.UniqueConstraint('interaction_id', name=op.f('uq_chat_sessions_interaction_id')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_chat_sessions_token_hash'))
+    )
+    with op.batch_alter_table('chat_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_chat_sessions_account_id'), ['account_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_chat_sessions_customer_id'), ['customer_id'], unique=False)
+
+    op.create_table('complaints',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('reference', sa.String(length=32), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=True),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=True),
+    sa.Column('category', sa.String(length=64), nullable=False),
+    sa.Column('root_cause', sa.String(length=64), nullable=True),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('remedy_sought', sa.Text(), nullable=False),
+    sa.Column('amount_claimed_cents', sa.BigInteger(), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('evidence', sa.JSON(), nullable=False),
+    sa.Column('vulnerable', sa.Boolean(), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('customer_tier', sa.String(length=16), nullable=False),
+    sa.Column('level', sa.String(length=2), nullable=False),
+    sa.Column('factor_scores', sa.JSON(), nullable=False),
+    sa.Column('grade_explanation', sa.JSON(), nullable=False),
+    sa.Column('state', sa.String(length=24), nullable=False),
+    sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('acknowledged_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('final_response_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('state_changed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('resolve_clock_started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('regulatory_profile', sa.String(length=64), nullable=False),
+    sa.Column('acknowledge_due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('resolve_due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('deadlines', sa.JSON(), nullable=False),
+    sa.Column('reopen_count', sa.Integer(), nullable=False),
+    sa.Column('owner_id', sa.Integer(), nullable=True),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['staff_users.id'], name=op.f('fk_complaints_created_by_id_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_complaints_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_complaints_interaction_id_interactions'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_complaints_order_id_orders'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['owner_id'], ['staff_users.id'], name=op.f('fk_complaints_owner_id_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaints')),
+    sa.UniqueConstraint('reference', name=op.f('uq_complaints_reference'))
+    )
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_complaints_category'), ['category'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_complaints_customer_received', ['customer_id', 'received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_interaction_id'), ['interaction_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_level'), ['level'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_order_id'), ['order_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_owner_id'), ['owner_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_received_at'), ['received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_resolve_due_at'), ['resolve_due_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaints_state'), ['state'], unique=False)
 
     op.create_table('customer_feedback',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -283,6 +571,21 @@ def upgrade():
     with op.batch_alter_table('customer_feedback', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_feedback_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_customer_feedback_recorded_at'), ['recorded_at'], unique=False)
+
+    op.create_table('email_threads',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=False),
+    sa.Column('mailbox', sa.String(length=64), nullable=False),
+    sa.Column('customer_address', sa.String(length=254), nullable=False),
+    sa.Column('cc', sa.JSON(), nullable=False),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_email_threads_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_threads')),
+    sa.UniqueConstraint('interaction_id', name=op.f('uq_email_threads_interaction_id'))
+    )
+    with op.batch_alter_table('email_threads', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_threads_customer_address'), ['customer_address'], unique=False)
 
     op.create_table('interaction_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -301,6 +604,19 @@ def upgrade():
         batch_op.create_index('ix_interaction_events_interaction', ['interaction_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_interaction_events_occurred_at'), ['occurred_at'], unique=False)
 
+    op.create_table('kb_votes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('article_id', sa.Integer(), nullable=False),
+    sa.Column('helpful', sa.Boolean(), nullable=False),
+    sa.Column('voter', sa.String(length=80), nullable=False),
+    sa.Column('voted_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['article_id'], ['kb_articles.id'], name=op.f('fk_kb_votes_article_id_kb_articles'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_kb_votes')),
+    sa.UniqueConstraint('article_id', 'voter', name=op.f('uq_kb_votes_article_id_voter'))
+    )
+    with op.batch_alter_table('kb_votes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_kb_votes_article_id'), ['article_id'], unique=False)
+
     op.create_table('order_lines',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -314,6 +630,74 @@ def upgrade():
     with op.batch_alter_table('order_lines', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_order_lines_order_id'), ['order_id'], unique=False)
 
+    op.create_table('portal_account_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('purpose', sa.String(length=16), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['customer_accounts.id'], name=op.f('fk_portal_account_tokens_account_id_customer_accounts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_account_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_portal_account_tokens_token_hash'))
+    )
+    with op.batch_alter_table('portal_account_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_portal_account_tokens_account_id'), ['account_id'], unique=False)
+
+    op.create_table('portal_case_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=False),
+    sa.Column('author', sa.String(length=10), nullable=False),
+    sa.Column('agent_id', sa.Integer(), nullable=True),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['staff_users.id'], name=op.f('fk_portal_case_messages_agent_id_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_portal_case_messages_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_case_messages'))
+    )
+    with op.batch_alter_table('portal_case_messages', schema=None) as batch_op:
+        batch_op.create_index('ix_portal_case_messages_thread', ['interaction_id', 'id'], unique=False)
+
+    op.create_table('routing_offers',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=False),
+    sa.Column('agent_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('queue', sa.String(length=64), nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('from_state', sa.String(length=20), nullable=False),
+    sa.Column('cost', sa.Integer(), nullable=False),
+    sa.Column('priority', sa.Integer(), nullable=False),
+    sa.Column('priority_reasons', sa.JSON(), nullable=False),
+    sa.Column('trace', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('cause', sa.String(length=32), nullable=True),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['staff_users.id'], name=op.f('fk_routing_offers_agent_id_staff_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_routing_offers_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_routing_offers'))
+    )
+    with op.batch_alter_table('routing_offers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_routing_offers_agent_id'), ['agent_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_routing_offers_interaction_id'), ['interaction_id'], unique=False)
+        batch_op.create_index('ix_routing_offers_pending_expiry', ['status', 'expires_at'], unique=False)
+        batch_op.create_index('uq_routing_offers_one_pending', ['interaction_id'], unique=True, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+
+    op.create_table('routing_queue_entries',
+    sa.Column('interaction_id', sa.Integer(), nullable=False),
+    sa.Column('queue', sa.String(length=64), nullable=False),
+    sa.Column('enqueued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('preferred_agent_id', sa.Integer(), nullable=True),
+    sa.Column('preferred_until', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('note', sa.String(length=500), nullable=True),
+    sa.Column('overflowed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_routing_queue_entries_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['preferred_agent_id'], ['staff_users.id'], name=op.f('fk_routing_queue_entries_preferred_agent_id_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('interaction_id', name=op.f('pk_routing_queue_entries'))
+    )
     op.create_table('shipments',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -329,38 +713,419 @@ def upgrade():
     with op.batch_alter_table('shipments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_shipments_order_id'), ['order_id'], unique=False)
 
+    op.create_table('voice_webhook_receipts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('call_sid', sa.String(length=64), nullable=False),
+    sa.Column('event', sa.String(length=64), nullable=False),
+    sa.Column('status_code', sa.Integer(), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_voice_webhook_receipts_interaction_id_interactions'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_voice_webhook_receipts')),
+    sa.UniqueConstraint('call_sid', 'event', name=op.f('uq_voice_webhook_receipts_call_sid_event'))
+    )
+    op.create_table('compensation_proposals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('complaint_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=24), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('total_cents', sa.BigInteger(), nullable=False),
+    sa.Column('redress_cents', sa.BigInteger(), nullable=False),
+    sa.Column('fixed_cents', sa.BigInteger(), nullable=False),
+    sa.Column('goodwill_cents', sa.BigInteger(), nullable=False),
+    sa.Column('level', sa.String(length=2), nullable=False),
+    sa.Column('customer_tier', sa.String(length=16), nullable=False),
+    sa.Column('method', sa.String(length=16), nullable=False),
+    sa.Column('detail', sa.JSON(), nullable=False),
+    sa.Column('response_note', sa.Text(), nullable=False),
+    sa.Column('adjustment_reason', sa.Text(), nullable=False),
+    sa.Column('proposed_by_id', sa.Integer(), nullable=True),
+    sa.Column('proposed_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('decided_note', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_compensation_proposals_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['proposed_by_id'], ['staff_users.id'], name=op.f('fk_compensation_proposals_proposed_by_id_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_compensation_proposals'))
+    )
+    with op.batch_alter_table('compensation_proposals', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compensation_proposals_complaint_id'), ['complaint_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compensation_proposals_status'), ['status'], unique=False)
+
+    op.create_table('complaint_alerts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('complaint_id', sa.Integer(), nullable=False),
+    sa.Column('clock', sa.String(length=16), nullable=False),
+    sa.Column('name', sa.String(length=16), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('raised_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_complaint_alerts_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_alerts')),
+    sa.UniqueConstraint('complaint_id', 'clock', 'name', 'due_at', name=op.f('uq_complaint_alerts_complaint_id_clock_name_due_at'))
+    )
+    with op.batch_alter_table('complaint_alerts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_complaint_alerts_complaint_id'), ['complaint_id'], unique=False)
+
+    op.create_table('complaint_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('complaint_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('from_state', sa.String(length=24), nullable=True),
+    sa.Column('to_state', sa.String(length=24), nullable=True),
+    sa.Column('actor', sa.String(length=64), nullable=False),
+    sa.Column('actor_id', sa.Integer(), nullable=True),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['actor_id'], ['staff_users.id'], name=op.f('fk_complaint_events_actor_id_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_complaint_events_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_events'))
+    )
+    with op.batch_alter_table('complaint_events', schema=None) as batch_op:
+        batch_op.create_index('ix_complaint_events_complaint', ['complaint_id', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaint_events_occurred_at'), ['occurred_at'], unique=False)
+
+    op.create_table('complaint_evidence',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('complaint_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=True),
+    sa.Column('uploaded_by_id', sa.Integer(), nullable=True),
+    sa.Column('uploaded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_complaint_evidence_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['uploaded_by_id'], ['staff_users.id'], name=op.f('fk_complaint_evidence_uploaded_by_id_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_evidence')),
+    sa.UniqueConstraint('complaint_id', 'sha256', name=op.f('uq_complaint_evidence_complaint_id_sha256'))
+    )
+    with op.batch_alter_table('complaint_evidence', schema=None) as batch_op:
+        batch_op.create_index('ix_complaint_evidence_complaint', ['complaint_id', 'id'], unique=False)
+
+    op.create_table('complaint_notices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('complaint_id', sa.Integer(), nullable=False),
+    sa.Column('recipient_kind', sa.String(length=16), nullable=False),
+    sa.Column('recipient_id', sa.Integer(), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('send_after', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('address', sa.String(length=320), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_complaint_notices_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_notices'))
+    )
+    with op.batch_alter_table('complaint_notices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_complaint_notices_complaint_id'), ['complaint_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_complaint_notices_status'), ['status'], unique=False)
+
+    op.create_table('email_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('thread_id', sa.Integer(), nullable=False),
+    sa.Column('interaction_id', sa.Integer(), nullable=False),
+    sa.Column('inbound_id', sa.Integer(), nullable=True),
+    sa.Column('direction', sa.String(length=3), nullable=False),
+    sa.Column('kind', sa.String(length=12), nullable=False),
+    sa.Column('mailbox', sa.String(length=64), nullable=False),
+    sa.Column('message_id', sa.String(length=255), nullable=True),
+    sa.Column('in_reply_to', sa.String(length=255), nullable=True),
+    sa.Column('references', sa.JSON(), nullable=False),
+    sa.Column('from_address', sa.String(length=254), nullable=False),
+    sa.Column('from_name', sa.String(length=254), nullable=False),
+    sa.Column('to', sa.JSON(), nullable=False),
+    sa.Column('cc', sa.JSON(), nullable=False),
+    sa.Column('recipient', sa.String(length=254), nullable=True),
+    sa.Column('subject', sa.Text(), nullable=False),
+    sa.Column('text_body', sa.Text(), nullable=False),
+    sa.Column('html_body', sa.Text(), nullable=True),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('is_automatic', sa.Boolean(), nullable=False),
+    sa.Column('images_allowed', sa.Boolean(), nullable=False),
+    sa.Column('status', sa.String(length=12), nullable=False),
+    sa.Column('send_after', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('sent_by', sa.Integer(), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['inbound_id'], ['email_inbound.id'], name=op.f('fk_email_messages_inbound_id_email_inbound'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_email_messages_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['sent_by'], ['staff_users.id'], name=op.f('fk_email_messages_sent_by_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['thread_id'], ['email_threads.id'], name=op.f('fk_email_messages_thread_id_email_threads'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_messages')),
+    sa.UniqueConstraint('inbound_id', name=op.f('uq_email_messages_inbound_id'))
+    )
+    with op.batch_alter_table('email_messages', schema=None) as batch_op:
+        batch_op.create_index('ix_email_messages_autoreply', ['recipient', 'kind', 'created_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_email_messages_interaction_id'), ['interaction_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_email_messages_message_id'), ['message_id'], unique=False)
+        batch_op.create_index('ix_email_messages_status_due', ['status', 'send_after'], unique=False)
+        batch_op.create_index(batch_op.f('ix_email_messages_thread_id'), ['thread_id'], unique=False)
+
+    op.create_table('portal_attachments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('interaction_id', sa.Integer(), nullable=True),
+    sa.Column('case_message_id', sa.Integer(), nullable=True),
+    sa.Column('filename', sa.String(length=200), nullable=False),
+    sa.Column('content_type', sa.String(length=100), nullable=False),
+    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('data', sa.LargeBinary(), nullable=True),
+    sa.Column('uploaded_by', sa.String(length=40), nullable=False),
+    sa.Column('uploaded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['case_message_id'], ['portal_case_messages.id'], name=op.f('fk_portal_attachments_case_message_id_portal_case_messages'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_portal_attachments_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['interaction_id'], ['interactions.id'], name=op.f('fk_portal_attachments_interaction_id_interactions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_portal_attachments'))
+    )
+    with op.batch_alter_table('portal_attachments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_portal_attachments_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_portal_attachments_interaction_id'), ['interaction_id'], unique=False)
+
+    op.create_table('chat_messages',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('chat_id', sa.Integer(), nullable=False),
+    sa.Column('sender', sa.String(length=10), nullable=False),
+    sa.Column('agent_id', sa.Integer(), nullable=True),
+    sa.Column('client_id', sa.String(length=64), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('attachment_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['agent_id'], ['staff_users.id'], name=op.f('fk_chat_messages_agent_id_staff_users'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['attachment_id'], ['portal_attachments.id'], name=op.f('fk_chat_messages_attachment_id_portal_attachments'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['chat_id'], ['chat_sessions.id'], name=op.f('fk_chat_messages_chat_id_chat_sessions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_chat_messages')),
+    sa.UniqueConstraint('chat_id', 'sender', 'client_id', name=op.f('uq_chat_messages_chat_id_sender_client_id'))
+    )
+    with op.batch_alter_table('chat_messages', schema=None) as batch_op:
+        batch_op.create_index('ix_chat_messages_thread', ['chat_id', 'id'], unique=False)
+
+    op.create_table('compensation_issuances',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=80), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('complaint_id', sa.Integer(), nullable=False),
+    sa.Column('customer_id', sa.Integer(), nullable=False),
+    sa.Column('order_id', sa.Integer(), nullable=True),
+    sa.Column('method', sa.String(length=16), nullable=False),
+    sa.Column('amount_cents', sa.BigInteger(), nullable=False),
+    sa.Column('goodwill_cents', sa.BigInteger(), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('voucher_code', sa.String(length=32), nullable=True),
+    sa.Column('issued_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['complaint_id'], ['complaints.id'], name=op.f('fk_compensation_issuances_complaint_id_complaints'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_compensation_issuances_customer_id_customers'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_compensation_issuances_order_id_orders'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['compensation_proposals.id'], name=op.f('fk_compensation_issuances_proposal_id_compensation_proposals'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_compensation_issuances')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_compensation_issuances_idempotency_key')),
+    sa.UniqueConstraint('voucher_code', name=op.f('uq_compensation_issuances_voucher_code'))
+    )
+    with op.batch_alter_table('compensation_issuances', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_compensation_issuances_complaint_id'), ['complaint_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compensation_issuances_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compensation_issuances_issued_at'), ['issued_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_compensation_issuances_proposal_id'), ['proposal_id'], unique=False)
+
+    op.create_table('complaint_approvals',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('proposal_id', sa.Integer(), nullable=False),
+    sa.Column('approver_id', sa.Integer(), nullable=False),
+    sa.Column('approval_role', sa.String(length=24), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('approved_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['approver_id'], ['staff_users.id'], name=op.f('fk_complaint_approvals_approver_id_staff_users'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['proposal_id'], ['compensation_proposals.id'], name=op.f('fk_complaint_approvals_proposal_id_compensation_proposals'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_complaint_approvals')),
+    sa.UniqueConstraint('proposal_id', 'approver_id', name=op.f('uq_complaint_approvals_proposal_id_approver_id'))
+    )
+    op.create_table('email_attachments',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sa.Integer(), nullable=False),
+    sa.Column('filename', sa.String(length=255), nullable=False),
+    sa.Column('content_type', sa.String(length=127), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('content_id', sa.String(length=255), nullable=True),
+    sa.Column('inline', sa.Boolean(), nullable=False),
+    sa.Column('withheld', sa.String(length=32), nullable=True),
+    sa.Column('content', sa.LargeBinary(), nullable=True),
+    sa.ForeignKeyConstraint(['message_id'], ['email_messages.id'], name=op.f('fk_email_attachments_message_id_email_messages'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_attachments'))
+    )
+    with op.batch_alter_table('email_attachments', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_email_attachments_message_id'), ['message_id'], unique=False)
+
+    op.create_table('email_undeliverable',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('address', sa.String(length=254), nullable=False),
+    sa.Column('status_code', sa.String(length=16), nullable=False),
+    sa.Column('diagnostic', sa.Text(), nullable=False),
+    sa.Column('bounce_message_id', sa.Integer(), nullable=True),
+    sa.Column('marked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['bounce_message_id'], ['email_messages.id'], name=op.f('fk_email_undeliverable_bounce_message_id_email_messages'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_undeliverable')),
+    sa.UniqueConstraint('address', name=op.f('uq_email_undeliverable_address'))
+    )
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table('email_undeliverable')
+    with op.batch_alter_table('email_attachments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_attachments_message_id'))
+
+    op.drop_table('email_attachments')
+    op.drop_table('complaint_approvals')
+    with op.batch_alter_table('compensation_issuances', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compensation_issuances_proposal_id'))
+        batch_op.drop_index(batch_op.f('ix_compensation_issuances_issued_at'))
+        batch_op.drop_index(batch_op.f('ix_compensation_issuances_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_compensation_issuances_complaint_id'))
+
+    op.drop_table('compensation_issuances')
+    with op.batch_alter_table('chat_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_chat_messages_thread')
+
+    op.drop_table('chat_messages')
+    with op.batch_alter_table('portal_attachments', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_portal_attachments_interaction_id'))
+        batch_op.drop_index(batch_op.f('ix_portal_attachments_customer_id'))
+
+    op.drop_table('portal_attachments')
+    with op.batch_alter_table('email_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_messages_thread_id'))
+        batch_op.drop_index('ix_email_messages_status_due')
+        batch_op.drop_index(batch_op.f('ix_email_messages_message_id'))
+        batch_op.drop_index(batch_op.f('ix_email_messages_interaction_id'))
+        batch_op.drop_index('ix_email_messages_autoreply')
+
+    op.drop_table('email_messages')
+    with op.batch_alter_table('complaint_notices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaint_notices_status'))
+        batch_op.drop_index(batch_op.f('ix_complaint_notices_complaint_id'))
+
+    op.drop_table('complaint_notices')
+    with op.batch_alter_table('complaint_evidence', schema=None) as batch_op:
+        batch_op.drop_index('ix_complaint_evidence_complaint')
+
+    op.drop_table('complaint_evidence')
+    with op.batch_alter_table('complaint_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaint_events_occurred_at'))
+        batch_op.drop_index('ix_complaint_events_complaint')
+
+    op.drop_table('complaint_events')
+    with op.batch_alter_table('complaint_alerts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaint_alerts_complaint_id'))
+
+    op.drop_table('complaint_alerts')
+    with op.batch_alter_table('compensation_proposals', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_compensation_proposals_status'))
+        batch_op.drop_index(batch_op.f('ix_compensation_proposals_complaint_id'))
+
+    op.drop_table('compensation_proposals')
+    op.drop_table('voice_webhook_receipts')
     with op.batch_alter_table('shipments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_shipments_order_id'))
 
     op.drop_table('shipments')
+    op.drop_table('routing_queue_entries')
+    with op.batch_alter_table('routing_offers', schema=None) as batch_op:
+        batch_op.drop_index('uq_routing_offers_one_pending', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
+        batch_op.drop_index('ix_routing_offers_pending_expiry')
+        batch_op.drop_index(batch_op.f('ix_routing_offers_interaction_id'))
+        batch_op.drop_index(batch_op.f('ix_routing_offers_agent_id'))
+
+    op.drop_table('routing_offers')
+    with op.batch_alter_table('portal_case_messages', schema=None) as batch_op:
+        batch_op.drop_index('ix_portal_case_messages_thread')
+
+    op.drop_table('portal_case_messages')
+    with op.batch_alter_table('portal_account_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_portal_account_tokens_account_id'))
+
+    op.drop_table('portal_account_tokens')
     with op.batch_alter_table('order_lines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_order_lines_order_id'))
 
     op.drop_table('order_lines')
+    with op.batch_alter_table('kb_votes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kb_votes_article_id'))
+
+    op.drop_table('kb_votes')
     with op.batch_alter_table('interaction_events', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_interaction_events_occurred_at'))
         batch_op.drop_index('ix_interaction_events_interaction')
 
     op.drop_table('interaction_events')
+    with op.batch_alter_table('email_threads', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_threads_customer_address'))
+
+    op.drop_table('email_threads')
     with op.batch_alter_table('customer_feedback', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_feedback_recorded_at'))
         batch_op.drop_index(batch_op.f('ix_customer_feedback_customer_id'))
 
     op.drop_table('customer_feedback')
+    with op.batch_alter_table('complaints', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_complaints_state'))
+        batch_op.drop_index(batch_op.f('ix_complaints_resolve_due_at'))
+        batch_op.drop_index(batch_op.f('ix_complaints_received_at'))
+        batch_op.drop_index(batch_op.f('ix_complaints_owner_id'))
+        batch_op.drop_index(batch_op.f('ix_complaints_order_id'))
+        batch_op.drop_index(batch_op.f('ix_complaints_level'))
+        batch_op.drop_index(batch_op.f('ix_complaints_interaction_id'))
+        batch_op.drop_index('ix_complaints_customer_received')
+        batch_op.drop_index(batch_op.f('ix_complaints_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_complaints_category'))
+
+    op.drop_table('complaints')
+    with op.batch_alter_table('chat_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_chat_sessions_customer_id'))
+        batch_op.drop_index(batch_op.f('ix_chat_sessions_account_id'))
+
+    op.drop_table('chat_sessions')
+    with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_deliveries_endpoint')
+        batch_op.drop_index('ix_webhook_deliveries_due')
+
+    op.drop_table('webhook_deliveries')
     with op.batch_alter_table('staff_recovery_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_staff_recovery_codes_staff_user_id'))
 
     op.drop_table('staff_recovery_codes')
+    with op.batch_alter_table('scheduled_shifts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_scheduled_shifts_agent_id'))
+
+    op.drop_table('scheduled_shifts')
+    op.drop_table('routing_agent_states')
+    with op.batch_alter_table('portal_emails', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_portal_emails_to_address'))
+
+    op.drop_table('portal_emails')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_placed_at'))
         batch_op.drop_index(batch_op.f('ix_orders_customer_id'))
 
     op.drop_table('orders')
+    with op.batch_alter_table('kb_articles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_kb_articles_group_key'))
+        batch_op.drop_index(batch_op.f('ix_kb_articles_category_id'))
+
+    op.drop_table('kb_articles')
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.drop_index('ix_interactions_waiting')
         batch_op.drop_index(batch_op.f('ix_interactions_state'))
@@ -369,6 +1134,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_interactions_agent_id'))
 
     op.drop_table('interactions')
+    op.drop_table('email_templates')
+    with op.batch_alter_table('email_inbound', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_email_inbound_status'))
+
+    op.drop_table('email_inbound')
     with op.batch_alter_table('customer_value_snapshots', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_value_snapshots_stage'))
 
@@ -403,8 +1173,19 @@ def downgrade():
 
     op.drop_table('customer_consents')
     op.drop_table('customer_accounts')
+    op.drop_table('complaint_approvers')
+    op.drop_table('api_tokens')
+    op.drop_table('agent_voice_devices')
     op.drop_table('agent_skills')
+    with op.batch_alter_table('agent_presence_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_agent_presence_log_agent_at')
+
+    op.drop_table('agent_presence_log')
+    op.drop_table('webhook_endpoints')
+    op.drop_table('staffing_forecasts')
     op.drop_table('staff_users')
+    op.drop_table('kb_categories')
+    op.drop_table('email_poll_state')
     op.drop_table('customers')
     op.drop_table('crm_value_runs')
     with op.batch_alter_table('audit_entries', schema=None) as batch_op:
