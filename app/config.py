@@ -128,7 +128,7 @@ class EnvSettings(Strict):
     database_url: str | None = None
     redis_url: str | None = None
     secret_key: str | None = None
-    public_base_url: str = "http://localhost:5000"
+    public_base_url: str | None = None  # default: http://localhost:<PORT>
     twilio_account_sid: str = "AC00000000000000000000000000000000"
     twilio_auth_token: str = "dev-auth-token-not-secret"
     # The browser softphone's access tokens are signed with an API key and name a TwiML app.
@@ -138,6 +138,12 @@ class EnvSettings(Strict):
     port: int = Field(default=5000, ge=1, le=65535)
     dev_tools: bool | None = None  # the phone simulator and other demo aids; on when embedded
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> "EnvSettings":
+        if self.public_base_url is None:
+            object.__setattr__(self, "public_base_url", f"http://localhost:{self.port}")
+        return self
 
     @property
     def embedded(self) -> bool:

@@ -29,6 +29,7 @@ BLUEPRINTS = [
     "agent_console.supervisor:bp",
     "agent_console.views:bp",
     "app.crm.api:bp",
+    "app.crm.views:bp",
     "app.complaints.views:bp",
     "app.channels.voice:bp",
     "app.channels.voice:api",
@@ -135,7 +136,9 @@ def _socketio_async_mode() -> str:
 def _init_socketio(app: Flask, settings) -> None:
     message_queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", settings.redis_url)
     socketio.init_app(app, message_queue=message_queue, async_mode=_socketio_async_mode(),
-                      cors_allowed_origins=[settings.public_base_url.rstrip("/")], manage_session=False)
+                      # None: a socket must come from the page's own origin (the chat widget's frame is
+                      # served by the desk too), whatever host name people reach the desk by.
+                      cors_allowed_origins=None, manage_session=False)
 
 
 @login_manager.user_loader
