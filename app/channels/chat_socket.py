@@ -22,7 +22,6 @@ from app.channels import chat
 from app.db import utcnow
 from app.extensions import db, socketio
 from app.portal.models import CustomerAccount
-import contextlib
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/customer"
