@@ -31,6 +31,7 @@ PERIODIC_TASKS: list[PeriodicTask] = [
     PeriodicTask("app.crm.jobs:nightly_tick", 300, "reports"),
     PeriodicTask("app.complaints.jobs:sweep_sla_job", 60, "sla"),
     PeriodicTask("app.channels.email.jobs:email_tick_job", 15, "email"),  # gated by email.poll.interval_s
+    PeriodicTask("app.channels.chat_socket:sweep_chats_job", 30),
 ]
 LOCK_KEY = "desk:periodic:leader"
 

@@ -279,3 +279,9 @@ def init_chat(app) -> None:
     socketio.on_namespace(CustomerNamespace(NAMESPACE))
     realtime.subscribe(fan_out)
     realtime.subscribe(on_event)
+
+
+def sweep_chats_job() -> list[int]:
+    """Periodic safety net (a lost timer, a restarted worker): every chat no agent answered within
+    ``chat.max_wait_s`` becomes an email case. Returns the chat interaction ids converted."""
+    return chat.sweep_unanswered(db.session, _config(), base_url=_base_url())

@@ -286,3 +286,15 @@ def test_survey_only_after_a_chat_an_agent_answered(app, db_session, open_hours)
     connect_agent(db_session, silent.interaction, agent)
     assert chat_socket.survey_job(silent.interaction_id) is False
     assert chat_socket.survey_job(999999) is False
+
+
+def test_periodic_sweep_job(app, db_session, open_hours):
+    from app.channels import chat_socket
+
+    started, _ = _start(app, db_session)
+    chat.post_customer_message(db_session, app.extensions["desk.config"].chat, started, client_id="c-00000001",
+                               text="hello?")
+    assert chat_socket.sweep_chats_job() == []
+    started.created_at = utcnow() - timedelta(hours=2)
+    db_session.commit()
+    assert chat_socket.sweep_chats_job() == [started.interaction_id]
