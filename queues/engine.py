@@ -112,6 +112,7 @@ class RoutingEngine:
         self._connected_at: dict[int, float] = {}
         self._buckets: dict[tuple, _Bucket] = {}
         self._agent_buckets: dict[int, list[_Bucket]] = {}
+        self._skill_holders: dict[str, set[int]] = defaultdict(set)
         self._preferred: dict[int, SortedList] = defaultdict(SortedList)
         self._ready: dict[tuple[str, str | None], SortedList] = defaultdict(SortedList)
         self._indexed: dict[int, tuple[tuple, list]] = {}
@@ -119,6 +120,11 @@ class RoutingEngine:
         self._seq = itertools.count(1)
         self._dirty_contacts: set[int] = set()
         self._dirty_agents: set[int] = set()
+        self._presence_counts: dict[str, int] = defaultdict(int)
+        self._backed_off: set[int] = set()  # back-off set and its timer not yet run
+        self._queue_buckets: dict[tuple[str, str], list[_Bucket]] = defaultdict(list)
+        self._staff_version = 0  # bumped on every agent change; keys the staffing cache
+        self._staffing_cache: dict[tuple[str, str], tuple[int, int, int]] = {}
 
     # ------------------------------------------------------------------ contacts
     def add_contact(self, contact: Contact, now: float) -> None:
@@ -132,7 +138,8 @@ class RoutingEngine:
         self._keys[contact.id] = matching.contact_key(contact, self.w)
         self._epoch[contact.id] = 0
         self._enqueue(contact, now)
-        self._predicted[contact.id] = self.estimated_wait_s(contact.id) or 0.0
+        if now - contact.enqueued_at <= 1.0:  # a fresh arrival: keep its forecast to measure the error
+            self.estimated_wait_s(contact.id)
 
     def remove_contact(self, contact_id: int, now: float) -> Offer | None:
         """Stop routing a contact (abandoned, closed, transferred out). Returns the pending offer
@@ -180,7 +187,12 @@ class RoutingEngine:
         if agent is None:
             agent = Agent(agent_id, dict(skills), idle_since=now)
             self.agents[agent_id] = agent
+            self._presence_counts[agent.presence] += 1
+        for skill in agent.skills:
+            self._skill_holders[skill].discard(agent_id)
         agent.skills, agent.group = dict(skills), group
+        for skill in agent.skills:
+            self._skill_holders[skill].add(agent_id)
         agent.capacity, agent.costs = settings.capacity, dict(settings.costs)
         self._agent_buckets.pop(agent_id, None)
         self._reindex(agent, now)
@@ -196,6 +208,9 @@ class RoutingEngine:
             agent.idle_since = now
             agent.missed_offers = 0
             agent.backoff_until = 0.0
+            self._backed_off.discard(agent_id)
+        self._presence_counts[agent.presence] -= 1
+        self._presence_counts[presence] += 1
         agent.presence, agent.reason = presence, (reason if presence == "break" else None)
         agent.wrap_up_until = None
         if presence == "wrap_up":
@@ -249,6 +264,8 @@ class RoutingEngine:
         self._free_assignment(contact_id, now)
         agent.backoff_until = now + self.config.backoff_s.get(cause, 0)
         agent.missed_offers += 1
+        if agent.backoff_until > now:
+            self._backed_off.add(agent_id)
         self._timer(agent.backoff_until, "backoff", agent_id, 0)
         to_break = agent.missed_offers >= self.config.agent_group(agent.group).missed_offers_to_break
         if to_break:
@@ -337,15 +354,17 @@ class RoutingEngine:
                 break
         return best
 
-    def _best_agent_for(self, contact: Contact, now: float) -> tuple[Agent | None, dict]:
-        """The longest-idle eligible agent for ``contact`` (ties: higher primary level), and a trace."""
+    def _best_agent_for(self, contact: Contact, now: float) -> tuple[Agent | None, dict | None]:
+        """The longest-idle eligible agent for ``contact`` (ties: higher primary level) and the
+        decision trace; (None, None) when nobody may take it now (the common, cheap case)."""
         home = self._home[contact.id]
-        trace = self._trace_head(contact, now)
         if isinstance(home, tuple):
             agent = self.agents.get(home[1])
-            reason = "missing" if agent is None else matching.exclusion_reason(agent, contact, (), now)
-            trace["preferred_agent"] = {"agent_id": home[1], "excluded": reason}
-            return (agent if reason is None else None), trace
+            if agent is None or matching.exclusion_reason(agent, contact, (), now) is not None:
+                return None, None
+            trace = self._trace_head(contact, now)
+            trace["preferred_agent"] = {"agent_id": agent.id, "window_until": contact.preferred_until}
+            return agent, trace
         best, best_key, skipped = None, None, []
         for alt in home.requirement:
             found = self._scan_ready(contact, alt, home.primary, skipped)
@@ -353,11 +372,13 @@ class RoutingEngine:
                 key = matching.agent_key(found, home.primary)
                 if best_key is None or key < best_key:
                     best, best_key = found, key
+        if best is None:
+            return None, None
+        trace = self._trace_head(contact, now)
         trace["skipped"] = skipped[: self.trace_limit]
         trace["skipped_count"] = len(skipped)
         trace["not_ready"] = self._not_ready_counts(contact.channel, now)
-        if best is not None:
-            trace["agent_key"] = {"idle_since": best.idle_since, "primary_level": -best_key[1], "id": best.id}
+        trace["agent_key"] = {"idle_since": best.idle_since, "primary_level": -best_key[1], "id": best.id}
         return best, trace
 
     def _scan_ready(self, contact: Contact, alt: matching.Alternative, primary: str | None,
@@ -399,15 +420,16 @@ class RoutingEngine:
         }
 
     def _not_ready_counts(self, channel: str, now: float) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
-        for agent in self.agents.values():
-            if agent.presence != "available":
-                counts[f"state:{agent.presence}"] += 1
-            elif agent.backoff_until > now:
-                counts["back_off"] += 1
-            elif agent.free() < agent.cost(channel):
-                counts["capacity"] += 1
-        return dict(counts)
+        """Agents out of line for ``channel`` by reason, from the indexes (no scan)."""
+        counts = {f"state:{p}": n for p, n in self._presence_counts.items() if p != "available" and n}
+        available = self._presence_counts.get("available", 0)
+        backed_off = sum(1 for aid in self._backed_off if self.agents[aid].presence == "available")
+        if backed_off:
+            counts["back_off"] = backed_off
+        full = available - backed_off - len(self._ready.get((channel, None), ()))
+        if full:
+            counts["capacity"] = full
+        return counts
 
     def _offer(self, contact: Contact, agent: Agent, now: float, trace: dict) -> Offer:
         self._unhome(contact)
@@ -445,7 +467,7 @@ class RoutingEngine:
         contact = self.contacts.get(contact_id)
         if contact is None or contact.state != "waiting":
             return
-        if now - contact.enqueued_at < self.queues[contact.queue].overflow.after_s:
+        if contact.enqueued_at + self.queues[contact.queue].overflow.after_s > now:
             return  # a stale timer from before a transfer
         self.remove_contact(contact_id, now)
         result.overflowed.append((contact, self.queues[contact.queue].overflow.action))
@@ -461,6 +483,7 @@ class RoutingEngine:
     def _on_backoff(self, agent_id: int, token: int, now: float, result: MatchResult) -> None:
         agent = self.agents.get(agent_id)
         if agent is not None and agent.backoff_until <= now:
+            self._backed_off.discard(agent_id)
             self._reindex(agent, now)
 
     def _on_wrap_up(self, agent_id: int, token: int, now: float, result: MatchResult) -> None:
@@ -486,7 +509,7 @@ class RoutingEngine:
         self._epoch[contact.id] += 1
         epoch = self._epoch[contact.id]
         steps = self.steps[contact.queue]
-        contact.step = matching.step_for(steps, now - contact.enqueued_at)
+        contact.step = matching.step_for(steps, contact.enqueued_at, now)
         key = self._keys[contact.id]
         if contact.preferred_agent_id is not None and now < contact.preferred_until:
             self._preferred[contact.preferred_agent_id].add(key)
@@ -519,17 +542,30 @@ class RoutingEngine:
             requirement = matching.contact_requirement(self.steps[contact.queue], contact)
             bucket = _Bucket(key, contact.queue, contact.channel, requirement, matching.primary_skill(requirement))
             self._buckets[key] = bucket
-            for aid, cached in self._agent_buckets.items():
-                if matching.meets(self.agents[aid].skills, requirement):
-                    cached.append(bucket)
+            self._queue_buckets[(contact.queue, contact.channel)].append(bucket)
+            for aid in self._agents_meeting(requirement):
+                if aid in self._agent_buckets:
+                    self._agent_buckets[aid].append(bucket)
         return bucket
 
     def _buckets_for(self, agent: Agent) -> list[_Bucket]:
+        """The buckets whose requirement the agent meets (computed once; new buckets are pushed
+        to the agents who qualify when they are created)."""
         cached = self._agent_buckets.get(agent.id)
         if cached is None:
             cached = [b for b in self._buckets.values() if matching.meets(agent.skills, b.requirement)]
             self._agent_buckets[agent.id] = cached
         return cached
+
+    def _agents_meeting(self, requirement: Requirement) -> set[int]:
+        """Ids of all agents (any presence) meeting ``requirement``, found through the skill index."""
+        found: set[int] = set()
+        for alt in requirement:
+            if not alt:
+                return set(self.agents)
+            holders = min((self._skill_holders.get(skill, set()) for skill, _ in alt), key=len)
+            found.update(aid for aid in holders if matching.satisfies(self.agents[aid].skills, alt))
+        return found
 
     def _free_assignment(self, contact_id: int, now: float) -> None:
         held = self.assignments.pop(contact_id, None)
@@ -542,6 +578,7 @@ class RoutingEngine:
 
     def _reindex(self, agent: Agent, now: float) -> None:
         """Put the agent in exactly the ready lines they belong to now; mark them for matching."""
+        self._staff_version += 1
         old_entry, old_lines = self._indexed.pop(agent.id, (None, []))
         for line in old_lines:
             self._ready[line].discard(old_entry)
@@ -580,9 +617,22 @@ class RoutingEngine:
             self.set_presence(agent_id, "offline", now)
             return
         self.set_presence(agent_id, "offline", now)
+        self._presence_counts["offline"] -= 1
+        self._backed_off.discard(agent_id)
+        for skill in agent.skills:
+            self._skill_holders[skill].discard(agent_id)
         del self.agents[agent_id]
         self._agent_buckets.pop(agent_id, None)
         self._dirty_agents.discard(agent_id)
+
+    def prepare(self) -> None:
+        """Fill every agent's bucket cache (after a rebuild), so the first decisions are not slower."""
+        for agent in self.agents.values():
+            self._buckets_for(agent)
+
+    def next_timer_at(self) -> float | None:
+        """When ``match`` next has time-driven work (escalation, lease, back-off, ...), if ever."""
+        return self._timers[0][0] if self._timers else None
 
     def waiting(self, queue: str | None = None) -> list[Contact]:
         """Waiting contacts (optionally of one queue), best first."""
@@ -604,9 +654,8 @@ class RoutingEngine:
             return None
         key = self._keys[contact_id]
         ahead = 0
-        for bucket in self._buckets.values():
-            if bucket.queue == contact.queue and bucket.channel == contact.channel:
-                ahead += bucket.contacts.bisect_left(key)
+        for bucket in self._queue_buckets.get((contact.queue, contact.channel), ()):
+            ahead += bucket.contacts.bisect_left(key)
         return ahead + 1
 
     def staffing(self, queue: str, channel: str) -> tuple[int, int]:
@@ -614,6 +663,9 @@ class RoutingEngine:
 
         Staffed agents are those at work (available or in wrap-up); a slot is room for one contact
         of ``channel`` (an agent with 100 capacity and chats at 25 has four)."""
+        cached = self._staffing_cache.get((queue, channel))
+        if cached is not None and cached[0] == self._staff_version:
+            return cached[1], cached[2]
         requirement = self.steps[queue][0].alternatives
         staffed = free = 0
         for agent in self.agents.values():
@@ -623,16 +675,23 @@ class RoutingEngine:
             staffed += agent.capacity // cost
             if agent.id in self._indexed:  # ready: available and not backed off
                 free += agent.free() // cost
+        self._staffing_cache[(queue, channel)] = (self._staff_version, staffed, free)
         return staffed, free
 
     def estimated_wait_s(self, contact_id: int) -> float | None:
-        """Forecast seconds until this contact is offered (see ``queues.ewt``); None if unknown."""
+        """Forecast seconds until this contact is offered (see ``queues.ewt``); None if unknown.
+
+        The first forecast for a contact is kept and compared with its real wait when it is
+        accepted, which is what ``announceable`` judges."""
         contact = self._contact(contact_id)
         position = self.position(contact_id)
         if position is None:
             return 0.0
         staffed, free = self.staffing(contact.queue, contact.channel)
-        return forecast_wait_s(position, staffed, free, self.handle_times.mean_s(contact.queue, contact.channel))
+        ewt = forecast_wait_s(position, staffed, free, self.handle_times.mean_s(contact.queue, contact.channel))
+        if ewt is not None:
+            self._predicted.setdefault(contact_id, ewt)
+        return ewt
 
     def announceable(self, queue: str) -> bool:
         return self.accuracy.announceable(queue)

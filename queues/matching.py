@@ -131,11 +131,14 @@ def describe(requirement: Requirement) -> str:
     return " or ".join(parts)
 
 
-def step_for(steps: Sequence[CompiledStep], waited_s: float) -> int:
-    """Index of the step active after ``waited_s`` seconds in the queue."""
+def step_for(steps: Sequence[CompiledStep], enqueued_at: float, now: float) -> int:
+    """Index of the step active at ``now`` for a contact queued at ``enqueued_at``.
+
+    Compared as ``enqueued_at + after_s <= now``, the very sum the engine's step timers fire at, so
+    a timer and this function never disagree by a rounding error."""
     active = 0
     for step in steps[1:]:
-        if waited_s >= step.after_s:
+        if enqueued_at + step.after_s <= now:
             active = step.index
     return active
 

@@ -221,7 +221,7 @@ class EngineMachine(RuleBasedStateMachine):
                 self.engine.steps[contact.queue],
                 Contact(cid, contact.queue, contact.channel, contact.routing_age_origin, contact.enqueued_at,
                         required_skills=contact.required_skills,
-                        step=matching.step_for(self.engine.steps[contact.queue], self.now - contact.enqueued_at)))
+                        step=matching.step_for(self.engine.steps[contact.queue], contact.enqueued_at, self.now)))
             for agent in self.engine.agents.values():
                 reason = matching.exclusion_reason(agent, contact, requirement, self.now)
                 assert reason is not None, f"invariant 3: agent {agent.id} free for waiting contact {cid}"
