@@ -138,7 +138,10 @@ def patch_customer(customer_id: int):
 @bp.get("/customers/<int:customer_id>/360")
 @api_auth("customers:read")
 def customer_360(customer_id: int):
-    return jsonify(service.customer_360(db.session, customer_id, attribute_defs=_config().crm.custom_attributes))
+    view = service.customer_360(db.session, customer_id, attribute_defs=_config().crm.custom_attributes,
+                                actor=g.api_actor, via="api")
+    db.session.commit()  # the audit entry of this opening
+    return jsonify(view)
 
 
 @bp.post("/customers/<int:customer_id>/merge")

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Integer, String, and_, bindparam, cast, func, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
+from app.audit import service as audit
 from app.auth.models import StaffUser
 from app.crm import bridges
 from app.crm.config import CustomAttribute
@@ -47,16 +48,23 @@ def _label(key: str, table: dict = LABELS) -> dict[str, str]:
 
 
 def customer_360(session: Session, customer_id: int, *, attribute_defs: list[CustomAttribute] | None = None,
-                 interactions_limit: int = 20, orders_limit: int = 10) -> dict[str, Any]:
+                 interactions_limit: int = 20, orders_limit: int = 10, actor: str | None = None,
+                 via: str = "360") -> dict[str, Any]:
     """Everything an agent needs about one customer. Raises CustomerNotFound.
 
     Keys: customer (identity, type, phones, emails, tags, consents, attributes, contacts), value (tier and
     its reasons, RFM, LTV, segment, lifecycle, churn, loyalty -- or ``computed: false``), satisfaction
     (CSAT/NPS), complaints (open ones with deadlines), compensation (received), interactions (latest
-    across channels), orders (latest, with shipments), counts."""
+    across channels), orders (latest, with shipments), counts.
+
+    With ``actor`` ('staff:3', 'token:7') the opening is audited (``crm.customer_viewed``, ``via`` says
+    where: page, api, screenpop) in the caller's transaction, which the caller commits; a customer that
+    does not exist is not audited. Without ``actor`` nothing is written (jobs, benchmarks)."""
     row = session.execute(_customer_stmt(), {"cid": customer_id}).mappings().first()
     if row is None:
         raise CustomerNotFound(customer_id)
+    if actor is not None:
+        record_customer_viewed(session, actor=actor, customer_id=customer_id, via=via)
     return {
         "customer": _identity(session, row, attribute_defs or []),
         "value": _value(row),
@@ -67,6 +75,12 @@ def customer_360(session: Session, customer_id: int, *, attribute_defs: list[Cus
         "orders": _orders(session, customer_id, orders_limit),
         "counts": {"orders": row["orders_total"], "interactions": row["interactions_total"]},
     }
+
+
+def record_customer_viewed(session: Session, *, actor: str, customer_id: int, via: str) -> None:
+    """Audit one opening of a customer's record (who, which customer, through what). Does not commit."""
+    audit.record(session, actor=actor, action="crm.customer_viewed", target_type="customer",
+                 target_id=customer_id, data={"via": via})
 
 
 @cache
