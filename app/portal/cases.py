@@ -234,3 +234,39 @@ def raise_portal_complaint(session: Session, desk_config, *, customer_id: int, c
                                  category=category, description=description, order_id=order.id if order else None,
                                  remedy_sought=remedy_sought, evidence=evidence, language=customer.language,
                                  actor=f"customer:{customer_id}", at=utcnow())
+
+
+def chat_transcript(session: Session, customer_id: int, interaction_id: int) -> tuple[Interaction, list[dict]]:
+    """A past chat of this customer and its messages. Raises CaseNotFound for anyone else's."""
+    from app.channels.chat import ChatNotFound, chat_of_interaction, history
+
+    interaction = session.get(Interaction, interaction_id)
+    if interaction is None or interaction.customer_id != customer_id or interaction.channel != "chat":
+        raise CaseNotFound(interaction_id)
+    try:
+        return interaction, history(session, chat_of_interaction(session, interaction_id))
+    except ChatNotFound:
+        return interaction, []
+
+
+def complaint_message(session: Session, *, customer_id: int, complaint_id: int, body: str, max_chars: int):
+    """The customer adds information to their complaint; it goes on the complaint's audit trail for the
+    owner to read. Raises CaseNotFound (not theirs), CaseInvalid. Does not commit."""
+    from app.complaints.service import record_event
+
+    complaint = next((c for c in complaints_of(session, customer_id) if c.id == complaint_id), None)
+    if complaint is None:
+        raise CaseNotFound(complaint_id)
+    body = body.strip()
+    if not body or len(body) > max_chars:
+        raise CaseInvalid("body", f"between 1 and {max_chars} characters")
+    return record_event(session, complaint, "customer_message", actor=f"customer:{customer_id}", note=body)
+
+
+def complaint_messages(session: Session, complaint) -> list:
+    """The customer's own follow-up messages on a complaint (never the staff's internal trail)."""
+    from app.complaints.models import ComplaintEvent
+
+    return list(session.scalars(select(ComplaintEvent).where(ComplaintEvent.complaint_id == complaint.id,
+                                                             ComplaintEvent.kind == "customer_message")
+                                .order_by(ComplaintEvent.id)))

@@ -320,14 +320,40 @@ def new_complaint():
     return render_template("portal/complaint_new.html", form=form), 400 if form.errors else 200
 
 
-@bp.get("/complaints/<int:complaint_id>")
+@bp.route("/complaints/<int:complaint_id>", methods=["GET", "POST"])
 @customer_required
 def complaint_detail(complaint_id: int):
     account = current_account()
     complaint = next((c for c in cases.complaints_of(db.session, account.customer_id) if c.id == complaint_id), None)
     if complaint is None:
         abort(404)
-    return render_template("portal/complaint_detail.html", complaint=complaint)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        if not _within_limit("complaint-reply", f"account:{account.id}"):
+            return _too_many()
+        try:
+            cases.complaint_message(db.session, customer_id=account.customer_id, complaint_id=complaint_id,
+                                    body=form.body.data, max_chars=_desk().portal.max_text_chars)
+        except cases.CaseInvalid:
+            db.session.rollback()
+            form.body.errors.append(_("Please check this field."))
+        else:
+            db.session.commit()
+            flash(_("Your message has been added to your complaint."))
+            return redirect(url_for("portal.complaint_detail", complaint_id=complaint_id))
+    return render_template("portal/complaint_detail.html", complaint=complaint, form=form,
+                           messages=cases.complaint_messages(db.session, complaint)), 400 if form.errors else 200
+
+
+@bp.get("/chats/<int:interaction_id>")
+@customer_required
+def chat_transcript(interaction_id: int):
+    account = current_account()
+    try:
+        interaction, messages = cases.chat_transcript(db.session, account.customer_id, interaction_id)
+    except cases.CaseNotFound:
+        abort(404)
+    return render_template("portal/chat_transcript.html", interaction=interaction, messages=messages)
 
 
 @bp.get("/attachments/<int:attachment_id>")
