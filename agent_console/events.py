@@ -84,6 +84,23 @@ class OutStats(_Strict):
     day_started_at: str
 
 
+class OutComplaintAlert(_Strict):
+    """A complaint's SLA clock passed an alert point (``alert.complaint_sla``), for its owner and the
+    supervisors. ``point`` is "50%", "80%" ... or "breach"; ``url`` opens the complaint when the
+    complaints pages are installed."""
+
+    notice_id: int | None
+    complaint_id: int
+    reference: str
+    owner_id: int | None
+    level: str | None
+    clock: str
+    point: str
+    due: str | None
+    subject: str | None
+    url: str | None
+
+
 class OutSnapshot(_Strict):
     """The whole console state, sent on (re)connect and on request: the page rebuilds itself from it."""
 
@@ -94,6 +111,7 @@ class OutSnapshot(_Strict):
     stats: OutStats
     capacity: int
     load: int
+    alerts: list[OutComplaintAlert] = []
 
 
 # ------------------------------------------------------------------ browser -> server

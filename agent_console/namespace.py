@@ -7,7 +7,8 @@ commits, and lets ``app.realtime`` announce what changed after the commit.
 
 Server -> browser: one room per agent (``agent:<id>``) holds every tab the agent has open, so two tabs
 stay consistent. The realtime listener turns routing and interaction events into typed events for that
-room: ``offer`` (with the screen-pop), ``offer_gone``, ``presence``, ``work``, ``work_closed``.
+room: ``offer`` (with the screen-pop), ``offer_gone``, ``presence``, ``work``, ``work_closed``, ``alert``
+(a complaint's SLA alert).
 On connect the socket gets a ``snapshot`` of the whole console, which is also how a reconnect restores
 state. When an agent's last socket goes quiet (disconnect, or heartbeats stop) for ``CONSOLE_DISCONNECT_GRACE_S``
 seconds, routing is told the agent disconnected (their pending offers go back to the queue).
@@ -223,7 +224,9 @@ def fan_out(name: str, payload: dict[str, Any]) -> None:
                             reason=reason)
         socketio.emit("offer_gone", gone.model_dump(mode="json"), namespace=NAMESPACE, to=room)
         return
-    if name == "offer.created":
+    if name == payloads.ALERT_EVENT:
+        _with_session(app, lambda config: payloads.complaint_alert(payload), "alert", room)
+    elif name == "offer.created":
         _with_session(app, lambda config: payloads.offer_event(db.session, payload, config), "offer", room)
     elif name == "agent.presence":
         event = payloads.presence_event(int(agent_id), payload)

@@ -5,17 +5,21 @@ screen-pop, a changed piece of work) and by the console page (first paint).
 """
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_console import routing
-from agent_console.events import OutOffer, OutPresence, OutSnapshot, OutStats, OutWork
+from agent_console.events import OutComplaintAlert, OutOffer, OutPresence, OutSnapshot, OutStats, OutWork
 from agent_console.screenpop import build_screenpop
 from agent_console.service import open_work, today_stats
 from app.auth.models import StaffUser
+from app.complaints.models import ComplaintNotice
 from app.crm.models import Customer
+from app.db import utcnow
 from app.interactions.models import Interaction, InteractionEvent
 from queues import service as routing_service
 
@@ -72,6 +76,40 @@ def presence_event(agent_id: int, state: dict[str, Any]) -> OutPresence:
                        since=state.get("since"), wrap_up_until=state.get("wrap_up_until"))
 
 
+ALERT_EVENT = "alert.complaint_sla"
+RECENT_ALERTS = timedelta(hours=12)  # a (re)connecting console shows the alerts it may have missed
+RECENT_ALERTS_LIMIT = 20
+
+
+def complaint_url(complaint_id: int) -> str | None:
+    """The complaint's page (the complaints domain's ``complaints.detail``), when it is installed."""
+    if "complaints.detail" not in current_app.view_functions:
+        return None
+    return current_app.url_map.bind("desk").build("complaints.detail", {"complaint_id": complaint_id})
+
+
+def complaint_alert(payload: dict[str, Any]) -> OutComplaintAlert:
+    """The ``alert.complaint_sla`` event as the console receives it (see ``app.complaints.notices``)."""
+    complaint_id = int(payload["complaint_id"])
+    notice_id = payload.get("notice_id")
+    return OutComplaintAlert(
+        notice_id=int(notice_id) if notice_id is not None else None, complaint_id=complaint_id,
+        reference=str(payload.get("reference") or complaint_id), owner_id=payload.get("owner_id"),
+        level=payload.get("level"), clock=str(payload.get("clock") or ""), point=str(payload.get("point") or ""),
+        due=payload.get("due"), subject=payload.get("subject"), url=complaint_url(complaint_id))
+
+
+def recent_alerts(session: Session, agent_id: int, *, now: datetime | None = None) -> list[OutComplaintAlert]:
+    """The SLA alerts delivered to this agent's console in the last ``RECENT_ALERTS``, newest first."""
+    since = (now or utcnow()) - RECENT_ALERTS
+    rows = session.scalars(select(ComplaintNotice).where(
+        ComplaintNotice.channel == "console", ComplaintNotice.recipient_kind == "staff",
+        ComplaintNotice.recipient_id == agent_id, ComplaintNotice.status == "sent", ComplaintNotice.sent_at >= since)
+        .order_by(ComplaintNotice.sent_at.desc(), ComplaintNotice.id.desc()).limit(RECENT_ALERTS_LIMIT))
+    return [complaint_alert({**(n.data or {}), "notice_id": n.id, "complaint_id": n.complaint_id,
+                             "subject": n.subject}) for n in rows]
+
+
 def snapshot(session: Session, agent: StaffUser, desk_config: Any) -> OutSnapshot:
     """The agent's whole console state: presence, pending offers (with screen-pops), open work, today's
     figures, capacity and the load their offered and connected contacts use."""
@@ -88,4 +126,5 @@ def snapshot(session: Session, agent: StaffUser, desk_config: Any) -> OutSnapsho
     load = routing_service.agent_load(session, agent.id, config=desk_config.routing)
     stats = OutStats(**today_stats(session, agent.id, agent.timezone).to_dict())
     return OutSnapshot(agent_id=agent.id, presence=presence_event(agent.id, routing.presence_of(session, agent.id)),
-                       offers=offers, work=work, stats=stats, capacity=group.capacity, load=load)
+                       offers=offers, work=work, stats=stats, capacity=group.capacity, load=load,
+                       alerts=recent_alerts(session, agent.id))

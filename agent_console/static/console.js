@@ -6,7 +6,7 @@
   const PAGE = JSON.parse(document.getElementById("console-page").textContent);
   const S = PAGE.strings;
   const LANG = PAGE.lang;
-  const { el, fmt, render } = window.DeskScreenPop;
+  const { el, fmt, render, when } = window.DeskScreenPop;
   const HEARTBEAT_MS = 10000;
   const state = { offers: new Map(), work: new Map(), active: null, timers: new Map() };
 
@@ -77,8 +77,10 @@
     [...state.work.keys()].forEach((id) => { if (!ids.has(id)) removeWork(id); });
     snap.work.forEach(upsertWork);
     refreshEmpty();
+    (snap.alerts || []).slice().reverse().forEach((a) => addAlert(a, false));
   });
   socket.on("presence", showPresence);
+  socket.on("alert", (a) => addAlert(a, true));
   socket.on("offer", addOffer);
   socket.on("offer_gone", (g) => {
     removeOffer(g.offer_id);
@@ -94,6 +96,40 @@
   $("go-available").addEventListener("click", () => command("presence", { presence: "available" }));
   $("go-break").addEventListener("click", () => command("presence", { presence: "break", reason: $("break-reason").value }));
   $("go-offline").addEventListener("click", () => command("presence", { presence: "offline" }));
+
+  // ---------------------------------------------------------------- complaint SLA alerts
+  // Newest first; a fresh alert is announced (role=alert), the ones a reconnect restores are not.
+  // Dismissed alerts stay dismissed in this browser (sessionStorage), across reconnects.
+  const DISMISSED_KEY = "desk.console.dismissed-alerts";
+  const dismissed = new Set(JSON.parse(sessionStorage.getItem(DISMISSED_KEY) || "[]"));
+
+  function alertKey(a) { return a.notice_id !== null ? "n" + a.notice_id : [a.complaint_id, a.clock, a.point, a.due].join("|"); }
+
+  function alertText(a) {
+    const clock = S["clock_" + a.clock] || a.clock;
+    const what = a.point === "breach" ? fmt(S.alert_breach, { clock: clock }) : fmt(S.alert_point, { point: a.point, clock: clock });
+    return fmt(S.alert_text, { reference: a.reference, level: a.level || "", what: what, due: when(a.due, LANG) });
+  }
+
+  function addAlert(a, fresh) {
+    const key = alertKey(a);
+    if (dismissed.has(key) || document.querySelector('#alert-list li[data-key="' + CSS.escape(key) + '"]')) return;
+    const item = el("li", { class: "alert-item" + (a.point === "breach" ? " breach" : ""), "data-key": key, "data-complaint": a.complaint_id });
+    if (fresh) item.setAttribute("role", "alert");
+    item.appendChild(el("span", { class: "alert-text", text: alertText(a) }));
+    if (a.url) item.appendChild(el("a", { href: a.url, target: "_blank", rel: "noopener", class: "open-complaint", text: S.open_complaint }));
+    const close = el("button", { type: "button", class: "secondary dismiss", text: S.dismiss, "aria-label": fmt(S.dismiss_alert, { reference: a.reference }) });
+    close.addEventListener("click", () => {
+      dismissed.add(key);
+      sessionStorage.setItem(DISMISSED_KEY, JSON.stringify([...dismissed]));
+      item.remove();
+      $("alerts").hidden = !$("alert-list").children.length;
+      $("go-available").focus();
+    });
+    item.appendChild(close);
+    $("alert-list").prepend(item);
+    $("alerts").hidden = false;
+  }
 
   // ---------------------------------------------------------------- offers
   function addOffer(offer) {

@@ -123,5 +123,5 @@
     }), S.none), "orders"));
   }
 
-  window.DeskScreenPop = { render: render, el: el, fmt: fmt };
+  window.DeskScreenPop = { render: render, el: el, fmt: fmt, when: when };
 })();
