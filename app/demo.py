@@ -78,6 +78,7 @@ def _seed_customers(session) -> int:
 # Domains add "module:function(session) -> str | None" to extend the demo (the string is printed).
 EXTRA_SEEDERS: list[str] = [
     "app.complaints.demo:seed_complaints",
+    "app.crm.demo:seed_demo",  # after the complaints: value counts their open complaints as churn signals
 ]
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.crm.models import (
@@ -20,6 +21,9 @@ from app.db import utcnow
 from app.interactions.service import create_interaction, transition
 
 MIN_CUSTOMERS = 40  # below this the 1% / 5% cuts leave the major tier empty
+# With the six hand-made customers of app/demo.py this makes 120 buyers, so the pyramid's top 1% holds two
+# places: the demo's biggest spender and Li Na, whom the other domains' demos treat as the VIP.
+DEMO_CUSTOMERS = 120
 SURNAMES = ["Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu", "Smith", "Jones",
             "Brown", "Taylor", "Wilson", "Evans"]
 GIVEN = ["Wei", "Fang", "Na", "Min", "Jing", "Lei", "Yan", "Tao", "Anna", "James", "Olivia", "Noah", "Emma", "Leo"]
@@ -102,6 +106,28 @@ def seed_customers(session: Session, n: int = 60, *, seed: int = 20260601, now: 
         session.commit()
         recompute_values(session, recompute_with, now=now, trigger="on_demand")
     return created
+
+
+def seed_demo(session: Session) -> str | None:
+    """``flask --app app demo seed`` hook (app/demo.py EXTRA_SEEDERS): add the demo population and compute
+    every customer's value with the desk's live config, the hand-made demo customers included, so each
+    tier and loyalty type appears with its explanation. Idempotent: once seeded (the first demo
+    customer's email exists) nothing is added or recomputed and None is returned. Commits."""
+    from flask import current_app
+
+    from app.crm.models import CustomerValueSnapshot
+
+    if session.scalar(select(CustomerEmail.id).where(CustomerEmail.email == "demo0@example.cn")) is not None:
+        return None
+    created = seed_customers(session, DEMO_CUSTOMERS, recompute_with=current_app.extensions["desk.config"])
+    tiers = dict(session.execute(select(CustomerValueSnapshot.tier, func.count())
+                                 .group_by(CustomerValueSnapshot.tier)).all())
+    loyalty = dict(session.execute(select(CustomerValueSnapshot.loyalty, func.count())
+                                   .group_by(CustomerValueSnapshot.loyalty)).all())
+    return (f"Demo CRM customers created: {len(created)}; value computed -- tiers "
+            + ", ".join(f"{t} {tiers.get(t, 0)}" for t in ("vip", "major", "ordinary", "small"))
+            + "; loyalty " + ", ".join(f"{k} {loyalty.get(k, 0)}" for k in ("true", "inertia", "latent", "none"))
+            + " (see /customers/)")
 
 
 def _history(session: Session, customer: Customer, archetype: Archetype, index: int, rng: random.Random,

@@ -48,6 +48,11 @@ LABELS = {
                 "marketing": _l("Marketing"), "recording": _l("Call recording")},
     "matched": {"name": _l("name"), "phone": _l("phone"), "email": _l("email"), "order": _l("order number")},
     "feedback": {"csat": _l("Satisfaction (CSAT)"), "nps": _l("Would recommend (NPS)")},
+    "run": {"queued": _l("queued"), "running": _l("running"), "done": _l("done"), "failed": _l("failed")},
+    "status": {"placed": _l("placed"), "paid": _l("paid"), "shipped": _l("shipped"), "delivered": _l("delivered"),
+               "cancelled": _l("cancelled"), "returned": _l("returned"), "refunded": _l("refunded"),
+               "in_transit": _l("in transit"), "out_for_delivery": _l("out for delivery"),
+               "exception": _l("delivery problem"), "lost": _l("lost")},
     "churn": {"none": _l("None"), "low": _l("Low"), "medium": _l("Medium"), "high": _l("High")},
 }
 

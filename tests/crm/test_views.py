@@ -131,7 +131,7 @@ def test_customer_page_shows_the_360_view_and_is_audited(client, db_session, age
     login(client, agent)
     page = client.get(f"/customers/{li.id}?lang=en").get_data(as_text=True)
     for text in ("Li Na", "+86 138 0013 8000", "li.na@example.cn", "Tier", "RFM", "Lifetime value", "Loyalty",
-                 "Churn risk", "Lifecycle", "LN-1", "LN-2", "in_transit", "Invoice question", "great",
+                 "Churn risk", "Lifecycle", "LN-1", "LN-2", "in transit", "Invoice question", "great",
                  "Timeline across channels", "No open complaints."):
         assert text in page, text
     assert "Recompute value" not in page  # agents see, supervisors act
