@@ -62,11 +62,13 @@ class VoiceUrls:
     def gather(self, seq: int) -> str:
         return self._url("gather", s=seq)
 
-    def wait(self, turn: int) -> str:
-        return self._url("wait", t=turn)
+    def wait(self, turn: int, announced: int | None = None) -> str:
+        """The wait loop's next turn; ``announced`` (epoch seconds of the last position announcement)
+        rides in the signed URL, so a waiting turn needs no write to the interaction."""
+        return self._url("wait", t=turn, a=announced)
 
-    def wait_key(self, turn: int) -> str:
-        return self._url("wait-key", t=turn)
+    def wait_key(self, turn: int, announced: int | None = None) -> str:
+        return self._url("wait-key", t=turn, a=announced)
 
     def voicemail_done(self) -> str:
         return self._url("voicemail")
@@ -159,13 +161,10 @@ def _context(session: Session, desk: Desk, interaction: Interaction, now: dateti
 def incoming_call(session: Session, desk: Desk, *, call_sid: str, from_: str, to: str, urls: VoiceUrls,
                   now: datetime) -> tuple[Interaction, VoiceResponse]:
     """A new call: identify the caller, open the Interaction (state ivr) and run the IVR's first step.
-    A call already known (a retry whose receipt was lost) is answered from where it is."""
+    A CallSid already known is refused by the database (one interaction per channel and external
+    reference: IntegrityError at the flush), and the webhook layer answers a retry from its receipt."""
     from app.crm.service import MatchStatus, identify
 
-    existing = session.scalar(select(Interaction).where(Interaction.channel == "voice",
-                                                        Interaction.external_ref == call_sid))
-    if existing is not None:
-        raise CallStateError(f"call {call_sid} is already in progress")
     found = identify(session, phone=from_, default_region=desk.default_region, create_prospect=False)
     customer_id = found.customer_id if found.status == MatchStatus.MATCHED else None
     interaction = create_interaction(session, channel="voice", actor=ACTOR, external_ref=call_sid,
@@ -289,28 +288,29 @@ def _pull_bridge(session: Session, interaction: Interaction, urls: VoiceUrls, no
     return response
 
 
-def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: VoiceUrls,
-              now: datetime) -> tuple[Interaction, VoiceResponse]:
-    """One turn of the wait loop: position and estimated wait every ``announce_every_s``; once an
-    agent has accepted, the way to them."""
+def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: VoiceUrls, now: datetime,
+              announced: int | None = None) -> tuple[Interaction, VoiceResponse]:
+    """One turn of the wait loop: position and estimated wait every ``announce_every_s`` (counted
+    from ``announced``, the epoch second of the last announcement carried by the turn's URL); once an
+    agent has accepted, the way to them. A waiting turn changes nothing in the database."""
     interaction = find_call(session, call_sid)
     language = interaction.language if interaction.language in ("en", "zh") else "en"
     if interaction.state == State.CONNECTED and interaction.agent_id is not None:
         return interaction, _pull_bridge(session, interaction, urls, now)
     if interaction.state not in (State.QUEUED, State.OFFERED):
         raise CallStateError(f"call {call_sid} is not waiting (state {interaction.state})")
-    last = (interaction.attributes or {}).get("announced_at")
-    due = last is None or (now - datetime.fromisoformat(last)).total_seconds() >= desk.ivr.waiting.announce_every_s
+    due = announced is None or now.timestamp() - announced >= desk.ivr.waiting.announce_every_s
     position, ewt_s = routing.position_and_wait(session, interaction) if due else (None, None)
     if due:
-        _set_attrs(interaction, announced_at=now.isoformat())
-    response = twiml.render_wait(desk.ivr, language, key_action=urls.wait_key(turn), wait_url=urls.wait(turn + 1),
-                                 position=position, ewt_s=ewt_s, announce=due)
+        announced = int(now.timestamp())
+    response = twiml.render_wait(desk.ivr, language, key_action=urls.wait_key(turn, announced),
+                                 wait_url=urls.wait(turn + 1, announced), position=position, ewt_s=ewt_s,
+                                 announce=due)
     return interaction, response
 
 
 def wait_key(session: Session, desk: Desk, *, call_sid: str, turn: int, digits: str, urls: VoiceUrls,
-             now: datetime) -> tuple[Interaction, VoiceResponse]:
+             now: datetime, announced: int | None = None) -> tuple[Interaction, VoiceResponse]:
     """A key pressed while waiting: the callback key keeps the caller's place and hangs up; the
     voicemail key records a message; any other key just goes on waiting."""
     interaction = find_call(session, call_sid)
@@ -325,7 +325,7 @@ def wait_key(session: Session, desk: Desk, *, call_sid: str, turn: int, digits: 
         number = _callback_number(desk, interaction)
         if number is None:
             response = twiml.render_message(desk.ivr, language, desk.ivr.messages.callback_unavailable, hangup=False)
-            response.redirect(urls.wait(turn + 1), method="POST")
+            response.redirect(urls.wait(turn + 1, announced), method="POST")
             return interaction, response
         routing.keep_place_for_callback(session, interaction, actor=ACTOR, number=number, now=now)
         return interaction, twiml.render_message(desk.ivr, language, waiting.callback_confirm)
@@ -334,7 +334,7 @@ def wait_key(session: Session, desk: Desk, *, call_sid: str, turn: int, digits: 
         _set_attrs(interaction, voicemail={"queue": interaction.queue})
         return interaction, twiml.render_voicemail(desk.ivr, language, urls.step_urls(0, interaction.id))
     response = VoiceResponse()
-    response.redirect(urls.wait(turn + 1), method="POST")
+    response.redirect(urls.wait(turn + 1, announced), method="POST")
     return interaction, response
 
 

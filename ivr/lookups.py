@@ -11,7 +11,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.crm.models import Order
 from ivr.engine import CallerFacts, LookupResult
@@ -45,8 +45,15 @@ class DatabaseLookups:
                              "delivered_on": self._day(shipment.delivered_at) if shipment else None})
 
     def _order(self, digits: str, caller: CallerFacts) -> Order | None:
-        # Order numbers may carry a prefix ("ORD000123"); the caller can only key the digits.
-        candidates = self.session.scalars(select(Order).where(Order.number.like(_suffix(digits))).limit(50))
+        """The caller's order by the digits they keyed. An exact number is one look-up on the unique
+        index (shipments joined in); only when that fails -- numbers may carry a prefix ("ORD000123")
+        the caller cannot key -- are the numbers ending in those digits scanned."""
+        exact = self.session.scalars(select(Order).where(Order.number == digits)
+                                     .options(joinedload(Order.shipments))).unique().first()
+        if exact is not None and _belongs(exact.customer_id, caller):
+            return exact
+        candidates = self.session.scalars(select(Order).where(Order.number.like(_suffix(digits)))
+                                          .options(selectinload(Order.shipments)).limit(50))
         for order in candidates:
             if _digits_match(order.number, digits) and _belongs(order.customer_id, caller):
                 return order

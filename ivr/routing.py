@@ -37,7 +37,10 @@ def enqueue_call(session: Session, interaction: Interaction, queue: str, *, skil
     extra = [{"skill": skill, "min_level": level} for skill, level in skills]
     if extra:
         interaction.required_skills = merge_skills(list(interaction.required_skills or []), extra)
-    service.enqueue_contact(session, interaction, queue, actor=actor, now=now)
+    # The service's look-ups (customer tier, preferred agent, queue entry) never depend on this call's
+    # pending changes, so they need not flush them first: the whole step is written in one flush.
+    with session.no_autoflush:
+        service.enqueue_contact(session, interaction, queue, actor=actor, now=now)
 
 
 def merge_skills(current: list[dict[str, Any]], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -13,12 +13,15 @@ import re
 from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.exc import StaleDataError
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.voice_response import VoiceResponse
 
+from app import realtime
 from app.auth.models import Role
 from app.auth.roles import current_staff, role_required
 from app.channels.telephony import TelephonyError
@@ -43,6 +46,7 @@ CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "answered", "c
 MAX_SPEECH_CHARS = 1000
 MAX_STEP = 100_000
 ATTEMPTS = 3
+_FLUSHED = "voice.flushed"  # session.info flag: the handler's changes reached the database
 
 
 class BadWebhook(CallError):
@@ -108,6 +112,11 @@ def _int_arg(name: str, *, source=None, low: int = 0, high: int = MAX_STEP) -> i
     return int(raw)
 
 
+def _optional_arg(name: str) -> int | None:
+    """A whole-number query argument that may be absent (the wait loop's last announcement)."""
+    return _int_arg(name, high=2**40) if name in request.args else None
+
+
 def _optional_int(name: str) -> int | None:
     raw = request.form.get(name, "")
     return int(raw) if raw.isdigit() and len(raw) < 9 else None
@@ -131,30 +140,54 @@ def _language_of(call_sid: str | None) -> str:
     return language if language in ("en", "zh") else "en"
 
 
+def _stored_answer(call_sid: str, event: str) -> Response | None:
+    stored = db.session.scalar(select(VoiceWebhookReceipt).where(
+        VoiceWebhookReceipt.call_sid == call_sid, VoiceWebhookReceipt.event == event))
+    return Response(stored.body, stored.status_code, mimetype="text/xml") if stored is not None else None
+
+
+@sa_event.listens_for(OrmSession, "after_flush")
+def _note_flush(session: OrmSession, flush_context) -> None:
+    session.info[_FLUSHED] = True
+
+
+def _changed(session) -> bool:
+    """Did the handler change anything (pending, already flushed, or announced after commit)?"""
+    return bool(session.new or session.dirty or session.deleted or session.info.get(_FLUSHED)
+                or session.info.get(realtime.PENDING_KEY))
+
+
 def answer(event: str, handler: Callable[[], tuple[Interaction | None, VoiceResponse]]) -> Response:
     """Run ``handler`` once per (CallSid, event): store its TwiML with the change it made, commit,
-    and give a retry the stored answer. Concurrent duplicates: the loser rolls back and replays."""
+    and give a retry the stored answer.
+
+    Optimistic: the first delivery (nearly every request) runs at once; the receipt's unique key
+    (CallSid, event) refuses a second copy of the change, and only then -- or when the handler refuses
+    a retry as stale -- is the stored answer read back. A handler that changed nothing (a waiting turn)
+    stores no receipt: a retry simply gets the same answer computed again. Concurrent duplicates: the
+    loser rolls back and replays the winner's answer."""
     try:
         call_sid = _call_sid()
     except BadWebhook as exc:
         return _twiml_error(exc.status, str(exc))
     for attempt in range(ATTEMPTS):
-        stored = db.session.scalar(select(VoiceWebhookReceipt).where(
-            VoiceWebhookReceipt.call_sid == call_sid, VoiceWebhookReceipt.event == event))
-        if stored is not None:
-            return Response(stored.body, stored.status_code, mimetype="text/xml")
+        db.session.info.pop(_FLUSHED, None)
         try:
             interaction, response = handler()
             body = str(response)
-            db.session.add(VoiceWebhookReceipt(call_sid=call_sid, event=event, status_code=200, body=body,
-                                               interaction_id=interaction.id if interaction else None))
+            if _changed(db.session):
+                db.session.add(VoiceWebhookReceipt(call_sid=call_sid, event=event, status_code=200, body=body,
+                                                   interaction_id=interaction.id if interaction else None))
             db.session.commit()
             return Response(body, 200, mimetype="text/xml")
         except CallError as exc:
             db.session.rollback()
-            return _twiml_error(exc.status, str(exc), _language_of(call_sid))
-        except (IntegrityError, StaleDataError) as exc:  # a concurrent twin won; read its answer
+            return _stored_answer(call_sid, event) or _twiml_error(exc.status, str(exc), _language_of(call_sid))
+        except (IntegrityError, StaleDataError) as exc:  # a concurrent twin or an earlier delivery won
             db.session.rollback()
+            stored = _stored_answer(call_sid, event)
+            if stored is not None:
+                return stored
             log.info("voice webhook %s %s raced (%s), attempt %d", call_sid, event, type(exc).__name__, attempt + 1)
     return _twiml_error(409, "too many concurrent updates", _language_of(call_sid))
 
@@ -193,21 +226,24 @@ def gather() -> Response:
 def wait() -> Response:
     try:
         turn = _int_arg("t", low=1)
+        announced = _optional_arg("a")
     except BadWebhook as exc:
         return _bad(exc)
     return answer(f"wait:{turn}", lambda: calls.wait_turn(
-        db.session, _desk(), call_sid=_call_sid(), turn=turn, urls=_urls(), now=utcnow()))
+        db.session, _desk(), call_sid=_call_sid(), turn=turn, urls=_urls(), now=utcnow(), announced=announced))
 
 
 @bp.post("/wait-key")
 def wait_key() -> Response:
     try:
         turn = _int_arg("t", low=1)
+        announced = _optional_arg("a")
         digits = _form("Digits", DIGITS, required=False)
     except BadWebhook as exc:
         return _bad(exc)
     return answer(f"wait-key:{turn}", lambda: calls.wait_key(
-        db.session, _desk(), call_sid=_call_sid(), turn=turn, digits=digits, urls=_urls(), now=utcnow()))
+        db.session, _desk(), call_sid=_call_sid(), turn=turn, digits=digits, urls=_urls(), now=utcnow(),
+        announced=announced))
 
 
 @bp.post("/voicemail")

@@ -222,12 +222,18 @@ def test_wait_loop_announces_only_every_interval(phone, clock):
     phone.dial()
     phone.press("1")
     phone.press("0")
-    assert phone.follow().said  # first turn announces
-    second = phone.post(f"{BASE}/voice/wait?t=2")
-    assert second.said == []
+    first = phone.follow()
+    assert first.said  # the first turn announces, and its next turn carries when
+    announced = int(OPEN_AT.timestamp())
+    assert first.redirect_url == f"{BASE}/voice/wait?t=2&a={announced}"
+    assert first.gather_url == f"{BASE}/voice/wait-key?t=1&a={announced}"
+    clock["at"] = OPEN_AT + timedelta(seconds=20)
+    second = phone.follow()
+    assert second.said == [] and second.redirect_url == f"{BASE}/voice/wait?t=3&a={announced}"
     clock["at"] = OPEN_AT + timedelta(seconds=31)
-    third = phone.post(f"{BASE}/voice/wait?t=3")
+    third = phone.follow()
     assert third.said[0] == "You are number 1 in the queue."
+    assert third.redirect_url == f"{BASE}/voice/wait?t=4&a={announced + 31}"
 
 
 def test_voicemail_key_while_waiting(phone, db_session):
@@ -326,3 +332,33 @@ def test_a_changed_menu_restarts_the_ivr_for_a_live_call(phone, db_session):
     reply = phone.press("1")
     assert reply.status == 200 and reply.verbs == ["Gather"]
     assert "For English, press 1." in reply.said[0]
+
+
+def test_a_waiting_turn_writes_nothing(phone, db_session, clock):
+    phone.dial()
+    phone.press("1")
+    phone.press("0")
+    before = interaction_of(db_session, phone).version
+    receipts = db_session.scalar(select(func.count()).select_from(VoiceWebhookReceipt))
+    phone.follow()
+    clock["at"] = OPEN_AT + timedelta(seconds=5)
+    again = phone.follow()
+    assert again.redirect_url.startswith(f"{BASE}/voice/wait?t=3")
+    assert interaction_of(db_session, phone).version == before
+    assert db_session.scalar(select(func.count()).select_from(VoiceWebhookReceipt)) == receipts
+
+
+def test_a_retried_status_gets_the_stored_answer_and_changes_nothing_twice(phone, db_session, clock):
+    phone.dial()
+    first = phone.hang_up()
+    clock["at"] = OPEN_AT + timedelta(seconds=9)
+    second = phone.hang_up()
+    assert (second.status, second.text) == (first.status, first.text)
+    interaction = interaction_of(db_session, phone)
+    assert interaction.attributes["call_ended_at"] == OPEN_AT.isoformat()
+    assert [s for s, _ in transitions(db_session, interaction)] == ["ivr", "abandoned"]
+
+
+def test_a_malformed_announcement_time_is_refused(phone):
+    phone.dial()
+    assert phone.post(f"{BASE}/voice/wait?t=1&a=soon").status == 400
