@@ -121,3 +121,68 @@ def test_customer_journey_with_network_drop(app, db_session, live_server, browse
     page.fill("#comment", "Very helpful")
     page.click("#send-survey")
     page.wait_for_selector("text=Your answers help us do better.")
+
+
+def _serve_page(html: str):
+    """A one-page site on its own origin (another port), like a shop that embeds the widget."""
+    import http.server
+    import threading
+
+    body = html.encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_widget_on_an_allowed_site_with_the_prechat_form(app, db_session, live_server, browser):  # noqa: F811
+    tag = f'<!doctype html><html lang="en"><body><h1>Shop</h1><script src="{live_server.url}/chat/widget.js" ' \
+          'async></script></body></html>'
+    shop, shop_origin = _serve_page(tag)
+    stranger, _ = _serve_page(tag)  # a site not in chat.allowed_origins
+    config = app.extensions["desk.config"]
+    app.extensions["desk.config"] = config.model_copy(update={"chat": config.chat.model_copy(
+        update={"allowed_origins": [shop_origin]})})
+    try:
+        page = browser.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.goto(shop_origin)
+        frame = page.frame_locator("#desk-chat-frame")
+        frame.locator("#chat-launcher").click()
+        page.wait_for_function("document.getElementById('desk-chat-frame').style.width === '380px'")
+        frame.locator("#pc-start").click()  # empty form: the server says what is wrong
+        frame.locator("#pc-error", has_text="enter your name").wait_for()
+        frame.locator("#pc-name").fill("Visitor")
+        frame.locator("#pc-email").fill("visitor@example.com")
+        frame.locator("#pc-topic").select_option("billing")
+        frame.locator("#pc-start").click()
+        frame.locator("#chat-status", has_text="in the queue").wait_for()
+        frame.locator("#chat-input").fill("Invoice question")
+        frame.locator("#chat-input").press("Enter")
+        frame.locator("#messages li.customer .meta", has_text="Sent").wait_for()
+        found = _chat_session(db_session)
+        assert found.origin == shop_origin and found.topic == "billing" and found.interaction.queue == "billing"
+        frame.locator("#chat-transcript").click()
+        frame.locator("#chat-error", has_text="visitor@example.com").wait_for()
+        frame.locator("#chat-leave").click()
+        frame.locator("#chat-status", has_text="kept as request").wait_for()
+
+        other = browser.new_page()
+        other.goto(f"http://127.0.0.1:{stranger.server_address[1]}")
+        other.wait_for_timeout(1500)
+        assert other.frame_locator("#desk-chat-frame").locator("#chat-launcher").count() == 0
+    finally:
+        app.extensions["desk.config"] = config
+        shop.shutdown()
+        stranger.shutdown()
