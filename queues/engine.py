@@ -88,6 +88,17 @@ class _Bucket:
     requirement: Requirement
     primary: str | None
     contacts: SortedList = field(default_factory=SortedList)
+    head: tuple | None = None  # contacts[0], kept as a plain attribute: read on every decision
+
+    def add(self, key: tuple) -> None:
+        self.contacts.add(key)
+        if self.head is None or key < self.head:
+            self.head = key
+
+    def discard(self, key: tuple) -> None:
+        self.contacts.discard(key)
+        if key == self.head:
+            self.head = self.contacts[0] if self.contacts else None
 
 
 class RoutingEngine:
@@ -111,7 +122,7 @@ class RoutingEngine:
         self._predicted: dict[int, float] = {}
         self._connected_at: dict[int, float] = {}
         self._buckets: dict[tuple, _Bucket] = {}
-        self._agent_buckets: dict[int, list[_Bucket]] = {}
+        self._agent_buckets: dict[int, dict[str, list[_Bucket]]] = {}  # agent -> channel -> buckets
         self._skill_holders: dict[str, set[int]] = defaultdict(set)
         self._preferred: dict[int, SortedList] = defaultdict(SortedList)
         self._ready: dict[tuple[str, str | None], SortedList] = defaultdict(SortedList)
@@ -342,10 +353,12 @@ class RoutingEngine:
             return None
         free = agent.free()
         best = None
-        for bucket in self._buckets_for(agent):
-            if bucket.contacts and free >= agent.cost(bucket.channel):
-                head = bucket.contacts[0]
-                if best is None or head < best:
+        for channel, buckets in self._buckets_for(agent).items():
+            if free < agent.cost(channel):
+                continue
+            for bucket in buckets:
+                head = bucket.head
+                if head is not None and (best is None or head < best):
                     best = head
         for key in self._preferred.get(agent.id, ()):
             if free >= agent.cost(self.contacts[key[2]].channel):
@@ -517,7 +530,7 @@ class RoutingEngine:
             self._timer(contact.preferred_until, "preferred", contact.id, epoch)
         else:
             bucket = self._bucket(contact)
-            bucket.contacts.add(key)
+            bucket.add(key)
             self._home[contact.id] = bucket
         if contact.step + 1 < len(steps):
             self._timer(contact.enqueued_at + steps[contact.step + 1].after_s, "step", contact.id, epoch)
@@ -530,7 +543,7 @@ class RoutingEngine:
             return
         key = self._keys[contact.id]
         if isinstance(home, _Bucket):
-            home.contacts.discard(key)
+            home.discard(key)
         else:
             self._preferred[home[1]].discard(key)
 
@@ -545,15 +558,18 @@ class RoutingEngine:
             self._queue_buckets[(contact.queue, contact.channel)].append(bucket)
             for aid in self._agents_meeting(requirement):
                 if aid in self._agent_buckets:
-                    self._agent_buckets[aid].append(bucket)
+                    self._agent_buckets[aid].setdefault(bucket.channel, []).append(bucket)
         return bucket
 
-    def _buckets_for(self, agent: Agent) -> list[_Bucket]:
+    def _buckets_for(self, agent: Agent) -> dict[str, list[_Bucket]]:
         """The buckets whose requirement the agent meets (computed once; new buckets are pushed
         to the agents who qualify when they are created)."""
         cached = self._agent_buckets.get(agent.id)
         if cached is None:
-            cached = [b for b in self._buckets.values() if matching.meets(agent.skills, b.requirement)]
+            cached = {}
+            for bucket in self._buckets.values():
+                if matching.meets(agent.skills, bucket.requirement):
+                    cached.setdefault(bucket.channel, []).append(bucket)
             self._agent_buckets[agent.id] = cached
         return cached
 
