@@ -214,6 +214,7 @@
     clearInterval(state.timers.get(id));
     state.timers.delete(id);
     state.work.delete(id);
+    window.DeskCollision.unwatch(id, COLLISION);
     if (state.active === id) { const first = state.work.keys().next(); if (!first.done) selectTab(first.value); }
   }
 
@@ -222,9 +223,14 @@
     return el("div", { class: "field" }, [el("label", { for: id, text: labelText }), input]);
   }
 
+  const COLLISION = { csrf: PAGE.csrf, S: S, fmt: fmt };
+
   function buildPanel(entry, w) {
     const id = w.interaction_id;
     const p = entry.panel;
+    const others = el("p", { class: "collision", id: "collision-" + id, role: "status", "aria-live": "polite" });
+    p.appendChild(others);
+    window.DeskCollision.watch(id, others, COLLISION);
     const pop = el("div", { class: "screenpop" });
     p.appendChild(pop);
     entry.pop = pop;
