@@ -23,7 +23,7 @@ class AgentGroup(_Strict):
     missed_offers_to_break: int = Field(default=3, gt=0)
 
     @model_validator(mode="after")
-    def _costs_fit_capacity(self) -> "AgentGroup":
+    def _costs_fit_capacity(self) -> AgentGroup:
         too_big = sorted(ch for ch, cost in self.costs.items() if cost > self.capacity or cost <= 0)
         if too_big:
             raise ValueError(f"costs for {', '.join(too_big)} must be between 1 and capacity ({self.capacity})")
@@ -68,7 +68,7 @@ class QueueConfig(_Strict):
     preferred_agent_wait_s: int = Field(default=10, ge=0)
 
     @model_validator(mode="after")
-    def _steps_in_time_order(self) -> "QueueConfig":
+    def _steps_in_time_order(self) -> QueueConfig:
         times = [step.after_s for step in self.escalation]
         if times != sorted(set(times)) or (times and times[0] == 0):
             raise ValueError(f"queue {self.name!r}: escalation after_s must be positive and strictly increasing")
@@ -109,7 +109,7 @@ class RoutingConfig(_Strict):
     router: RouterSettings = RouterSettings()
 
     @model_validator(mode="after")
-    def _queue_names_unique_and_known(self) -> "RoutingConfig":
+    def _queue_names_unique_and_known(self) -> RoutingConfig:
         names = [q.name for q in self.queues]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

@@ -11,9 +11,9 @@ from queues.matching import Contact
 
 
 def config(**changes) -> RoutingConfig:
-    values = dict(
-        agent_groups={"default": AgentGroup(wrap_up_s=30, missed_offers_to_break=2)},
-        queues=[
+    values = {
+        "agent_groups": {"default": AgentGroup(wrap_up_s=30, missed_offers_to_break=2)},
+        "queues": [
             QueueConfig(name="general", channels=["voice", "chat", "email"],
                         skills=[SkillRequirement(skill="general", min_level=5)],
                         escalation=[EscalationStep(after_s=60, skills=[SkillRequirement(skill="general")])],
@@ -21,7 +21,7 @@ def config(**changes) -> RoutingConfig:
             QueueConfig(name="billing", skills=[SkillRequirement(skill="billing", min_level=3)],
                         escalation=[EscalationStep(after_s=30, also_queues=["general"])]),
         ],
-        offer_lease_s=15, backoff_s={"reject": 5, "no_answer": 30, "disconnect": 60})
+        "offer_lease_s": 15, "backoff_s": {"reject": 5, "no_answer": 30, "disconnect": 60}}
     values.update(changes)
     return RoutingConfig(**values)
 

@@ -62,7 +62,7 @@ class EngineMachine(RuleBasedStateMachine):
         return sum(cost for aid, cost in held if aid == agent_id)
 
     def settle(self):
-        before = {cid for cid in self.live("waiting")}
+        before = set(self.live("waiting"))
         result = self.engine.match(self.now)
         for offer in result.expired:
             assert self.offer_of.pop(offer.contact_id)[0] == offer.agent_id
