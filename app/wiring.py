@@ -30,6 +30,7 @@ BLUEPRINTS = [
     "agent_console.views:bp",
     "app.crm.api:bp",
     "app.crm.views:bp",
+    "app.crm.api_more:bp",
     "app.complaints.views:bp",
     "app.channels.voice:bp",
     "app.channels.voice:api",

@@ -21,7 +21,8 @@ from app.db import UTCDateTime, utcnow
 from app.extensions import db
 
 PREFIX = "desk_"
-SCOPES = ("customers:read", "customers:write", "orders:read", "orders:write", "value:recompute")
+SCOPES = ("customers:read", "customers:write", "orders:read", "orders:write", "value:recompute", "interactions:read",
+          "complaints:read")
 
 
 class ApiToken(db.Model):

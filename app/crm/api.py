@@ -209,7 +209,7 @@ def create_order():
 @bp.get("/orders/<number>")
 @api_auth("orders:read")
 def get_order(number: str):
-    order = db.session.scalar(select(Order).where(Order.number == number))
+    order = None if "\x00" in number else db.session.scalar(select(Order).where(Order.number == number))
     if order is None:
         raise OrderNotFound(number)
     return jsonify(order_to_dict(order, lines=True))

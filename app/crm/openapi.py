@@ -7,7 +7,9 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from app.auth.tokens import SCOPES
-from app.crm.schemas import CustomerIn, CustomerPatch, CustomerQuery, IdentifyQuery, OrderIn, OrderQuery
+from app.crm.schemas import (
+    ComplaintQuery, CustomerIn, CustomerPatch, CustomerQuery, IdentifyQuery, InteractionQuery, OrderIn, OrderQuery,
+)
 
 REF = "#/components/schemas/"
 ERROR = {"type": "object", "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}
@@ -33,7 +35,7 @@ def _op(summary: str, scope: str | None, *, params: list | None = None, body: st
     op: dict[str, Any] = {"summary": summary, "responses": responses, "parameters": list(params or [])}
     if path_id:
         op["parameters"].insert(0, {"name": path_id, "in": "path", "required": True,
-                                    "schema": {"type": "string" if path_id == "number" else "integer"}})
+                                    "schema": {"type": "string" if path_id in ("number", "reference") else "integer"}})
     if scope:
         op["security"] = [{"bearer": [scope]}]
         responses["401"] = {"description": "no or bad token", "content": {"application/json": {"schema": ERROR}}}
@@ -83,6 +85,18 @@ def build_openapi() -> dict[str, Any]:
         "/api/value/recompute": {"post": _op("Recompute every customer's value now (queued)", "value:recompute",
                                              ok=202)},
         "/api/value/runs/latest": {"get": _op("The latest value run and its pyramid", "customers:read")},
+        "/api/interactions": {
+            "get": _op("List interactions, newest first (filters: customer, channel, state, created between)",
+                       "interactions:read", params=_query_params(InteractionQuery), ok_schema=PAGE)},
+        "/api/interactions/{interaction_id}": {
+            "get": _op("One interaction with its event log (state changes and facts, oldest first)",
+                       "interactions:read", path_id="interaction_id")},
+        "/api/complaints": {
+            "get": _op("List complaints, newest first (filters: customer, state, level, open)", "complaints:read",
+                       params=_query_params(ComplaintQuery), ok_schema=PAGE)},
+        "/api/complaints/{reference}": {
+            "get": _op("One complaint by reference: level, state, deadlines, steps and compensation issued",
+                       "complaints:read", path_id="reference")},
     }
     paths["/api/customers/{customer_id}/merge"]["post"]["requestBody"] = {"required": True, "content": {
         "application/json": {"schema": {"type": "object", "required": ["duplicate_id"],
@@ -90,7 +104,8 @@ def build_openapi() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Contact-centre desk API", "version": "1",
-                 "description": "Customers, orders, identification and the customer 360 view. Authenticate "
+                 "description": "Customers, orders, identification, the customer 360 view, interactions and "
+                                "complaints (read). Authenticate "
                                 "with 'Authorization: Bearer <token>' (flask --app app crm token-create)."},
         "paths": paths,
         "components": {"schemas": schemas, "securitySchemes": {"bearer": {

@@ -259,3 +259,35 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
         message = err["msg"].removeprefix("Value error, ")
         out.append({"field": field, "message": message})
     return out
+
+
+# --- read API for integrations: interactions and complaints (issue 10) --------------------------------------
+
+MAX_ID = 2**31 - 1  # ids are 32-bit in the database; a larger one can only be "not found"
+Channel = Literal["voice", "email", "chat", "task"]
+InteractionState = Literal["new", "ivr", "queued", "offered", "connected", "wrap_up", "closed", "abandoned",
+                           "voicemail", "callback_pending"]
+ComplaintStateName = Literal["received", "acknowledged", "investigating", "response_proposed", "awaiting_approval",
+                             "approved", "compensation_issued", "resolved", "closed", "rejected", "reopened"]
+ComplaintLevel = Literal["P1", "P2", "P3", "P4"]
+
+
+class InteractionQuery(_In):
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=25, ge=1, le=200)
+    customer_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    channel: Channel | None = None
+    state: InteractionState | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+    _aware = field_validator("created_from", "created_to")(classmethod(lambda cls, v: _aware(v)))
+
+
+class ComplaintQuery(_In):
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=25, ge=1, le=200)
+    customer_id: int | None = Field(default=None, gt=0, le=MAX_ID)
+    state: ComplaintStateName | None = None
+    level: ComplaintLevel | None = None
+    open: bool | None = None  # true: not resolved, closed or rejected
