@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 NOTE_MAX = 4000
+EMAIL_MAX = 100_000  # as the email channel's own reply endpoint
 
 
 class _Strict(BaseModel):
@@ -172,6 +173,55 @@ class InLinkCustomer(_Strict):
 
 class InSearch(_Strict):
     q: str = Field(min_length=2, max_length=100)
+
+
+class InChatSend(_Strict):
+    interaction_id: int = Field(gt=0)
+    client_id: str = Field(min_length=1, max_length=64)
+    text: str = Field(min_length=1, max_length=NOTE_MAX)
+
+
+class InChatTyping(_Strict):
+    interaction_id: int = Field(gt=0)
+    on: bool
+
+
+class InChatRead(_Strict):
+    interaction_id: int = Field(gt=0)
+    upto: int = Field(ge=0)
+
+
+class InEmailPreview(_Strict):
+    interaction_id: int = Field(gt=0)
+    body: str = Field(default="", max_length=EMAIL_MAX)
+
+
+class InEmailSend(_Strict):
+    interaction_id: int = Field(gt=0)
+    body: str = Field(min_length=1, max_length=EMAIL_MAX)
+    cc: list[str] = Field(default_factory=list, max_length=10)
+    seen_upto: int | None = Field(default=None, ge=0)
+    confirm: bool = False
+
+    @field_validator("body")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("write a reply first")
+        return value
+
+    @field_validator("cc")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        cleaned = [c.strip().lower() for c in value if c.strip()]
+        if any("@" not in c or len(c) > 254 or any(ch.isspace() for ch in c) for c in cleaned):
+            raise ValueError("not an email address")
+        return cleaned
+
+
+class InEmailCancel(_Strict):
+    interaction_id: int = Field(gt=0)
+    message_id: int = Field(gt=0)
 
 
 def parse(model: type[BaseModel], data: Any) -> BaseModel:

@@ -25,10 +25,11 @@ from flask import current_app, request
 from flask_socketio import Namespace, join_room
 from sqlalchemy import select
 
-from agent_console import payloads, presence_registry, routing, service as console
+from agent_console import payloads, presence_registry, routing, service as console, workspace
 from agent_console.events import (
-    BadPayload, InFollowUp, InInteraction, InLinkCustomer, InNote, InOffer, InPresence, InSearch, InTransfer,
-    InWrapUp, OutOfferGone, OutWorkClosed, parse,
+    BadPayload, InChatRead, InChatSend, InChatTyping, InEmailCancel, InEmailPreview, InEmailSend, InFollowUp,
+    InInteraction, InLinkCustomer, InNote, InOffer, InPresence, InSearch, InTransfer, InWrapUp, OutOfferGone,
+    OutWorkClosed, parse,
 )
 from app import realtime
 from app.auth.models import Role
@@ -71,7 +72,7 @@ def command(model: type | None = None) -> Callable:
             except console.ConsoleError as exc:
                 db.session.rollback()
                 log.info("console action %s refused for agent %s: %s", handler.__name__, agent.id, exc)
-                return _fail(exc.code)
+                return {**_fail(exc.code), **exc.details()}
             except routing.RoutingError as exc:
                 db.session.rollback()
                 log.info("routing refused %s for agent %s: %s", handler.__name__, agent.id, exc)
@@ -158,6 +159,9 @@ class AgentNamespace(Namespace):
     @command(InTransfer)
     def on_transfer(self, agent, data: InTransfer):
         interaction = console.own_work(db.session, agent.id, data.interaction_id, states=("connected",))
+        if interaction.channel == "chat" and data.queue is not None:  # the customer is told
+            workspace.transfer_chat(db.session, agent.id, interaction.id, data.queue, data.note)
+            return
         routing.transfer(db.session, interaction, queue=data.queue, agent_id=data.agent_id, note=data.note,
                          actor=console.actor_for(agent.id))
 
@@ -176,11 +180,56 @@ class AgentNamespace(Namespace):
         return {"customers": console.search_customers(db.session, data.q)}
 
 
+    # ---------------------------------------------------------------- chat panel
+    @command(InInteraction)
+    def on_chat_history(self, agent, data: InInteraction):
+        return {"chat": workspace.chat_view(db.session, agent.id, data.interaction_id)}
+
+    @command(InChatSend)
+    def on_chat_send(self, agent, data: InChatSend):
+        chat_config = current_app.extensions["desk.config"].chat
+        return {"message": workspace.send_chat(db.session, chat_config, agent.id, data.interaction_id,
+                                               client_id=data.client_id, text=data.text)}
+
+    @command(InChatTyping)
+    def on_chat_typing(self, agent, data: InChatTyping):
+        workspace.chat_typing(db.session, agent.id, data.interaction_id, data.on)
+
+    @command(InChatRead)
+    def on_chat_read(self, agent, data: InChatRead):
+        return {"upto": workspace.chat_read(db.session, agent.id, data.interaction_id, data.upto)}
+
+    # ---------------------------------------------------------------- email composer
+    @command(InInteraction)
+    def on_email_thread(self, agent, data: InInteraction):
+        config = current_app.extensions["desk.config"]
+        return {"email": workspace.email_view(db.session, config, agent.id, data.interaction_id)}
+
+    @command(InEmailPreview)
+    def on_email_preview(self, agent, data: InEmailPreview):
+        config = current_app.extensions["desk.config"]
+        return {"preview": workspace.email_preview(db.session, config, agent, data.interaction_id, data.body)}
+
+    @command(InEmailSend)
+    def on_email_send(self, agent, data: InEmailSend):
+        config = current_app.extensions["desk.config"]
+        return workspace.send_email(db.session, config, agent, data.interaction_id, body=data.body, cc=data.cc,
+                                    seen_upto=data.seen_upto, confirm=data.confirm,
+                                    secret=current_app.config["SECRET_KEY"])
+
+    @command(InEmailCancel)
+    def on_email_cancel(self, agent, data: InEmailCancel):
+        workspace.cancel_email(db.session, agent.id, data.interaction_id, data.message_id)
+
+
 def _end(agent_id: int, interaction_id: int) -> None:
     """Conversation over: the interaction goes to wrap-up and routing frees the agent's capacity and
     starts their wrap-up timer. Only on the move itself: a contact the channel already put in wrap-up
     (the caller hung up) was released by the channel, and releasing again would restart the timer."""
-    was = console.own_work(db.session, agent_id, interaction_id).state
+    interaction = console.own_work(db.session, agent_id, interaction_id)
+    was = interaction.state
+    if interaction.channel == "chat" and was == "connected":
+        workspace.end_chat(db.session, agent_id, interaction_id)  # the customer is told; commits
     interaction = console.start_wrap_up(db.session, agent_id, interaction_id)
     if was == "connected":
         routing_service.release_agent(db.session, interaction)

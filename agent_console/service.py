@@ -30,6 +30,10 @@ class ConsoleError(Exception):
 
     code = "console_error"
 
+    def details(self) -> dict[str, Any]:
+        """Extra fields for the browser's error acknowledgement (none by default)."""
+        return {}
+
 
 class NotYourWork(ConsoleError):
     code = "not_your_work"

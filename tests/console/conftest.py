@@ -21,7 +21,8 @@ class AgentClient:
     def __init__(self, base_url: str, cookie: str):
         self.events: queue.Queue = queue.Queue()
         self.sio = socketio.Client(reconnection=False)
-        for name in ("snapshot", "offer", "offer_gone", "presence", "work", "work_closed", "alert"):
+        for name in ("snapshot", "offer", "offer_gone", "presence", "work", "work_closed", "alert", "chat.message",
+                     "chat.typing", "chat.read", "chat.ended"):
             self.sio.on(name, self._recorder(name), namespace="/agent")
         self.base_url, self.cookie = base_url, cookie
 

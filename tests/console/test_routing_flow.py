@@ -149,7 +149,7 @@ def test_completing_one_of_two_wrap_ups_keeps_the_timer(db_session, agent_client
     client = agent_client(agent)
     client.next("snapshot")
     available(client)
-    chats = [queued(db_session, channel="chat") for _ in range(2)]
+    chats = [queued(db_session, channel="email") for _ in range(2)]
     routed()
     for _ in chats:
         assert client.call("accept", {"offer_id": client.next("offer")["offer_id"]}) == {"ok": True}
