@@ -61,8 +61,8 @@ def test_chat_panel_history_send_typing_read_and_end(app, db_session, agent_clie
     arrived = client.next("chat.message")
     assert arrived["interaction_id"] == interaction_id and arrived["message"]["body"] == "Where is my parcel?"
 
-    sent = client.call("chat_send", {"interaction_id": interaction_id, "client_id": "agent-msg-1", "text": "Let me look."})
-    again = client.call("chat_send", {"interaction_id": interaction_id, "client_id": "agent-msg-1", "text": "Let me look."})
+    message = {"interaction_id": interaction_id, "client_id": "agent-msg-1", "text": "Let me look."}
+    sent, again = client.call("chat_send", message), client.call("chat_send", message)
     assert sent["ok"] and again["message"]["id"] == sent["message"]["id"]  # a resend is one message
     bodies = db_session.scalars(select(ChatMessage.body).where(ChatMessage.chat_id == found.id,
                                                                ChatMessage.sender == "agent")).all()
@@ -90,7 +90,7 @@ def test_chat_panel_history_send_typing_read_and_end(app, db_session, agent_clie
     last = db_session.scalars(select(ChatMessage).where(ChatMessage.chat_id == found.id)
                               .order_by(ChatMessage.id.desc())).first()
     assert last.sender == "system"  # the customer was told
-    refused = client.call("chat_send", {"interaction_id": interaction_id, "client_id": "agent-msg-2", "text": "Still there?"})
+    refused = client.call("chat_send", {**message, "client_id": "agent-msg-2", "text": "Still there?"})
     assert refused["error"] == "ended"
 
 
@@ -121,7 +121,8 @@ def test_chat_commands_refuse_other_work(db_session, agent_client):
                          ("chat_send", {"client_id": "agent-msg-x", "text": "hi"}), ("email_thread", {}),
                          ("email_cancel", {"message_id": 1})):
         assert client.call(event, {"interaction_id": 424242, **extra})["error"] == "not_your_work", event
-    assert client.call("chat_send", {"interaction_id": 1, "client_id": "agent-msg-x", "text": ""})["error"] == "bad_payload"
+    empty = {"interaction_id": 1, "client_id": "agent-msg-x", "text": ""}
+    assert client.call("chat_send", empty)["error"] == "bad_payload"
     assert client.call("email_send", {"interaction_id": 1, "body": "  "})["error"] == "bad_payload"
     assert client.call("email_send", {"interaction_id": 1, "body": "x", "cc": ["not an address"]})["error"] == \
         "bad_payload"
