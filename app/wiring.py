@@ -9,6 +9,7 @@ from flask import Flask, g, jsonify, render_template, request, session
 from flask_babel import get_locale, refresh as refresh_babel
 from flask_login import current_user
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from app.extensions import babel, csrf, db, login_manager, migrate, socketio
 from app.logging_setup import configure_logging
@@ -63,8 +64,18 @@ def _load(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
+class BoundedIntConverter(IntegerConverter):
+    """``<int:...>`` limited to the database's 32-bit ids: a larger number is simply not found (404),
+    instead of reaching the database as an integer it cannot bind."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
 def wire(app: Flask) -> None:
     settings = app.extensions["desk.settings"]
+    app.url_map.converters["int"] = BoundedIntConverter
     configure_logging(settings.log_level)
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.root_path + "/../migrations"))
