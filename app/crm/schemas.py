@@ -23,6 +23,8 @@ Purpose = Literal["calls", "email", "sms", "marketing", "recording"]
 assert set(Kind.__args__) == set(CustomerKind) and set(TierName.__args__) == set(Tier)  # type: ignore[attr-defined]
 assert set(Purpose.__args__) == set(ConsentPurpose)  # type: ignore[attr-defined]
 
+MAX_ID = 2**31 - 1  # ids are 32-bit in the database; a larger one can only be "not found"
+
 
 def normalise_email(raw: str) -> str:
     """Lower-cased, trimmed email; raises ValueError when it is not an address."""
@@ -181,7 +183,7 @@ class ShipmentIn(_In):
 
 
 class OrderIn(_In):
-    customer_id: int = Field(gt=0)
+    customer_id: int = Field(gt=0, le=MAX_ID)
     number: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-./]+$")
     placed_at: datetime
     status: Literal["placed", "paid", "shipped", "delivered", "cancelled", "returned"] = "placed"
@@ -205,7 +207,7 @@ class OrderIn(_In):
 
 
 class CustomerQuery(_In):
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=25, ge=1, le=200)
     q: str | None = Field(default=None, max_length=100)
     tier: TierName | None = None
@@ -228,9 +230,9 @@ class CustomerQuery(_In):
 
 
 class OrderQuery(_In):
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=25, ge=1, le=200)
-    customer_id: int | None = Field(default=None, gt=0)
+    customer_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     status: str | None = Field(default=None, max_length=24)
     placed_from: datetime | None = None
     placed_to: datetime | None = None
@@ -241,7 +243,7 @@ class OrderQuery(_In):
 class IdentifyQuery(_In):
     phone: str | None = Field(default=None, max_length=64)
     email: str | None = Field(default=None, max_length=254)
-    account_id: int | None = Field(default=None, gt=0)
+    account_id: int | None = Field(default=None, gt=0, le=MAX_ID)
     create_prospect: bool = False
 
     @model_validator(mode="after")
@@ -263,7 +265,6 @@ def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
 
 # --- read API for integrations: interactions and complaints (issue 10) --------------------------------------
 
-MAX_ID = 2**31 - 1  # ids are 32-bit in the database; a larger one can only be "not found"
 Channel = Literal["voice", "email", "chat", "task"]
 InteractionState = Literal["new", "ivr", "queued", "offered", "connected", "wrap_up", "closed", "abandoned",
                            "voicemail", "callback_pending"]
