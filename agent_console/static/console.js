@@ -74,13 +74,16 @@
     [...state.offers.keys()].forEach((id) => removeOffer(id));
     snap.offers.forEach(addOffer);
     const ids = new Set(snap.work.map((w) => w.interaction_id));
-    [...state.work.keys()].forEach((id) => { if (!ids.has(id)) removeWork(id); });
+    [...state.work.keys()].forEach((id) => { if (!ids.has(id)) removeWork(id); else window.DeskChannels.refresh(id); });
     snap.work.forEach(upsertWork);
     refreshEmpty();
     (snap.alerts || []).slice().reverse().forEach((a) => addAlert(a, false));
   });
   socket.on("presence", showPresence);
   socket.on("alert", (a) => addAlert(a, true));
+  ["chat.message", "chat.typing", "chat.read", "chat.ended"].forEach((name) => {
+    socket.on(name, (p) => window.DeskChannels.onChatEvent(name, p));
+  });
   socket.on("offer", addOffer);
   socket.on("offer_gone", (g) => {
     removeOffer(g.offer_id);
@@ -215,6 +218,7 @@
     state.timers.delete(id);
     state.work.delete(id);
     window.DeskCollision.unwatch(id, COLLISION);
+    window.DeskChannels.detach(id);
     if (state.active === id) { const first = state.work.keys().next(); if (!first.done) selectTab(first.value); }
   }
 
@@ -224,6 +228,8 @@
   }
 
   const COLLISION = { csrf: PAGE.csrf, S: S, fmt: fmt };
+  const CHANNELS = { command: command, S: S, fmt: fmt, el: el, when: when, LANG: LANG, notice: notice,
+                     typing: (id) => window.DeskCollision.typing(id, COLLISION) };
 
   function buildPanel(entry, w) {
     const id = w.interaction_id;
@@ -245,6 +251,9 @@
       controls.appendChild(el("a", { class: "button-link raise-complaint", href: PAGE.complaint_url + "?" + q.toString(), target: "_blank", rel: "noopener", text: S.raise_complaint }));
     }
     p.appendChild(controls);
+    const channelBox = el("div", { class: "channel" });
+    p.appendChild(channelBox);
+    window.DeskChannels.attach(id, w.channel, channelBox, CHANNELS);
 
     const notes = el("textarea", { id: "notes-" + id, rows: "3", maxlength: "4000" });
     const saveNotes = el("button", { type: "button", class: "secondary save-notes", text: S.save_notes });

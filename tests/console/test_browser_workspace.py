@@ -1,0 +1,101 @@
+"""The chat panel and the email composer in the browser, on contacts the real router offered."""
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import select
+
+from app.channels import chat
+from app.channels.chat_models import ChatMessage, ChatSession
+from app.channels.email.models import EmailMessage
+from tests.console.test_browser import LIVE_TIMEOUT_MS, running_router, sign_in  # noqa: F401  (fixture)
+from tests.email.conftest import build_mail, desk, ingest, jobs, outbox  # noqa: F401  (fixtures)
+from tests.factories import make_staff
+
+
+def accept_the_offer(page) -> None:
+    page.click("#go-available")
+    card = page.locator(".offer")
+    expect(card).to_be_visible(timeout=LIVE_TIMEOUT_MS)
+    card.locator(".accept").click()
+    expect(card).to_have_count(0)
+
+
+@pytest.mark.browser
+def test_agent_chats_with_typing_and_read_receipts(app, db_session, live_server, browser, running_router,
+                                                   monkeypatch):
+    monkeypatch.setattr(chat, "is_open", lambda calendar, at: True)
+    agent = make_staff(db_session, name="Agent Amy")
+    db_session.commit()
+    config = app.extensions["desk.config"]
+    page = browser.new_page()
+    sign_in(page, live_server.url, agent.email)
+    found, _token = chat.start_chat(db_session, config, name="Li Na", email="li@example.com", topic="general")
+    iid = found.interaction_id
+    accept_the_offer(page)
+
+    log = page.locator(f"#chat-log-{iid}")
+    expect(log.locator(".from-system")).to_contain_text("An agent will be with you shortly")
+    db_session.expire_all()  # the chat's interaction is now Amy's
+    chat.post_customer_message(db_session, config.chat, db_session.get(ChatSession, found.id),
+                               client_id="customer-0001", text="Hello, is my parcel lost?")
+    expect(log.locator(".from-customer")).to_contain_text("Hello, is my parcel lost?")
+    chat.typing(iid, sender="customer", on=True, agent_id=agent.id)
+    expect(page.locator(f"#chat-typing-{iid}")).to_have_text("The customer is typing...")
+
+    box = page.locator(f"#chat-input-{iid}")
+    box.fill("No - it arrives tomorrow.")
+    box.press("Enter")
+    mine = log.locator(".from-agent")
+    expect(mine).to_contain_text("No - it arrives tomorrow.")
+    expect(box).to_have_value("")
+    db_session.expire_all()
+    sent = db_session.scalar(select(ChatMessage).where(ChatMessage.chat_id == found.id, ChatMessage.sender == "agent"))
+    assert sent.body == "No - it arrives tomorrow."
+    assert db_session.get(ChatSession, found.id).agent_read_upto >= sent.id - 1  # the agent read the customer
+
+    chat.mark_read(db_session, iid, reader="customer", upto_id=sent.id, chat=db_session.get(ChatSession, found.id))
+    expect(mine.locator(".receipt")).to_have_text("Read")
+
+
+@pytest.mark.browser
+def test_email_composer_warns_of_a_newer_message_and_can_undo(app, db_session, live_server, browser, running_router,
+                                                              desk, ingest, jobs, outbox):  # noqa: F811
+    agent = make_staff(db_session, name="Agent Amy")
+    db_session.commit()
+    first = ingest(build_mail(subject="Help please", body="My order has not arrived."))
+    iid = first.interaction_id
+    page = browser.new_page()
+    sign_in(page, live_server.url, agent.email)
+    accept_the_offer(page)
+
+    thread = page.locator(f"#email-thread-{iid}")
+    expect(thread.locator(".email-msg.in")).to_contain_text("My order has not arrived.")
+    page.fill(f"#email-body-{iid}", "It ships today.")
+    page.click(".email-preview")
+    expect(page.locator(f"#email-preview-{iid}")).to_contain_text("Kind regards,")
+
+    ack = db_session.scalar(select(EmailMessage).where(EmailMessage.interaction_id == iid, EmailMessage.kind == "ack"))
+    ingest(build_mail(subject="Re: Help please", in_reply_to=ack.message_id, body="It was the wrong colour too."))
+    page.click(".email-send")
+    warning = page.locator(f"#email-warning-{iid}")
+    expect(warning).to_contain_text("The customer wrote again while you were typing.")
+    expect(warning).to_contain_text("It was the wrong colour too.")
+    assert db_session.scalar(select(EmailMessage).where(EmailMessage.kind == "reply")) is None
+
+    page.fill(f"#email-body-{iid}", "It ships today, in the right colour.")
+    page.click(".email-send")
+    status = page.locator(f"#email-status-{iid}")
+    expect(status).to_contain_text("Sending in")
+    page.click(".email-undo")
+    expect(status).to_have_text("Reply cancelled; your text is back in the box.")
+    expect(page.locator(f"#email-body-{iid}")).to_have_value("It ships today, in the right colour.")
+
+    page.click(".email-send")
+    expect(status).to_contain_text("Sending in")
+    jobs.run_delayed()
+    db_session.expire_all()
+    replies = db_session.scalars(select(EmailMessage).where(EmailMessage.kind == "reply")
+                                 .order_by(EmailMessage.id)).all()
+    assert [r.status for r in replies] == ["cancelled", "sent"]
+    assert any("in the right colour" in m.message.get_content() for m in outbox.sent)
