@@ -1,4 +1,4 @@
-"""``python -m bench voice [--json] [--levels 50,200] [--seconds 20] [--workers 2]``
+"""``python -m bench voice [--json] [--levels 50,200] [--seconds 20] [--workers 2] [--statements]``
 
 Simulated concurrent callers walk the demo IVR into a queue against the real app: gunicorn with gevent
 workers on PostgreSQL (``--database-url``, default a scratch database ``bench_voice`` that is emptied).
@@ -6,6 +6,9 @@ Each caller dials, chooses English, asks for an order's status, keys the order n
 agent, waits two turns of the queue loop and hangs up -- eight signed webhooks per call -- then dials
 again. For each level of concurrent callers it prints webhook requests per second and p50/p99 latency.
 JSON fields per level: callers, requests_per_s, p50_ms, p99_ms, errors. Figures only; nothing asserted.
+``--statements`` instead walks calls in-process one at a time and prints, per webhook, the SQL statements
+sent and the server's CPU milliseconds (JSON fields: webhook, statements, cpu_ms) -- figures that move
+little with the load of a shared machine.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per level")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each level")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn gevent workers")
+    parser.add_argument("--statements", action="store_true",
+                        help="instead: SQL statements and server CPU ms per webhook, in-process, one call at a time")
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_VOICE_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench_voice"))
     return parser.parse_args(argv)
@@ -214,6 +219,76 @@ def _drive_in_child(port: int, callers: int, warmup_s: float, seconds: float) ->
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# --- statements per webhook (in-process, one call at a time) ----------------------------------------------
+
+def _count_statements(url: str, config: Path, calls: int = 20) -> dict[str, tuple[float, float]]:
+    """Walk ``calls`` calls through the same eight webhooks in-process (Flask test client, the same
+    database), one at a time: the SQL statements each webhook sends (BEGIN/COMMIT excepted) and the CPU
+    time this process spends on it (the server's own work, without the database's or the load
+    generator's, so it moves little with the machine's load). The first call warms the caches and is
+    not counted. Returns {webhook: (mean statements, mean CPU ms)}."""
+    import xml.etree.ElementTree as ET
+    from urllib.parse import urlsplit
+
+    from sqlalchemy import event
+    from twilio.request_validator import RequestValidator
+
+    from app import create_app
+    from app.extensions import db
+
+    port = 5000
+    env = _env(url, config, port)
+    app = create_app(str(config), env={k: env[k] for k in ("DATABASE_URL", "SECRET_KEY", "PUBLIC_BASE_URL",
+                                                           "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "LOG_LEVEL")},
+                     overrides={"ROUTER_THREAD": False, "PERIODIC_THREAD": False})
+    validator, client, base = RequestValidator(TOKEN), app.test_client(), f"http://127.0.0.1:{port}"
+    seen: list[str] = []
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+
+    def post(name: str, target: str, form: dict[str, str], counts: dict[str, list[tuple[int, float]]] | None):
+        parts = urlsplit(target)
+        seen.clear()
+        began = time.process_time()
+        response = client.post(parts.path + (f"?{parts.query}" if parts.query else ""), data=form,
+                               headers={"X-Twilio-Signature": validator.compute_signature(target, form)})
+        if response.status_code != 200:
+            raise RuntimeError(f"{name}: HTTP {response.status_code}")
+        if counts is not None:
+            counts.setdefault(name, []).append((len(seen), (time.process_time() - began) * 1000))
+        return ET.fromstring(response.data) if response.data else None
+
+    counts: dict[str, list[tuple[int, float]]] = {}
+    for n in range(calls + 1):
+        record = counts if n else None
+        form = {"CallSid": f"CA{n + 1:032x}", "From": f"+86137{n:08d}", "To": "+862100000000", "AccountSid": ACCOUNT}
+        root = post("incoming", f"{base}/voice/incoming", form, record)
+        for name, digits in (("gather language", "1"), ("gather menu", "1"), ("gather order", f"{ORDER_NUMBER}#"),
+                             ("gather agent", "0")):
+            root = post(name, root.find("Gather").get("action"), dict(form, Digits=digits), record)
+        for name in ("wait (announce)", "wait (quiet)"):
+            root = post(name, root.find("Redirect").text, form, record)
+        post("status", f"{base}/voice/status", dict(form, CallStatus="completed", CallDuration="40"), record)
+    with app.app_context():
+        db.engine.dispose()
+    return {name: (sum(n for n, _ in values) / len(values), sum(ms for _, ms in values) / len(values))
+            for name, values in counts.items()}
+
+
+
+def _print_statements(found: dict[str, tuple[float, float]], as_json: bool) -> int:
+    if as_json:
+        for name, (statements, cpu_ms) in found.items():
+            print(json.dumps({"webhook": name, "statements": round(statements, 2), "cpu_ms": round(cpu_ms, 2)}))
+    total_statements = sum(n for n, _ in found.values())
+    total_ms = sum(ms for _, ms in found.values())
+    print(f"\nvoice webhooks in-process, one call at a time: {total_statements:g} statements and "
+          f"{total_ms:.1f} ms of server CPU per call")
+    print(f"{'webhook':<18} {'statements':>10} {'cpu ms':>8}")
+    for name, (statements, cpu_ms) in found.items():
+        print(f"{name:<18} {statements:>10g} {cpu_ms:>8.2f}")
+    return 0
+
 def main(argv: list[str]) -> int:
     args = _args(argv)
     levels = [int(level) for level in args.levels.split(",") if level.strip()]
@@ -222,6 +297,8 @@ def main(argv: list[str]) -> int:
         config = _bench_config(Path(tmp))
         _ensure_database(args.database_url)
         _prepare(args.database_url, config, port)
+        if args.statements:
+            return _print_statements(_count_statements(args.database_url, config), args.json)
         server = _start_server(_env(args.database_url, config, port), port, args.workers)
         results = []
         try:
