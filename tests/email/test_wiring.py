@@ -1,4 +1,4 @@
-"""The channel's seams: configuration checks, the fallbacks while neighbours are missing, the periodic tick."""
+"""The channel's seams: configuration checks, routing and identification through the neighbours, the periodic tick."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -58,30 +58,21 @@ def test_the_shipped_config_yaml_has_a_valid_email_section():
     assert config.email.mailboxes and config.email.smtp.transport in ("smtp", "recording")
 
 
-def test_enqueue_falls_back_to_the_state_machine_without_the_router(ingest, db_session, monkeypatch):
-    monkeypatch.setattr(routing, "ENQUEUE_REF", "queues.missing_module:enqueue_contact")
+def test_a_new_case_is_routed_by_the_router(ingest, db_session):
     result = ingest(build_mail())
     interaction = db_session.get(Interaction, result.interaction_id)
     assert (interaction.state, interaction.queue) == ("queued", "general")
+    assert interaction.routing_age_origin is not None
 
 
-def test_enqueue_uses_the_router_when_it_exists(db_session, desk, monkeypatch):
-    from tests.factories import make_interaction
-
-    calls = []
-    monkeypatch.setattr(routing, "_neighbour", lambda ref: (lambda s, i, q, actor: calls.append((i.id, q, actor))))
-    interaction = make_interaction(db_session, channel="email")
-    assert routing.enqueue(db_session, interaction, "billing", actor="email", reason="x") == "router"
-    assert calls == [(interaction.id, "billing", "email")]
-
-
-def test_identify_falls_back_to_an_exact_address_match(db_session, desk, monkeypatch):
-    monkeypatch.setattr(routing, "IDENTIFY_REF", "app.crm.missing:identify")
+def test_identify_uses_the_crm_and_never_guesses(db_session, desk):
     known = make_customer(db_session, email="known@customer.test", language="zh")
     info = routing.identify_customer(db_session, "Known@customer.test", name="", language="en", create_prospect=True)
     assert info.id == known.id and info.language == "zh"
-    assert routing.identify_customer(db_session, "nobody@x.test", name="", language="en",
-                                     create_prospect=True) is None
+    make_customer(db_session, email="shared@customer.test")
+    make_customer(db_session, email="shared@customer.test")
+    assert routing.identify_customer(db_session, "shared@customer.test", name="", language="en",
+                                     create_prospect=False) is None, "two customers: the agent chooses"
     assert routing.customer_info(db_session, None) is None and routing.customer_addresses(db_session, None) == set()
 
 

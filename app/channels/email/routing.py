@@ -1,20 +1,17 @@
-"""Where a new email case goes, and the two calls into neighbouring domains (CRM identification and
-the router's enqueue), each with an explicit fallback while the neighbour's function is missing."""
+"""Where a new email case goes, and the email channel's two calls into neighbouring domains: CRM
+identification and the router's enqueue."""
 from __future__ import annotations
 
-import importlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.channels.email.config import EmailConfig, Mailbox
+from app.crm.service import identify
 from app.interactions.models import Interaction
-from app.interactions.service import transition
-from app.interactions.states import State
+from queues.service import enqueue_contact
 
 log = logging.getLogger(__name__)
 
@@ -34,31 +31,11 @@ def choose_queue(config: EmailConfig, mailbox: Mailbox, sender: str, subject: st
     return mailbox.queue
 
 
-def _neighbour(ref: str) -> Callable | None:
-    """``module:function`` when the neighbouring domain provides it, else None (fallback in use)."""
-    module, attr = ref.split(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError):
-        return None
-
-
-ENQUEUE_REF = "queues.service:enqueue_contact"
-IDENTIFY_REF = "app.crm.service:identify"
-
-
 def enqueue(session: Session, interaction: Interaction, queue_name: str, *, actor: str, reason: str) -> str:
-    """Hand the case to the router; returns "router" or "fallback". Does not commit.
-
-    Fallback (the router's ``enqueue_contact`` missing): set the queue and move the Interaction to
-    ``queued`` through the state machine -- the router picks waiting contacts up from the database."""
-    enqueue_contact = _neighbour(ENQUEUE_REF)
-    if enqueue_contact is not None:
-        enqueue_contact(session, interaction, queue_name, actor=actor)
-        return "router"
-    interaction.queue = queue_name
-    transition(session, interaction, State.QUEUED, actor=actor, reason=reason, data={"queue": queue_name})
-    return "fallback"
+    """Hand the case to the router (which records ``reason`` on the queued transition); returns
+    "router". Does not commit."""
+    enqueue_contact(session, interaction, queue_name, actor=actor)
+    return "router"
 
 
 @dataclass(frozen=True)
@@ -84,19 +61,11 @@ def customer_info(session: Session, customer_id: int | None) -> CustomerInfo | N
 
 def identify_customer(session: Session, address: str, *, name: str, language: str,
                       create_prospect: bool) -> CustomerInfo | None:
-    """The customer a sender address belongs to; None when nobody (or several customers) match. Uses the
-    CRM's ``identify`` (which may create a prospect); the fallback matches CustomerEmail exactly."""
-    from app.crm.models import CustomerEmail
-
-    identify = _neighbour(IDENTIFY_REF)
-    if identify is not None:
-        result: Any = identify(session, email=address, name=name or None, language=language,
-                               create_prospect=create_prospect)
-        customer_id = getattr(result, "customer_id", None)
-    else:
-        ids = list(session.scalars(select(CustomerEmail.customer_id).where(CustomerEmail.email == address.lower())))
-        customer_id = ids[0] if len(set(ids)) == 1 else None
-    return customer_info(session, customer_id)
+    """The customer a sender address belongs to; None when nobody (or several customers) match. The
+    CRM's ``identify`` never guesses between several; it may create a prospect."""
+    result = identify(session, email=address, name=name or None, language=language,
+                      create_prospect=create_prospect)
+    return customer_info(session, result.customer_id)
 
 
 def customer_addresses(session: Session, customer_id: int | None) -> set[str]:
