@@ -3,7 +3,8 @@ offers it decides.
 
 One cycle (``Router.cycle``):
 1. the sweeper, in the database: wrap-up timers that ran out, leases nobody answered, offers whose
-   contact left without anyone rescinding them (each a short transaction);
+   contact left without anyone rescinding them, contacts left ``offered`` without a pending offer
+   (back to waiting in their place) (each a short transaction);
 2. sync: the contacts and agents named by realtime hints since the last cycle are re-read and put in the
    engine as the database holds them (everything at start, and a full reconcile every
    ``FULL_SYNC_S`` seconds in case a hint was lost) — so killing the router loses nothing;
@@ -197,11 +198,12 @@ class Router:
                 continue
             if step is service.expire_due_offers:
                 report.expired += len(done)
-        try:
-            service.rescind_orphan_offers(session, now=now)
-            session.commit()
-        except _RETRYABLE:
-            session.rollback()
+        for fix in (service.rescind_orphan_offers, service.requeue_stranded_offered):
+            try:
+                fix(session, now=now)
+                session.commit()
+            except _RETRYABLE:
+                session.rollback()
 
     # ------------------------------------------------------------------ sync: database -> engine
     def sync_all(self, session: Session, ts: float) -> None:

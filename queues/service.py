@@ -14,7 +14,7 @@ Who calls what:
 - the agent console and the wallboard: ``set_presence``, ``accept_offer``, ``reject_offer``,
   ``agent_disconnected``, ``release_agent``, ``transfer_to_queue``, ``transfer_to_agent``;
 - the router (``queues.router``): ``create_offer``, ``expire_due_offers``, ``end_due_wrap_ups``,
-  ``rescind_orphan_offers``, ``record_overflow``, ``refresh_priority``.
+  ``rescind_orphan_offers``, ``requeue_stranded_offered``, ``record_overflow``, ``refresh_priority``.
 
 The router learns about every change from the announcements (``interaction.state``, ``offer.*``,
 ``agent.presence``, ``queue.changed``), re-reads the rows concerned and re-matches.
@@ -614,6 +614,32 @@ def rescind_orphan_offers(session: Session, *, now: datetime | None = None) -> l
         if orphaned and _retire(session, offer, "rescinded", "orphaned", now, requeue=False):
             gone.append(offer)
     return gone
+
+
+def requeue_stranded_offered(session: Session, *, now: datetime | None = None) -> list[Interaction]:
+    """The sweeper's other half: a contact left ``offered`` with no pending offer (a crash between
+    writes, or a row changed by hand) goes back to the waiting state its last offer took it from
+    (``queued`` when there is none), keeping its ``routing_age_origin`` and so its place; its queue
+    entry is kept, or made anew from now if missing. Returns the contacts moved. Does not commit; a
+    concurrent change to one of them surfaces as StaleDataError at flush (the caller rolls back and
+    the next sweep tries again)."""
+    now = now or utcnow()
+    pending = select(Offer.id).where(Offer.interaction_id == Interaction.id, Offer.status == "pending")
+    stranded = list(session.scalars(select(Interaction).where(Interaction.state == State.OFFERED, ~pending.exists())
+                                    .order_by(Interaction.id).execution_options(populate_existing=True)))
+    moved = []
+    for interaction in stranded:
+        last = session.scalar(select(Offer.from_state).where(Offer.interaction_id == interaction.id)
+                              .order_by(Offer.id.desc()).limit(1))
+        target = last if last in (State.QUEUED, State.CALLBACK_PENDING) else State.QUEUED
+        previous_agent, interaction.agent_id = interaction.agent_id, None
+        transition(session, interaction, target, actor=ROUTER_ACTOR, reason="offer lost",
+                   data={"queue": interaction.queue, "agent_id": previous_agent, "cause": "stranded"}, at=now)
+        if interaction.queue and session.get(QueueEntry, interaction.id) is None:
+            session.add(QueueEntry(interaction_id=interaction.id, queue=interaction.queue, enqueued_at=now))
+        _wake(session, queue=interaction.queue, interaction_id=interaction.id, agent_id=previous_agent)
+        moved.append(interaction)
+    return moved
 
 
 def record_overflow(session: Session, interaction: Interaction, action: str, *,
