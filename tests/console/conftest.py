@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import queue
+import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
 import socketio
 
+from queues import router
 from tests.browser_support import browser, chromium_browser, live_server  # noqa: F401  (fixtures)
 from tests.factories import PASSWORD
 
@@ -84,3 +86,25 @@ def agent_client(socket_server) -> Iterator:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture()
+def routed(app):
+    """A fresh router for the test (rebuilt from the database); ``routed()`` runs it until settled."""
+    router.reset(app)
+    yield lambda: router.run_once(app)
+    router.reset(app)
+
+
+@pytest.fixture()
+def running_router(app):
+    """The real router loop (``queues.router.serve``) on a thread, as the embedded desk runs it."""
+    router.reset(app)
+    stop = threading.Event()
+    thread = threading.Thread(target=router.serve, args=(app, stop), name="test-router", daemon=True)
+    thread.start()
+    yield thread
+    stop.set()
+    router._hub.wake.set()
+    thread.join(timeout=15)
+    router.reset(app)

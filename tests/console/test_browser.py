@@ -2,7 +2,6 @@
 router running on its thread: nothing in these tests makes an offer by hand."""
 from __future__ import annotations
 
-import threading
 
 import pyotp
 import pytest
@@ -11,7 +10,6 @@ from sqlalchemy import select
 
 from app.channels.telephony import RecordingTelephony
 from app.interactions.models import Interaction
-from queues import router
 from queues.models import AgentState
 from tests.factories import PASSWORD, make_customer, make_order, make_staff
 from tests.ivr.phone import Caller
@@ -28,20 +26,6 @@ def phone(app, client, monkeypatch):
     monkeypatch.setattr(ivr.engine, "is_open", lambda calendar, at: True)
     monkeypatch.setitem(app.extensions, "desk.telephony", RecordingTelephony())
     return Caller(client, from_="+8613800138000")
-
-
-@pytest.fixture()
-def running_router(app):
-    """The real router loop (``queues.router.serve``) on a thread, as the embedded desk runs it."""
-    router.reset(app)
-    stop = threading.Event()
-    thread = threading.Thread(target=router.serve, args=(app, stop), name="test-router", daemon=True)
-    thread.start()
-    yield thread
-    stop.set()
-    router._hub.wake.set()
-    thread.join(timeout=15)
-    router.reset(app)
 
 
 def sign_in(page, base_url: str, email: str) -> None:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.channels import chat
 from app.channels.chat_models import ChatMessage, ChatSession
 from app.channels.email.models import EmailMessage
-from tests.console.test_browser import LIVE_TIMEOUT_MS, running_router, sign_in  # noqa: F401  (fixture)
+from tests.console.test_browser import LIVE_TIMEOUT_MS, sign_in
 from tests.email.conftest import build_mail, desk, ingest, jobs, outbox  # noqa: F401  (fixtures)
 from tests.factories import make_staff
 

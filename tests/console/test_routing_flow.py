@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.channels.telephony import RecordingTelephony
 from app.interactions.models import Interaction
-from queues import router, service
+from queues import service
 from queues.models import AgentState, Offer
 from tests.factories import make_customer, make_interaction, make_order, make_staff
 
@@ -20,14 +20,6 @@ def telephony(app, monkeypatch):
     twin = RecordingTelephony()
     monkeypatch.setitem(app.extensions, "desk.telephony", twin)
     return twin
-
-
-@pytest.fixture()
-def routed(app):
-    """A fresh router for the test (rebuilt from the database); ``routed()`` runs it until settled."""
-    router.reset(app)
-    yield lambda: router.run_once(app)
-    router.reset(app)
 
 
 def queued(session, *, customer=None, queue="general", channel="voice"):

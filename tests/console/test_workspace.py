@@ -9,17 +9,9 @@ from app.channels import chat
 from app.channels.chat_models import ChatMessage, ChatSession
 from app.channels.email.models import EmailMessage
 from app.interactions.models import Interaction
-from queues import router
 from queues.models import AgentState
 from tests.email.conftest import build_mail, desk, ingest, jobs, outbox  # noqa: F401  (fixtures)
 from tests.factories import make_staff
-
-
-@pytest.fixture()
-def routed(app):
-    router.reset(app)
-    yield lambda: router.run_once(app)
-    router.reset(app)
 
 
 @pytest.fixture()
