@@ -45,6 +45,7 @@ CALL_STATUSES = ("queued", "initiated", "ringing", "in-progress", "answered", "c
                  "no-answer", "canceled")
 MAX_SPEECH_CHARS = 1000
 MAX_STEP = 100_000
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a bigger one is malformed, not a database error
 ATTEMPTS = 3
 _FLUSHED = "voice.flushed"  # session.info flag: the handler's changes reached the database
 
@@ -273,7 +274,7 @@ def status() -> Response:
 @bp.post("/recording")
 def recording() -> Response:
     try:
-        interaction_id = _int_arg("i", low=1, high=2**62)
+        interaction_id = _int_arg("i", low=1, high=MAX_ID)
         sid = _form("RecordingSid", RECORDING_SID)
         url = _form("RecordingUrl", max_len=500)
         rec_status = _form("RecordingStatus", max_len=20)
@@ -289,8 +290,8 @@ def recording() -> Response:
 @bp.post("/connect")
 def connect() -> Response:
     try:
-        interaction_id = _int_arg("i", low=1, high=2**62)
-        agent_id = _int_arg("a", low=1, high=2**62)
+        interaction_id = _int_arg("i", low=1, high=MAX_ID)
+        agent_id = _int_arg("a", low=1, high=MAX_ID)
         bridge = _int_arg("b", low=0)
     except BadWebhook as exc:
         return _bad(exc)
@@ -302,8 +303,8 @@ def connect() -> Response:
 @bp.post("/callback-answer")
 def callback_answer() -> Response:
     try:
-        interaction_id = _int_arg("i", low=1, high=2**62)
-        agent_id = _int_arg("a", low=1, high=2**62)
+        interaction_id = _int_arg("i", low=1, high=MAX_ID)
+        agent_id = _int_arg("a", low=1, high=MAX_ID)
     except BadWebhook as exc:
         return _bad(exc)
     return answer("callback-answer", lambda: (None, agent_leg.callback_answered(
@@ -314,7 +315,7 @@ def callback_answer() -> Response:
 @bp.post("/callback-status")
 def callback_status() -> Response:
     try:
-        interaction_id = _int_arg("i", low=1, high=2**62)
+        interaction_id = _int_arg("i", low=1, high=MAX_ID)
         call_status = _form("CallStatus", max_len=20)
         if call_status not in CALL_STATUSES:
             raise BadWebhook(f"unknown CallStatus {call_status[:20]!r}")
@@ -327,7 +328,7 @@ def callback_status() -> Response:
 @bp.post("/dial-done")
 def dial_done() -> Response:
     try:
-        interaction_id = _int_arg("i", low=1, high=2**62)
+        interaction_id = _int_arg("i", low=1, high=MAX_ID)
         dial_status = _form("DialCallStatus", max_len=20)
         if dial_status not in CALL_STATUSES:
             raise BadWebhook(f"unknown DialCallStatus {dial_status[:20]!r}")
@@ -341,7 +342,7 @@ def dial_done() -> Response:
 @bp.post("/hold")
 def hold_music() -> Response:
     try:
-        interaction_id = _int_arg("i", low=1, high=2**62)
+        interaction_id = _int_arg("i", low=1, high=MAX_ID)
         count = _int_arg("n", low=0)
     except BadWebhook as exc:
         return _bad(exc)

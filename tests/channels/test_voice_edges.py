@@ -96,6 +96,9 @@ def offer_and_accept(session, caller: Caller, agent, *, accept: bool = True) -> 
     ("/voice/dial-done?i=1", {"DialCallStatus": "exploded"}),
     ("/voice/dial-done?i=1", {"DialCallStatus": "completed", "DialCallSid": "not-a-sid"}),
     ("/voice/hold?i=1&n=-1", {}),
+    ("/voice/connect?i=4294967296&a=1&b=1", {}),  # beyond the 32-bit id columns
+    ("/voice/recording?i=2147483648", {"RecordingSid": "RE" + "d" * 32, "RecordingUrl": "u",
+                                       "RecordingStatus": "completed"}),
 ])
 def test_every_endpoint_refuses_malformed_input_with_an_apology(client, clock, url, params):
     reply = Caller(client).post(url, params)
