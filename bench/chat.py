@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from bench.screenpop import USER_AGENT as CONSOLE_AGENT, _cookie, _database, _free_port
-from bench.voice import _start_server, _stop
+from bench.voice import _stop
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "bench-chat-not-a-secret"
@@ -40,6 +40,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=0.2, help="messages per second per customer")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn gevent workers (websocket-only clients)")
+    parser.add_argument("--pool", type=int, default=0,
+                        help="database pool size for the server (0: the desk's own setting)")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_CHAT_REDIS_URL", "redis://127.0.0.1:6379/12"))
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_CHAT_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench_chat"))
@@ -65,6 +67,40 @@ def _config(directory: Path) -> Path:
 def _env(db_url: str, redis_url: str, config: Path, port: int) -> dict[str, str]:
     return dict(os.environ, DATABASE_URL=db_url, REDIS_URL=redis_url, CONFIG_PATH=str(config), SECRET_KEY=SECRET,
                 PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", LOG_LEVEL="ERROR", DESK_DEV_TOOLS="0")
+
+
+def server_app():
+    """gunicorn factory (``bench.chat:server_app()``): the desk app with ``BENCH_CHAT_POOL`` connections
+    kept in the database pool -- to compare with the desk's default pool under the same load."""
+    from app import create_app
+
+    size = int(os.environ["BENCH_CHAT_POOL"])
+    return create_app(overrides={"SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": size,
+                                                               "max_overflow": size}})
+
+
+def _start_server(env: dict[str, str], port: int, workers: int, pool: int):
+    import socket
+    import subprocess
+
+    target = "app.wsgi:app"
+    if pool:
+        env = dict(env, BENCH_CHAT_POOL=str(pool))
+        target = "bench.chat:server_app()"
+    command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--worker-connections", "2000",
+               "--bind", f"127.0.0.1:{port}", "--log-level", "warning", target]
+    server = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with status {server.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            time.sleep(0.3)
+    _stop(server)
+    raise RuntimeError("gunicorn did not start listening within 60 s")
 
 
 def _driver_app(db_url: str, redis_url: str, config: Path, port: int):
@@ -208,13 +244,14 @@ def main(argv: list[str]) -> int:
         port = _free_port()
         app = _driver_app(db_url, args.redis_url, config, port)
         agent_ids = _prepare(app, args.agents)
-        server = _start_server(_env(db_url, args.redis_url, config, port), port, args.workers)
+        server = _start_server(_env(db_url, args.redis_url, config, port), port, args.workers, args.pool)
         try:
             raw = asyncio.run(_drive(f"http://127.0.0.1:{port}", app, agent_ids, args))
         finally:
             _stop(server)
     latencies = raw["latencies"]
     result = {"bench": "chat", "customers": args.customers, "agents": args.agents, "workers": args.workers,
+              "pool": args.pool or "default",
               "messages": raw["messages"],
               "messages_per_s": round(raw["messages"] / raw["elapsed_s"], 1) if raw["elapsed_s"] else 0.0,
               "p50_ms": round(statistics.median(latencies), 2) if latencies else None,
