@@ -49,9 +49,40 @@ class ServiceLevel(_Strict):
     within_s: int = Field(default=20, gt=0)
 
 
+OverflowAction = Literal["voicemail", "callback", "message", "case"]
+VOICE_OVERFLOW = ("voicemail", "callback")  # a call leaves the queue for one of these
+TEXT_OVERFLOW = ("message", "case")  # chat, email and task stay with the desk as a message or a case
+DEFAULT_OVERFLOW: dict[str, str] = {"voice": "voicemail", "chat": "message", "email": "case", "task": "case"}
+
+
 class Overflow(_Strict):
+    """What happens to a contact that waited the queue's maximum (``after_s``).
+
+    ``action`` is the queue's choice; ``by_channel`` overrides it per channel. A call takes ``voicemail``
+    or ``callback``; chat, email and task take ``message`` or ``case`` (see
+    ``queues.service.record_overflow`` for what each does). Where the queue's ``action`` does not fit a
+    channel (``callback`` for an email, say), that channel's default applies: voicemail for a call, a
+    message for a chat, a case for an email or task — so no contact waits forever."""
+
     after_s: int = Field(default=900, gt=0)
-    action: Literal["voicemail", "callback", "message", "case"] = "voicemail"
+    action: OverflowAction = "voicemail"
+    by_channel: dict[Channel, OverflowAction] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _actions_fit_channels(self) -> Overflow:
+        wrong = sorted(ch for ch, act in self.by_channel.items()
+                       if act not in (VOICE_OVERFLOW if ch == "voice" else TEXT_OVERFLOW))
+        if wrong:
+            raise ValueError(f"overflow.by_channel: {', '.join(wrong)} cannot overflow to that action "
+                             f"(voice: {'/'.join(VOICE_OVERFLOW)}; others: {'/'.join(TEXT_OVERFLOW)})")
+        return self
+
+    def action_for(self, channel: str) -> str:
+        """The overflow action for a contact on ``channel`` (always one that fits the channel)."""
+        if channel in self.by_channel:
+            return self.by_channel[channel]  # type: ignore[index]
+        fits = VOICE_OVERFLOW if channel == "voice" else TEXT_OVERFLOW
+        return self.action if self.action in fits else DEFAULT_OVERFLOW.get(channel, "case")
 
 
 class QueueConfig(_Strict):
@@ -81,6 +112,7 @@ class PriorityWeights(_Strict):
         default_factory=lambda: {"P1": 400, "P2": 250, "P3": 100, "P4": 50})
     callback: int = 50
     per_minute_waiting: int = 5
+    overflowed: int = 200  # a chat, email or task that waited past its queue's maximum moves up once
 
 
 class EwtSettings(_Strict):

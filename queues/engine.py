@@ -483,7 +483,7 @@ class RoutingEngine:
         if contact.enqueued_at + self.queues[contact.queue].overflow.after_s > now:
             return  # a stale timer from before a transfer
         self.remove_contact(contact_id, now)
-        result.overflowed.append((contact, self.queues[contact.queue].overflow.action))
+        result.overflowed.append((contact, self.queues[contact.queue].overflow.action_for(contact.channel)))
 
     def _on_lease(self, contact_id: int, token: int, now: float, result: MatchResult) -> None:
         offer = self.offers.get(contact_id)

@@ -354,7 +354,7 @@ class Router:
         try:
             interaction = session.get(Interaction, interaction_id, populate_existing=True)
             if interaction is not None and interaction.state in WAITING:
-                service.record_overflow(session, interaction, action, now=now)
+                service.record_overflow(session, interaction, action, now=now, config=self.config)
                 session.commit()
                 report.overflowed += 1
         except _RETRYABLE:

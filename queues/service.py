@@ -33,7 +33,7 @@ from app.db import utcnow
 from app.interactions.models import Interaction
 from app.interactions.service import record_fact, transition
 from app.interactions.states import WAITING, State
-from queues.config import RoutingConfig
+from queues.config import DEFAULT_OVERFLOW, TEXT_OVERFLOW, VOICE_OVERFLOW, RoutingConfig
 from queues.models import PRESENCES, AgentState, Offer, QueueEntry
 from queues.priority import PriorityInputs, base_priority, reason
 
@@ -161,15 +161,25 @@ def is_callback(interaction: Interaction) -> bool:
 
 def refresh_priority(session: Session, interaction: Interaction, *, config: RoutingConfig | None = None) -> int:
     """Compute and store ``interaction.priority`` and ``priority_reasons`` (tier, open complaint,
-    callback, the IVR's ``attributes['priority_bump']``). Waiting time is added at offer time."""
+    callback, overflowed in its current queue, the IVR's ``attributes['priority_bump']``). Waiting time is
+    added at offer time."""
     weights = _config(config).priority
     points, reasons = base_priority(priority_inputs(session, interaction), weights)
+    if weights.overflowed and _overflowed_here(session, interaction):
+        points += weights.overflowed
+        reasons.append(reason("overflow", weights.overflowed, "Waited past the queue's maximum",
+                              "等待已超过队列上限"))
     bump = (interaction.attributes or {}).get("priority_bump")
     if isinstance(bump, int) and not isinstance(bump, bool) and bump:
         points += bump
         reasons.append(reason("ivr", bump, "Priority from the phone menu", "电话菜单设定的优先级"))
     interaction.priority, interaction.priority_reasons = points, reasons
     return points
+
+
+def _overflowed_here(session: Session, interaction: Interaction) -> bool:
+    entry = session.get(QueueEntry, interaction.id)
+    return entry is not None and entry.overflowed_at is not None and entry.queue == interaction.queue
 
 
 def has_callback_reason(interaction: Interaction) -> bool:
@@ -194,9 +204,9 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
         raise NotRoutable(f"interaction {interaction.id} is {interaction.state}")
     interaction.queue = queue
     interaction.agent_id = None
-    refresh_priority(session, interaction, config=cfg)
     preferred, until = _preferred_agent(session, interaction, cfg, now)
     _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until)
+    refresh_priority(session, interaction, config=cfg)
     if interaction.state in WAITING:
         record_fact(session, interaction, "routing.requeued", actor=actor, data={"queue": queue}, at=now)
     else:
@@ -272,6 +282,8 @@ def _transfer(session: Session, interaction: Interaction, queue: str, *, actor: 
         raise NotRoutable(f"interaction {interaction.id} is {interaction.state}; only waiting or connected "
                           "contacts can be transferred")
     _entry(session, interaction, queue, now, preferred_agent_id=to_agent, preferred_until=until, note=note or None)
+    if any(r.get("code") == "overflow" for r in interaction.priority_reasons or []):
+        refresh_priority(session, interaction, config=cfg)  # a new queue's stay starts without the overflow
     _wake(session, queue=queue, interaction_id=interaction.id)
     return interaction
 
@@ -643,21 +655,42 @@ def requeue_stranded_offered(session: Session, *, now: datetime | None = None) -
 
 
 def record_overflow(session: Session, interaction: Interaction, action: str, *,
-                    now: datetime | None = None) -> None:
-    """The contact waited its queue's maximum: record it once (``routing.overflow``) and, for a call
-    still queued, move it to the overflow action's state (voicemail, or a callback that keeps its place).
-    Other channels keep waiting: an email or task is never dropped. Announces ``routing.overflow``."""
+                    now: datetime | None = None, config: RoutingConfig | None = None) -> None:
+    """The contact waited its queue's maximum: act on the overflow ``action`` once, so nothing waits
+    forever, and announce ``routing.overflow`` ({interaction_id, action, queue, channel}).
+
+    - A call still ``queued`` leaves the queue: ``voicemail`` moves it to voicemail; ``callback`` to
+      ``callback_pending``, which keeps its place (``routing_age_origin``).
+    - Chat, email and task are never dropped by routing: they stay waiting, are marked overflowed once
+      (``QueueEntry.overflowed_at``, so the timer never fires again in this queue) and move up by
+      ``routing.priority.overflowed`` points with an explained reason, so the next free agent who can
+      take them does. The action (``message`` or ``case``) travels in the event for the channel's own
+      code: the chat code may end the chat and keep what the customer wrote as an email case, the email
+      code may send a holding reply. Why not close or convert here: routing does not own the
+      conversation, and a contact the channel leaves alone must still reach an agent.
+    - A call that stays waiting (already a callback) is treated like a text contact.
+
+    An ``action`` that does not fit the channel is replaced by the channel's default
+    (``queues.config.DEFAULT_OVERFLOW``). Does not commit."""
     now = now or utcnow()
+    fits = VOICE_OVERFLOW if interaction.channel == "voice" else TEXT_OVERFLOW
+    if action not in fits:
+        action = DEFAULT_OVERFLOW.get(interaction.channel, "case")
     entry = session.get(QueueEntry, interaction.id)
-    if entry is not None:
-        entry.overflowed_at = now
+    if entry is None:
+        entry = QueueEntry(interaction_id=interaction.id, queue=interaction.queue, enqueued_at=now)
+        session.add(entry)
+    entry.overflowed_at = now
     record_fact(session, interaction, "routing.overflow", actor=ROUTER_ACTOR, reason=action,
                 data={"queue": interaction.queue, "action": action}, at=now)
     if interaction.channel == "voice" and interaction.state == State.QUEUED:
-        target = {"voicemail": State.VOICEMAIL, "callback": State.CALLBACK_PENDING}.get(action)
-        if target is not None:
-            transition(session, interaction, target, actor=ROUTER_ACTOR, reason="overflow",
-                       data={"queue": interaction.queue, "action": action}, at=now)
+        target = {"voicemail": State.VOICEMAIL, "callback": State.CALLBACK_PENDING}[action]
+        transition(session, interaction, target, actor=ROUTER_ACTOR, reason="overflow",
+                   data={"queue": interaction.queue, "action": action}, at=now)
+    if interaction.state in WAITING:
+        session.flush()
+        refresh_priority(session, interaction, config=config)
+        _wake(session, queue=interaction.queue, interaction_id=interaction.id)
     realtime.after_commit(session, "routing.overflow", {"interaction_id": interaction.id, "action": action,
                                                         "queue": interaction.queue, "channel": interaction.channel})
 

@@ -133,3 +133,89 @@ def test_an_offered_contact_with_its_pending_offer_is_left_alone(app, db_session
     assert service.requeue_stranded_offered(db_session) == []
     db_session.commit()
     assert fetch(db_session, interaction.id).state == "offered" and len(pending(db_session)) == 1
+
+
+# ------------------------------------------------------------------ 2. overflow on every channel
+@pytest.mark.parametrize("action, by_channel, expected", [
+    ("voicemail", {}, {"voice": "voicemail", "chat": "message", "email": "case", "task": "case"}),
+    ("callback", {}, {"voice": "callback", "chat": "message", "email": "case", "task": "case"}),
+    ("message", {}, {"voice": "voicemail", "chat": "message", "email": "message", "task": "message"}),
+    ("case", {"chat": "case", "voice": "callback"}, {"voice": "callback", "chat": "case", "email": "case",
+                                                       "task": "case"}),
+])
+def test_each_channel_gets_an_overflow_action_that_fits_it(action, by_channel, expected):
+    from queues.config import Overflow
+
+    overflow = Overflow(after_s=60, action=action, by_channel=by_channel)
+    assert {ch: overflow.action_for(ch) for ch in expected} == expected
+
+
+@pytest.mark.parametrize("by_channel", [{"voice": "message"}, {"email": "voicemail"}, {"chat": "callback"}])
+def test_an_overflow_action_that_cannot_fit_its_channel_is_refused(by_channel):
+    from pydantic import ValidationError
+
+    from queues.config import Overflow
+
+    with pytest.raises(ValidationError, match="overflow.by_channel"):
+        Overflow(by_channel=by_channel)
+
+
+def test_chat_and_email_overflow_once_move_up_and_tell_the_channel(app, db_session, events):
+    now = utcnow()
+    call = queued(db_session, now=now)  # general: action callback
+    chat = queued(db_session, channel="chat", now=now)
+    email = queued(db_session, queue="billing", channel="email", now=now)  # billing: action voicemail
+    task = queued(db_session, channel="task", now=now)
+    before = {i.id: fetch(db_session, i.id).priority for i in (chat, email, task)}
+    router.run_once(app, now)
+    report = router.run_once(app, now + timedelta(seconds=901))
+    assert report.overflowed == 4
+    told = {p["interaction_id"]: (p["action"], p["channel"]) for n, p in events if n == "routing.overflow"}
+    assert told == {call.id: ("callback", "voice"), chat.id: ("message", "chat"), email.id: ("case", "email"),
+                    task.id: ("case", "task")}
+    assert fetch(db_session, call.id).state == "callback_pending"
+    for waiting in (chat, email, task):
+        row = fetch(db_session, waiting.id)
+        assert row.state == "queued"
+        assert row.priority == before[waiting.id] + 200
+        assert [r["code"] for r in row.priority_reasons][-1] == "overflow"
+        assert db_session.get(QueueEntry, waiting.id).overflowed_at == now + timedelta(seconds=901)
+    engine = router.router_for(app).engine
+    assert engine.contacts[chat.id].priority == before[chat.id] + 200  # the router re-read it
+    assert router.run_once(app, now + timedelta(seconds=5000)).overflowed == 0  # only once per queue
+    assert sum(1 for n, _ in events if n == "routing.overflow") == 4
+    for gone in (call, chat, task):
+        transition(db_session, fetch(db_session, gone.id), "abandoned", actor="test")
+    db_session.commit()
+    staff = agent(db_session, skills={"billing": 5})
+    router.run_once(app, now + timedelta(seconds=5001))
+    assert [(o.interaction_id, o.agent_id) for o in pending(db_session)] == [(email.id, staff.id)]
+    assert pending(db_session)[0].priority_reasons[-2]["code"] == "overflow"
+
+
+def test_an_overflowed_contact_moved_on_starts_without_the_overflow(app, db_session, events):
+    now = utcnow()
+    chat = queued(db_session, channel="chat", now=now)
+    email = queued(db_session, channel="email", now=now)
+    base = fetch(db_session, chat.id).priority
+    router.run_once(app, now)
+    router.run_once(app, now + timedelta(seconds=901))
+    assert fetch(db_session, chat.id).priority == base + 200
+    service.transfer_to_queue(db_session, fetch(db_session, chat.id), "billing", actor="supervisor:1", now=now)
+    service.enqueue_contact(db_session, fetch(db_session, email.id), "general", actor="test", now=now)
+    db_session.commit()
+    for moved in (chat, email):
+        row = fetch(db_session, moved.id)
+        assert row.priority == base and "overflow" not in [r["code"] for r in row.priority_reasons]
+        assert db_session.get(QueueEntry, moved.id).overflowed_at is None
+
+
+def test_an_action_that_does_not_fit_is_replaced_by_the_channel_default(app, db_session, events):
+    call = queued(db_session)
+    chat = queued(db_session, channel="chat")
+    service.record_overflow(db_session, fetch(db_session, call.id), "case")
+    service.record_overflow(db_session, fetch(db_session, chat.id), "voicemail")
+    db_session.commit()
+    told = {p["interaction_id"]: p["action"] for n, p in events if n == "routing.overflow"}
+    assert told == {call.id: "voicemail", chat.id: "message"}
+    assert fetch(db_session, call.id).state == "voicemail" and fetch(db_session, chat.id).state == "queued"
