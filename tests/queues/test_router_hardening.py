@@ -219,3 +219,127 @@ def test_an_action_that_does_not_fit_is_replaced_by_the_channel_default(app, db_
     told = {p["interaction_id"]: p["action"] for n, p in events if n == "routing.overflow"}
     assert told == {call.id: "voicemail", chat.id: "message"}
     assert fetch(db_session, call.id).state == "voicemail" and fetch(db_session, chat.id).state == "queued"
+
+
+# ------------------------------------------------------------------ 3. killed mid-load, started again
+class Killed(BaseException):
+    """The router process dies (not an error anything in the router catches)."""
+
+
+def where_everyone_is(session) -> dict[int, tuple]:
+    session.expire_all()
+    rows = session.execute(select(Interaction.id, Interaction.state, Interaction.agent_id,
+                                  Interaction.routing_age_origin, Interaction.queue)).all()
+    return {ident: (state, agent_id, origin, queue) for ident, state, agent_id, origin, queue in rows}
+
+
+def assert_consistent(app, session, agents, arrived):
+    """Issue 4's invariants across the database and the (rebuilt) engine."""
+    everyone = where_everyone_is(session)
+    assert sorted(everyone) == sorted(arrived), "a contact was lost or made up"
+    offers = pending(session)
+    per_contact = [o.interaction_id for o in offers]
+    assert len(per_contact) == len(set(per_contact)), "two live offers for one contact"
+    offered = {ident: row[1] for ident, row in everyone.items() if row[0] == "offered"}
+    assert {o.interaction_id: o.agent_id for o in offers} == offered
+    engine = router.router_for(app).engine
+    capacity = app.extensions["desk.config"].routing.agent_group("default").capacity
+    for staff in agents:
+        load = service.agent_load(session, staff.id)
+        assert load <= capacity, f"agent {staff.id} beyond capacity"
+        assert engine.agents[staff.id].load == load
+    seen = {"queued": "waiting", "callback_pending": "waiting", "offered": "offered", "connected": "connected"}
+    for ident, (state, agent_id, origin, _queue) in everyone.items():
+        held = engine.contacts.get(ident)
+        if state in seen:
+            assert held is not None and held.state == seen[state], (ident, state, held)
+            assert held.routing_age_origin == origin.timestamp()  # its place survives
+            if state in ("offered", "connected"):
+                assert engine.offers.get(ident) is None or engine.offers[ident].agent_id == agent_id
+        else:
+            assert held is None
+    waiting = [c.id for c in engine.waiting()]
+    assert len(waiting) == len(set(waiting)) and not set(waiting) & set(engine.offers)
+    for queue in ("general", "billing"):
+        for channel in ("voice", "chat", "email", "task"):
+            line = [c.routing_age_origin for c in engine.waiting(queue) if c.channel == channel]
+            assert line == sorted(line), f"{queue}/{channel} out of FIFO order"
+
+
+def test_killing_the_router_mid_load_and_starting_again_leaves_every_contact_where_it_was(
+        app, db_session, events, monkeypatch):
+    start = utcnow()
+    agents = [agent(db_session, skills={"general": 5, "billing": 5}) for _ in range(6)]
+    channels = ("voice", "chat", "email", "task")
+    arrived = []
+    for n in range(48):
+        channel = channels[n % 4]
+        queue = "billing" if n % 3 == 0 and channel != "task" else "general"
+        arrived.append(queued(db_session, queue=queue, channel=channel, now=start + timedelta(seconds=n)).id)
+    now = start + timedelta(seconds=60)
+
+    # Killed in the middle of writing its offers: the ones committed stay, the rest were never made.
+    real_create, written = service.create_offer, []
+
+    def dying_create(*args, **kwargs):
+        if len(written) == 4:
+            raise Killed()
+        made = real_create(*args, **kwargs)
+        written.append(made)
+        return made
+
+    monkeypatch.setattr(service, "create_offer", dying_create)
+    router.reset(app)
+    with pytest.raises(Killed):
+        router.router_for(app).cycle(now)
+    monkeypatch.setattr(service, "create_offer", real_create)
+    db_session.rollback()
+    assert len(pending(db_session)) == 4
+
+    # Agents answer while no router runs: two accept, one declines.
+    first = pending(db_session)
+    for offer in first[:2]:
+        service.accept_offer(db_session, offer.id, offer.agent_id, now=now)
+    service.reject_offer(db_session, first[2].id, first[2].agent_id, now=now)
+    db_session.commit()
+    declined = first[2].interaction_id
+    before = where_everyone_is(db_session)
+
+    router.reset(app)  # a new router starts and rebuilds from the database
+    router.run_once(app, now + timedelta(seconds=1))
+    after = where_everyone_is(db_session)
+    for ident, was in before.items():
+        if after[ident] != was:  # only contacts that waited may have moved on: offered now
+            assert was[0] == "queued" and after[ident][0] == "offered" and after[ident][2:] == was[2:]
+    assert after[declined][2] == before[declined][2] == start + timedelta(seconds=arrived.index(declined))
+    assert_consistent(app, db_session, agents, arrived)
+
+    # Work the load to the end, killing the router twice more on the way.
+    at = now + timedelta(seconds=1)
+    for round_no in range(40):
+        if round_no in (2, 5):
+            router.reset(app)
+        router.run_once(app, at)
+        assert_consistent(app, db_session, agents, arrived)
+        for offer in pending(db_session):
+            service.accept_offer(db_session, offer.id, offer.agent_id, now=at)
+        db_session.commit()
+        for interaction in db_session.scalars(select(Interaction).where(Interaction.state == "connected")):
+            transition(db_session, interaction, "wrap_up", actor="test", at=at)
+            service.release_agent(db_session, interaction, now=at)
+            transition(db_session, interaction, "closed", actor="test", at=at)
+        db_session.commit()
+        at += timedelta(seconds=31)
+        if all(state == "closed" for state, *_ in where_everyone_is(db_session).values()):
+            break
+    assert all(state == "closed" for state, *_ in where_everyone_is(db_session).values())
+
+    # FIFO by first arrival within each channel: first offers were made in arrival order.
+    first_offer: dict[int, int] = {}
+    for offer in db_session.scalars(select(Offer).order_by(Offer.id)):
+        first_offer.setdefault(offer.interaction_id, offer.id)
+    for channel in channels:
+        mine = [i for i in sorted(first_offer, key=first_offer.get) if channels[arrived.index(i) % 4] == channel]
+        assert mine == sorted(mine, key=arrived.index), f"{channel} not offered in arrival order"
+    created = [p["interaction_id"] for n, p in events if n == "offer.created"]
+    assert sorted(set(created)) == sorted(arrived)  # every contact was offered; none twice at once
