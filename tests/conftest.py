@@ -119,6 +119,9 @@ def app(_app):
     _empty_tables(_app)
     _app.extensions["desk.redis"].flushdb()
     _app.extensions["desk.jobs"].scheduled.clear()  # delayed jobs of an earlier test never leak in
+    from app.webhooks.service import forget_subscriptions
+
+    forget_subscriptions()
     with _app.app_context():
         yield _app
         from app.extensions import db

@@ -58,6 +58,7 @@ def create_endpoint(session: Session, *, name: str, url: str, event_types: list[
                                event_types=sorted(set(event_types)))
     session.add(endpoint)
     session.flush()
+    forget_subscriptions()
     record(session, actor=actor, action="webhooks.subscribed", target_type="webhook", target_id=endpoint.id,
            data={"url": url, "event_types": endpoint.event_types})
     return endpoint
@@ -65,6 +66,25 @@ def create_endpoint(session: Session, *, name: str, url: str, event_types: list[
 
 # ---------------------------------------------------------------- the outbox
 _NEW_KEY = "webhook_new_deliveries"
+SUBSCRIPTIONS_TTL_S = 5.0
+# (loaded_at, [(endpoint id, event types)]): every commit carrying an event would otherwise query the
+# endpoints; a subscription change reaches other processes within the TTL, this one at once.
+_subscriptions: dict[str, tuple[float, list[tuple[int, frozenset[str]]]]] = {}
+
+
+def forget_subscriptions() -> None:
+    _subscriptions.clear()
+
+
+def _active_subscriptions(session: Session) -> list[tuple[int, frozenset[str]]]:
+    cached = _subscriptions.get("all")
+    if cached and time.monotonic() - cached[0] < SUBSCRIPTIONS_TTL_S:
+        return cached[1]
+    rows = session.execute(select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
+        WebhookEndpoint.active.is_(True), WebhookEndpoint.paused_at.is_(None))).all()
+    subscriptions = [(endpoint_id, frozenset(types or ())) for endpoint_id, types in rows]
+    _subscriptions["all"] = (time.monotonic(), subscriptions)
+    return subscriptions
 
 
 @event.listens_for(Session, "before_commit")
@@ -73,15 +93,16 @@ def _write_outbox(session: Session) -> None:
     wanted = [(t, payload) for name, payload in pending for t in webhook_types_for(name, payload)]
     if not wanted:
         return
-    endpoints = list(session.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.active.is_(True), WebhookEndpoint.paused_at.is_(None))))
+    subscriptions = _active_subscriptions(session)
+    if not subscriptions:
+        return
     created = session.info.setdefault(_NEW_KEY, [])
     for event_type, payload in wanted:
-        for endpoint in endpoints:
-            if event_type not in endpoint.event_types:
+        for endpoint_id, event_types in subscriptions:
+            if event_type not in event_types:
                 continue
             uid = str(uuid.uuid4())
-            session.add(WebhookDelivery(delivery_uid=uid, endpoint_id=endpoint.id, event_type=event_type,
+            session.add(WebhookDelivery(delivery_uid=uid, endpoint_id=endpoint_id, event_type=event_type,
                                         payload={"type": event_type, "delivery_id": uid, "data": payload,
                                                  "created_at": utcnow().isoformat()},
                                         next_attempt_at=utcnow()))
@@ -170,6 +191,7 @@ def deliver(delivery_uid: str) -> str:
 
 
 def _pause(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
+    forget_subscriptions()
     endpoint.paused_at = utcnow()
     endpoint.pause_reason = reason[:255]
     record(session, actor="system", action="webhooks.paused", target_type="webhook", target_id=endpoint.id,
@@ -181,6 +203,7 @@ def _pause(session: Session, endpoint: WebhookEndpoint, reason: str) -> None:
 
 def resume(session: Session, endpoint: WebhookEndpoint, *, actor: str) -> int:
     """Un-pause and re-send what is still pending; returns how many were queued."""
+    forget_subscriptions()
     endpoint.paused_at = None
     endpoint.pause_reason = None
     endpoint.consecutive_failures = 0

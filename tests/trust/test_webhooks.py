@@ -215,3 +215,25 @@ def test_signing_helpers():
     assert signing.verify("s", "1000", body, signature, now=1100)
     assert not signing.verify("s", "1000", body, signature, now=2000)
     assert not signing.verify("s", "abc", body, signature, now=1000)
+
+
+def test_subscriptions_are_read_once_per_ttl_not_per_commit(app, db_session, receiver):
+    from sqlalchemy import event
+
+    from app.extensions import db
+
+    _subscribe(db_session, receiver.url)
+    seen: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        if "FROM webhook_endpoints" in statement and "webhook_endpoints.active" in statement:
+            seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(3):
+            _queue_a_call(db_session)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(seen) == 1
+    assert len(receiver.received) == 3
