@@ -7,6 +7,7 @@ from flask_wtf.file import MultipleFileField
 from wtforms import (EmailField, HiddenField, PasswordField, RadioField, SelectField, StringField, SubmitField,
                      TextAreaField)
 
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -33,7 +34,7 @@ class SignUpForm(FlaskForm):
     email = EmailField(_l("Email"), validators=_EMAIL_CHECKS)
     password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=10, max=200)])
     confirm = PasswordField(_l("Repeat the password"), validators=[EqualTo("password")])
-    language = SelectField(_l("Language"), choices=[("en", "English"), ("zh", "中文")])
+    language = SelectField(_l("Language"), choices=[SelectChoice("en", "English"), SelectChoice("zh", "中文")])
     submit = SubmitField(_l("Create account"))
 
 
@@ -73,8 +74,8 @@ class VoteForm(FlaskForm):
 
 class SurveyForm(FlaskForm):
     csat = RadioField(_l("How satisfied are you with how we handled your request?"),
-                      choices=[(str(i), str(i)) for i in range(1, 6)], validators=[DataRequired()])
+                      choices=[SelectChoice(str(i), str(i)) for i in range(1, 6)], validators=[DataRequired()])
     comment = TextAreaField(_l("Anything you would like to tell us?"), validators=[Optional(), Length(max=2000)])
     nps = RadioField(_l("How likely are you to recommend us to a friend or colleague?"),
-                     choices=[(str(i), str(i)) for i in range(0, 11)], validators=[Optional()])
+                     choices=[SelectChoice(str(i), str(i)) for i in range(0, 11)], validators=[Optional()])
     submit = SubmitField(_l("Send answers"))

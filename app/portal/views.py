@@ -13,6 +13,7 @@ from functools import wraps
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, gettext as _
 from flask_login import current_user, login_user, logout_user
+from wtforms.fields.choices import SelectChoice
 
 from app.auth import ratelimit
 from app.auth.models import Role
@@ -226,8 +227,8 @@ def history():
     return render_template("portal/history.html", rows=cases.customer_history(db.session, account.customer_id))
 
 
-def _category_choices(items) -> list[tuple[str, str]]:
-    return [(c.code, c.label_zh if _lang() == "zh" else c.label_en) for c in items]
+def _category_choices(items) -> list[SelectChoice]:
+    return [SelectChoice(c.code, c.label_zh if _lang() == "zh" else c.label_en) for c in items]
 
 
 @bp.route("/cases/new", methods=["GET", "POST"])
