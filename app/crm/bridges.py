@@ -1,4 +1,5 @@
-"""What the CRM reads from the complaints domain, in one place: open complaints, closures, compensation.
+"""What the CRM reads from the complaints domain: open complaints, closures, complaint and compensation facts
+for value scoring (the 360 view reads complaints and compensation in its own single statement).
 
 Read-only and set-based; the complaints domain stays the only writer of its tables.
 """
@@ -46,30 +47,6 @@ def recently_closed_complaints(session: Session, closed_from: datetime, closed_t
         select(Complaint.id, Complaint.customer_id).where(
             Complaint.state == "closed", Complaint.closed_at >= closed_from, Complaint.closed_at < closed_to)
         .order_by(Complaint.id))]
-
-
-@cache
-def _compensation_stmt():
-    i = CompensationIssuance
-    ranked = select(i.id, i.complaint_id, i.method, i.amount_cents, i.currency, i.issued_at,
-                    func.sum(i.amount_cents).over(partition_by=i.currency).label("currency_total"),
-                    func.row_number().over(order_by=(i.issued_at.desc(), i.id.desc())).label("pos")) \
-        .where(i.customer_id == CID).subquery()
-    return select(ranked).where(ranked.c.pos <= LIMIT).order_by(ranked.c.pos)
-
-
-def compensation_received(session: Session, customer_id: int, limit: int = 20) -> dict[str, Any]:
-    """Compensation issued to one customer: totals per currency and the latest items (one query)."""
-    i = CompensationIssuance
-    rows = session.execute(_compensation_stmt(), {"cid": customer_id, "lim": limit}).mappings().all()
-    totals = {r["currency"]: int(r["currency_total"]) for r in rows}
-    if len(rows) == limit:  # a currency seen only in older items still counts in the totals
-        totals = {currency: int(cents) for currency, cents in session.execute(
-            select(i.currency, func.sum(i.amount_cents)).where(i.customer_id == customer_id).group_by(i.currency))}
-    return {"total_cents": sum(totals.values()), "by_currency": totals,
-            "items": [{"id": r["id"], "complaint_id": r["complaint_id"], "method": r["method"],
-                       "amount_cents": r["amount_cents"], "currency": r["currency"],
-                       "issued_at": _iso(r["issued_at"])} for r in rows]}
 
 
 def complaint_facts(session: Session, window_start: datetime) -> dict[int, dict[str, int]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import UTCDateTime, utcnow
@@ -83,6 +83,10 @@ class Order(db.Model):
     customer: Mapped[Customer] = relationship(back_populates="orders")
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order", cascade="all, delete-orphan")
     shipments: Mapped[list[Shipment]] = relationship(back_populates="order", cascade="all, delete-orphan")
+
+    # The 360 view's "latest orders of this customer": an index range read backwards, not a sort of every
+    # order a wholesaler ever placed.
+    __table_args__ = (Index("ix_orders_customer_placed", "customer_id", "placed_at"),)
 
 
 class OrderLine(db.Model):

@@ -1,9 +1,12 @@
 """The customer 360 view: one call, one JSON-ready dict, shared by the screen-pop, the portal and the API.
 
 Read-only, and built for the screen-pop's latency budget (p99 < 20 ms with a million orders and
-interactions): a fixed number of indexed Core queries whatever the customer's history -- the small
-per-customer lists (phones, emails, tags, consents, contacts) come back in one UNION ALL, the latest
-orders with their shipments in one join, both counts in one statement -- and no ORM objects built.
+interactions): two indexed statements whatever the customer's history, and no ORM objects built --
+the customer with its value snapshot and both history counts in one, and every list (phones, emails,
+tags, consents, contacts, survey answers, open complaints, compensation, the latest interactions, the
+latest orders with their shipments) in one UNION ALL over a shared column layout (``_LAYOUT``). Counts
+stop at ``COUNT_CAP``: counting a wholesaler's hundred thousand orders on every call would cost more
+than the rest of the view.
 """
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Integer, String, and_, bindparam, cast, func, literal, null, select, union_all
+from sqlalchemy import (
+    BigInteger, Float, Integer, String, bindparam, cast, func, literal, null, select, type_coerce, union_all,
+)
 from sqlalchemy.orm import Session
 
 from app.audit import service as audit
 from app.auth.models import StaffUser
-from app.crm import bridges
+from app.complaints.models import Complaint, CompensationIssuance
+from app.crm.bridges import CLOSED_STATES
 from app.crm.config import CustomAttribute
 from app.crm.errors import CustomerNotFound
 from app.crm.models import (
@@ -31,7 +37,12 @@ from app.interactions.models import Interaction
 # Statements are built once with bind parameters: building and cache-keying a statement per call costs
 # more than the indexed query it sends.
 CID = bindparam("cid", type_=Integer)
-LIMIT = bindparam("lim", type_=Integer)
+INTERACTIONS_LIMIT = bindparam("interactions_limit", type_=Integer)
+ORDERS_LIMIT = bindparam("orders_limit", type_=Integer)
+COUNT_CAP = 1000  # counts at this value mean "at least this many"
+COMPLAINTS_LIMIT = 20
+COMPENSATION_LIMIT = 20
+FEEDBACK_LIMIT = 5
 
 KIND_LABELS = {"individual": ("individual consumer", "个人消费者"), "business": ("business customer", "企业客户"),
                "distributor": ("distributor / reseller", "分销商/经销商"),
@@ -55,7 +66,8 @@ def customer_360(session: Session, customer_id: int, *, attribute_defs: list[Cus
     Keys: customer (identity, type, phones, emails, tags, consents, attributes, contacts), value (tier and
     its reasons, RFM, LTV, segment, lifecycle, churn, loyalty -- or ``computed: false``), satisfaction
     (CSAT/NPS), complaints (open ones with deadlines), compensation (received), interactions (latest
-    across channels), orders (latest, with shipments), counts.
+    across channels), orders (latest, with shipments), counts (orders, interactions; a count equal to
+    ``counts.cap`` means at least that many).
 
     With ``actor`` ('staff:3', 'token:7') the opening is audited (``crm.customer_viewed``, ``via`` says
     where: page, api, screenpop) in the caller's transaction, which the caller commits; a customer that
@@ -65,15 +77,19 @@ def customer_360(session: Session, customer_id: int, *, attribute_defs: list[Cus
         raise CustomerNotFound(customer_id)
     if actor is not None:
         record_customer_viewed(session, actor=actor, customer_id=customer_id, via=via)
+    parts: dict[str, list[Any]] = {}
+    for item in session.execute(_lists_stmt(), {"cid": customer_id, "interactions_limit": interactions_limit,
+                                                "orders_limit": orders_limit}):
+        parts.setdefault(item.part, []).append(item)
     return {
-        "customer": _identity(session, row, attribute_defs or []),
+        "customer": _identity(row, parts, attribute_defs or []),
         "value": _value(row),
-        "satisfaction": _satisfaction(session, customer_id),
-        "complaints": bridges.open_complaints(session, customer_id),
-        "compensation": bridges.compensation_received(session, customer_id),
-        "interactions": _interactions(session, customer_id, interactions_limit),
-        "orders": _orders(session, customer_id, orders_limit),
-        "counts": {"orders": row["orders_total"], "interactions": row["interactions_total"]},
+        "satisfaction": _satisfaction(parts),
+        "complaints": _complaints(parts),
+        "compensation": _compensation(parts),
+        "interactions": _interactions(parts),
+        "orders": _orders(parts, customer_id),
+        "counts": {"orders": row["orders_total"], "interactions": row["interactions_total"], "cap": COUNT_CAP},
     }
 
 
@@ -83,66 +99,127 @@ def record_customer_viewed(session: Session, *, actor: str, customer_id: int, vi
                  target_id=customer_id, data={"via": via})
 
 
+def _capped_count(column) -> Any:
+    """How many rows have ``column == :cid``, counting no further than COUNT_CAP (an index range scan)."""
+    limited = select(literal(1).label("one")).where(column == CID).limit(COUNT_CAP).subquery()
+    return select(func.count()).select_from(limited).scalar_subquery()
+
+
 @cache
 def _customer_stmt():
-    """The customer, its value snapshot and both history counts in one statement."""
+    """The customer, its value snapshot and both (capped) history counts in one statement."""
     snap = CustomerValueSnapshot.__table__
     return (select(Customer.__table__, *[c.label(f"snap_{c.name}") for c in snap.c],
-                   select(func.count()).select_from(Order).where(Order.customer_id == CID)
-                   .scalar_subquery().label("orders_total"),
-                   select(func.count()).select_from(Interaction).where(Interaction.customer_id == CID)
-                   .scalar_subquery().label("interactions_total"))
+                   _capped_count(Order.customer_id).label("orders_total"),
+                   _capped_count(Interaction.customer_id).label("interactions_total"))
             .outerjoin(snap, snap.c.customer_id == Customer.id).where(Customer.id == CID))
 
 
-def _details(session: Session, customer_id: int) -> list[Any]:
-    return session.execute(_details_stmt(), {"cid": customer_id}).all()
+# --- every list in one statement ----------------------------------------------------------------------------
+
+# The shared row layout of the lists statement: a part name, a sort/id number, then texts, numbers, times and
+# one fraction; each part fills the slots it needs (``_part``) and its decoder reads them back by position.
+_TEXTS, _NUMBERS, _TIMES = 7, 3, 4
+_LAYOUT = (["part", "k"] + [f"t{i}" for i in range(_TEXTS)] + [f"n{i}" for i in range(_NUMBERS)]
+           + [f"d{i}" for i in range(_TIMES)] + ["x"])
+
+
+def _part(name: str, k: Any = None, texts: tuple = (), numbers: tuple = (), times: tuple = (), fraction: Any = None):
+    """One member of the UNION ALL, every column cast to the layout's type so all members line up on
+    PostgreSQL and SQLite alike -- times excepted: they already are timestamps, and SQLite's CAST to a
+    date type would turn its text timestamps into numbers."""
+    def pad(values: tuple, size: int, type_, convert=cast) -> list:
+        assert len(values) <= size, name
+        return [convert(v, type_) if v is not None else cast(null(), type_) for v in values] + \
+            [cast(null(), type_)] * (size - len(values))
+
+    columns = [literal(name, String), cast(k, BigInteger) if k is not None else cast(null(), BigInteger),
+               *pad(texts, _TEXTS, String), *pad(numbers, _NUMBERS, BigInteger),
+               *pad(times, _TIMES, UTCDateTime, type_coerce),
+               cast(fraction, Float) if fraction is not None else cast(null(), Float)]
+    return select(*[c.label(label) for c, label in zip(columns, _LAYOUT, strict=True)])
+
+
+def _latest(stmt, *order_by, limit) -> Any:
+    """``stmt`` ordered and limited, as a subquery (SQLite allows LIMIT in a UNION member only there)."""
+    return stmt.order_by(*order_by).limit(limit).subquery()
 
 
 @cache
-def _details_stmt():
-    """Phones, emails, tags, consents and contacts in one round trip: (part, a, b, c, d, e, f, when, id)."""
-    customer_id = CID
-    text = lambda column: cast(column, String)  # noqa: E731
-    blank, no_time = null(), cast(null(), UTCDateTime)
-    parts = [
-        select(literal("phone"), text(CustomerPhone.e164), text(CustomerPhone.label), blank, blank, blank, blank,
-               no_time, CustomerPhone.id).where(CustomerPhone.customer_id == customer_id),
-        select(literal("email"), text(CustomerEmail.email), blank, blank, blank, blank, blank, no_time,
-               CustomerEmail.id).where(CustomerEmail.customer_id == customer_id),
-        select(literal("tag"), text(CustomerTag.tag), blank, blank, blank, blank, blank, no_time, CustomerTag.id)
-        .where(CustomerTag.customer_id == customer_id),
-        select(literal("consent"), text(CustomerConsent.purpose), text(CustomerConsent.granted),
-               text(CustomerConsent.source), blank, blank, blank, CustomerConsent.updated_at, CustomerConsent.id)
-        .where(CustomerConsent.customer_id == customer_id),
-        select(literal("contact"), text(CustomerContact.name), text(CustomerContact.role),
-               text(CustomerContact.phone_e164), text(CustomerContact.email), text(CustomerContact.language),
-               text(CustomerContact.is_primary), no_time, CustomerContact.id)
-        .where(CustomerContact.customer_id == customer_id),
-    ]
-    return union_all(*parts)
+def _lists_stmt():
+    """Phones, emails, tags, consents, contacts, survey answers (latest and averages), open complaints,
+    compensation (latest items and totals), the latest interactions and the latest orders with shipments."""
+    phone, email, tag, consent, contact = CustomerPhone, CustomerEmail, CustomerTag, CustomerConsent, CustomerContact
+    fb, c, i = CustomerFeedback, Complaint, CompensationIssuance
+    feedback = _latest(select(fb).where(fb.customer_id == CID), fb.recorded_at.desc(), fb.id.desc(),
+                       limit=FEEDBACK_LIMIT)
+    complaints = _latest(select(c.id, c.reference, c.state, c.level, c.category, c.channel, c.owner_id,
+                                c.received_at, c.acknowledge_due_at, c.acknowledged_at, c.resolve_due_at)
+                         .where(c.customer_id == CID, c.state.not_in(CLOSED_STATES)),
+                         c.resolve_due_at, c.id, limit=COMPLAINTS_LIMIT)
+    issued = _latest(select(i).where(i.customer_id == CID), i.issued_at.desc(), i.id.desc(),
+                     limit=COMPENSATION_LIMIT)
+    ix = Interaction
+    contacts = _latest(select(ix.id, ix.channel, ix.direction, ix.state, ix.queue, ix.subject, ix.disposition,
+                              ix.created_at, ix.state_changed_at, ix.agent_id).where(ix.customer_id == CID),
+                       ix.created_at.desc(), ix.id.desc(), limit=INTERACTIONS_LIMIT)
+    orders = _latest(select(Order.id, Order.number, Order.placed_at, Order.status, Order.total_cents, Order.currency)
+                     .where(Order.customer_id == CID), Order.placed_at.desc(), Order.id.desc(), limit=ORDERS_LIMIT)
+    s = Shipment
+    return union_all(
+        _part("phone", phone.id, (phone.e164, phone.label)).where(phone.customer_id == CID),
+        _part("email", email.id, (email.email,)).where(email.customer_id == CID),
+        _part("tag", tag.id, (tag.tag,)).where(tag.customer_id == CID),
+        _part("consent", consent.id, (consent.purpose, consent.granted, consent.source), times=(consent.updated_at,))
+        .where(consent.customer_id == CID),
+        _part("contact", contact.id, (contact.name, contact.role, contact.phone_e164, contact.email, contact.language,
+                                      contact.is_primary)).where(contact.customer_id == CID),
+        _part("feedback_stats", None, (fb.kind,), (func.count(),), fraction=func.avg(fb.score))
+        .where(fb.customer_id == CID).group_by(fb.kind),
+        _part("feedback", feedback.c.id, (feedback.c.kind, feedback.c.comment),
+              (feedback.c.score, feedback.c.interaction_id), (feedback.c.recorded_at,)),
+        _part("complaint", complaints.c.id, (complaints.c.reference, complaints.c.state, complaints.c.level,
+                                             complaints.c.category, complaints.c.channel), (complaints.c.owner_id,),
+              (complaints.c.received_at, complaints.c.acknowledge_due_at, complaints.c.acknowledged_at,
+               complaints.c.resolve_due_at)),
+        _part("compensation_total", None, (i.currency,), (func.sum(i.amount_cents),))
+        .where(i.customer_id == CID).group_by(i.currency),
+        _part("compensation", issued.c.id, (issued.c.method, issued.c.currency),
+              (issued.c.complaint_id, issued.c.amount_cents), (issued.c.issued_at,)),
+        _part("interaction", contacts.c.id, (contacts.c.channel, contacts.c.direction, contacts.c.state,
+                                             contacts.c.queue, contacts.c.subject, StaffUser.name,
+                                             contacts.c.disposition),
+              times=(contacts.c.created_at, contacts.c.state_changed_at))
+        .select_from(contacts).outerjoin(StaffUser, StaffUser.id == contacts.c.agent_id),
+        _part("order", orders.c.id, (orders.c.number, orders.c.status, orders.c.currency, s.carrier,
+                                     s.tracking_number, s.status), (orders.c.total_cents, s.id),
+              (orders.c.placed_at, s.shipped_at, s.expected_at, s.delivered_at))
+        .select_from(orders).outerjoin(s, s.order_id == orders.c.id),
+    )
 
 
 def _truthy(text: str | None) -> bool:
     return str(text).lower() in ("true", "1", "t")
 
 
-def _identity(session: Session, row: Any, attribute_defs: list[CustomAttribute]) -> dict[str, Any]:
-    details = sorted(_details(session, row["id"]), key=lambda d: d[-1])
+def _identity(row: Any, parts: dict[str, list[Any]], attribute_defs: list[CustomAttribute]) -> dict[str, Any]:
+    def rows(part: str) -> list[Any]:
+        return sorted(parts.get(part, []), key=lambda r: r.k)
+
     declared = {d.name: d for d in attribute_defs}
     attributes = [{"name": k, "value": v, "label": {"en": declared[k].label_en or k, "zh": declared[k].label_zh or k}
                    if k in declared else {"en": k, "zh": k}} for k, v in sorted((row["attributes"] or {}).items())]
-    contacts = [{"id": d[8], "name": d[1], "role": d[2], "phone": d[3], "email": d[4], "language": d[5],
-                 "is_primary": _truthy(d[6])} for d in details if d[0] == "contact"]
+    contacts = [{"id": d.k, "name": d.t0, "role": d.t1, "phone": d.t2, "email": d.t3, "language": d.t4,
+                 "is_primary": _truthy(d.t5)} for d in rows("contact")]
     return {
         "id": row["id"], "name": row["name"], "kind": row["kind"], "kind_label": _label(row["kind"], KIND_LABELS),
         "organisation": row["organisation"], "language": row["language"], "timezone": row["timezone"],
         "tier": row["tier"], "is_prospect": row["is_prospect"], "created_at": _iso(row["created_at"]),
-        "phones": [{"e164": d[1], "display": display_phone(d[1]), "label": d[2]} for d in details if d[0] == "phone"],
-        "emails": [d[1] for d in details if d[0] == "email"],
-        "tags": sorted(d[1] for d in details if d[0] == "tag"),
-        "consents": {d[1]: {"granted": _truthy(d[2]), "source": d[3], "updated_at": _iso(d[7])}
-                     for d in details if d[0] == "consent"},
+        "phones": [{"e164": d.t0, "display": display_phone(d.t0), "label": d.t1} for d in rows("phone")],
+        "emails": [d.t0 for d in rows("email")],
+        "tags": sorted(d.t0 for d in rows("tag")),
+        "consents": {d.t0: {"granted": _truthy(d.t1), "source": d.t2, "updated_at": _iso(d.d0)}
+                     for d in rows("consent")},
         "attributes": attributes,
         "contacts": sorted(contacts, key=lambda c: (not c["is_primary"], c["name"])),
     }
@@ -170,69 +247,54 @@ def _value(customer: Any) -> dict[str, Any]:
     }
 
 
-@cache
-def _satisfaction_stmt():
-    ranked = select(CustomerFeedback.kind, CustomerFeedback.score, CustomerFeedback.comment,
-                    CustomerFeedback.interaction_id, CustomerFeedback.recorded_at,
-                    func.avg(CustomerFeedback.score).over(partition_by=CustomerFeedback.kind).label("avg"),
-                    func.count().over(partition_by=CustomerFeedback.kind).label("n"),
-                    func.row_number().over(order_by=(CustomerFeedback.recorded_at.desc(),
-                                                     CustomerFeedback.id.desc())).label("pos")) \
-        .where(CustomerFeedback.customer_id == CID).subquery()
-    return select(ranked)
-
-
-def _satisfaction(session: Session, customer_id: int) -> dict[str, Any]:
-    """Averages over all answers plus the five latest, in one query (window functions)."""
-    rows = session.execute(_satisfaction_stmt(), {"cid": customer_id}).mappings().all()
-    stats = {r["kind"]: (round(float(r["avg"]), 2), r["n"]) for r in rows}
-    latest = sorted((r for r in rows if r["pos"] <= 5), key=lambda r: r["pos"])
+def _satisfaction(parts: dict[str, list[Any]]) -> dict[str, Any]:
+    """Averages over all answers plus the latest few."""
+    stats = {r.t0: (round(float(r.x), 2), int(r.n0)) for r in parts.get("feedback_stats", [])}
+    latest = sorted(parts.get("feedback", []), key=lambda r: (r.d0, r.k), reverse=True)
     return {
         "csat_avg": stats.get("csat", (None, 0))[0], "csat_count": stats.get("csat", (None, 0))[1],
         "nps_avg": stats.get("nps", (None, 0))[0], "nps_count": stats.get("nps", (None, 0))[1],
-        "latest": [{"kind": r["kind"], "score": r["score"], "comment": r["comment"],
-                    "interaction_id": r["interaction_id"], "recorded_at": _iso(r["recorded_at"])} for r in latest],
+        "latest": [{"kind": r.t0, "score": r.n0, "comment": r.t1, "interaction_id": r.n1,
+                    "recorded_at": _iso(r.d0)} for r in latest],
     }
 
 
-@cache
-def _interactions_stmt():
-    i = Interaction
-    return (select(i.id, i.channel, i.direction, i.state, i.queue, i.subject, StaffUser.name.label("agent"),
-                   i.disposition, i.created_at, i.state_changed_at)
-            .outerjoin(StaffUser, StaffUser.id == i.agent_id)
-            .where(i.customer_id == CID)
-            .order_by(i.created_at.desc(), i.id.desc()).limit(LIMIT))
+def _complaints(parts: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """Open complaints, nearest resolve deadline first, with their deadlines."""
+    rows = sorted(parts.get("complaint", []), key=lambda r: (r.d3, r.k))
+    return [{"id": r.k, "reference": r.t0, "state": r.t1, "level": r.t2, "category": r.t3, "channel": r.t4,
+             "received_at": _iso(r.d0), "acknowledge_due_at": _iso(r.d1), "acknowledged_at": _iso(r.d2),
+             "resolve_due_at": _iso(r.d3), "owner_id": r.n0} for r in rows]
 
 
-def _interactions(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
-    rows = session.execute(_interactions_stmt(), {"cid": customer_id, "lim": limit}).mappings()
-    return [{**r, "created_at": _iso(r["created_at"]), "state_changed_at": _iso(r["state_changed_at"])} for r in rows]
+def _compensation(parts: dict[str, list[Any]]) -> dict[str, Any]:
+    """Compensation issued: totals per currency (all of it) and the latest items."""
+    totals = {r.t0: int(r.n0) for r in parts.get("compensation_total", [])}
+    items = sorted(parts.get("compensation", []), key=lambda r: (r.d0, r.k), reverse=True)
+    return {"total_cents": sum(totals.values()), "by_currency": totals,
+            "items": [{"id": r.k, "complaint_id": r.n0, "method": r.t0, "amount_cents": r.n1, "currency": r.t1,
+                       "issued_at": _iso(r.d0)} for r in items]}
 
 
-@cache
-def _orders_stmt():
-    """The latest orders with their shipments in one join."""
-    latest = (select(Order.id, Order.number, Order.customer_id, Order.placed_at, Order.status, Order.total_cents,
-                     Order.currency).where(Order.customer_id == CID)
-              .order_by(Order.placed_at.desc(), Order.id.desc()).limit(LIMIT).subquery())
-    return (select(latest, Shipment.carrier, Shipment.tracking_number, Shipment.status.label("shipment_status"),
-                   Shipment.shipped_at, Shipment.expected_at, Shipment.delivered_at)
-            .outerjoin(Shipment, and_(Shipment.order_id == latest.c.id))
-            .order_by(latest.c.placed_at.desc(), latest.c.id.desc(), Shipment.id))
+def _interactions(parts: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    rows = sorted(parts.get("interaction", []), key=lambda r: (r.d0, r.k), reverse=True)
+    return [{"id": r.k, "channel": r.t0, "direction": r.t1, "state": r.t2, "queue": r.t3, "subject": r.t4,
+             "agent": r.t5, "disposition": r.t6, "created_at": _iso(r.d0), "state_changed_at": _iso(r.d1)}
+            for r in rows]
 
 
-def _orders(session: Session, customer_id: int, limit: int) -> list[dict[str, Any]]:
-    rows = session.execute(_orders_stmt(), {"cid": customer_id, "lim": limit}).mappings()
+def _orders(parts: dict[str, list[Any]], customer_id: int) -> list[dict[str, Any]]:
+    """The latest orders, newest first, each with its shipments in the order they were added."""
     orders: dict[int, dict[str, Any]] = {}
-    for r in rows:
-        order = orders.setdefault(r["id"], {
-            "id": r["id"], "number": r["number"], "customer_id": r["customer_id"], "placed_at": _iso(r["placed_at"]),
-            "status": r["status"], "total_cents": r["total_cents"], "currency": r["currency"], "shipments": []})
-        if r["carrier"] is not None:
-            order["shipments"].append({"carrier": r["carrier"], "tracking_number": r["tracking_number"],
-                                       "status": r["shipment_status"], "shipped_at": _iso(r["shipped_at"]),
-                                       "expected_at": _iso(r["expected_at"]), "delivered_at": _iso(r["delivered_at"])})
+    rows = sorted(parts.get("order", []), key=lambda r: (r.n1 is None, r.n1 or 0))
+    for r in sorted(rows, key=lambda r: (r.d0, r.k), reverse=True):
+        order = orders.setdefault(r.k, {
+            "id": r.k, "number": r.t0, "customer_id": customer_id, "placed_at": _iso(r.d0), "status": r.t1,
+            "total_cents": r.n0, "currency": r.t2, "shipments": []})
+        if r.n1 is not None:
+            order["shipments"].append({"carrier": r.t3, "tracking_number": r.t4, "status": r.t5,
+                                       "shipped_at": _iso(r.d1), "expected_at": _iso(r.d2),
+                                       "delivered_at": _iso(r.d3)})
     return list(orders.values())
 
 

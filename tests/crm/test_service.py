@@ -353,3 +353,21 @@ def test_value_summary_for_other_domains(db_session):
     db_session.flush()
     summary = service.value_summary(db_session, customer.id)
     assert summary["tier"] == "vip" and summary["rfm"] == "R5F5M4" and summary["churn_signals"] == ["open_complaint"]
+
+
+def test_customer_360_counts_stop_at_the_cap(db_session):
+    from sqlalchemy import insert
+
+    from app.crm.models import Order
+    from app.crm.view360 import COUNT_CAP
+
+    customer = make_customer(db_session)
+    now = utcnow()
+    db_session.execute(insert(Order), [{"customer_id": customer.id, "number": f"CAP{n:05d}", "total_cents": 100,
+                                        "currency": "CNY", "status": "delivered",
+                                        "placed_at": now - timedelta(minutes=n)} for n in range(COUNT_CAP + 5)])
+    make_interaction(db_session, customer=customer)
+    view = service.customer_360(db_session, customer.id, orders_limit=3)
+    assert view["counts"] == {"orders": COUNT_CAP, "interactions": 1, "cap": COUNT_CAP}
+    assert [o["number"] for o in view["orders"]] == ["CAP00000", "CAP00001", "CAP00002"]
+    assert view["orders"][0]["customer_id"] == customer.id
