@@ -226,7 +226,7 @@ def test_subscriptions_are_read_once_per_ttl_not_per_commit(app, db_session, rec
     seen: list[str] = []
 
     def count(conn, cursor, statement, *args):
-        if "FROM webhook_endpoints" in statement and "webhook_endpoints.active" in statement:
+        if "FROM webhook_endpoints" in statement and "WHERE webhook_endpoints.active" in statement:
             seen.append(statement)
 
     event.listen(db.engine, "before_cursor_execute", count)
