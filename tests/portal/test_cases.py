@@ -190,3 +190,13 @@ def test_attachment_limits(app, db_session):
     with pytest.raises(ValueError):
         AttachmentLimits(types=["text/html"])
     assert db_session.scalar(select(Attachment.id)) == row.id
+
+
+def test_pages_speak_chinese(app, client, db_session, signed_in):
+    cases.raise_portal_complaint(db_session, app.extensions["desk.config"], customer_id=signed_in.customer_id,
+                                 category="billing", description="charged twice", order_number=None,
+                                 remedy_sought="", uploads=[])
+    home = client.get("/portal/?lang=zh").get_data(as_text=True)
+    assert "我的请求" in home and "我的投诉" in home and "已受理" in home
+    assert "新建请求" in client.get("/portal/cases/new").get_data(as_text=True)
+    assert "帮助中心" in client.get("/portal/kb/").get_data(as_text=True)
