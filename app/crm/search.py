@@ -79,20 +79,26 @@ def _identifier_matches(session: Session, text: str, region: str) -> dict[int, l
 
 def search_customers(session: Session, text: str, *, region: str, tier: str | None = None, page: int = 1,
                      per_page: int = 25) -> SearchPage:
-    """Customers matching ``text`` by name or organisation (any part, any case), phone, email or order
-    number, newest first, one page of them; an empty ``text`` lists every customer. ``tier`` narrows to one
-    tier. Out-of-range ``page``/``per_page`` are clamped, never an error."""
+    """Customers matching ``text`` by name or organisation (any part, any case; text with a letter and no
+    '@'), phone, email or order number (exactly, indexed), newest first, one page of them; an empty
+    ``text`` lists every customer. ``tier`` narrows to one tier. Out-of-range ``page``/``per_page`` are
+    clamped, never an error."""
     text = (text or "").strip()[:200]
     per_page = min(max(per_page, 1), MAX_PER_PAGE)
     page = max(page, 1)
     query = select(Customer)
     matched: dict[int, list[str]] = {}
+    # Names are searched only for text that can be part of one: a number or an address alone would
+    # make every phone or email search read the whole customers table (a LIKE '%...%' uses no index).
+    by_name = any(ch.isalpha() for ch in text) and "@" not in text
+    pattern = text.lower()
     if text:
         matched = _identifier_matches(session, text, region)
-        pattern = text.lower()
-        query = query.where(or_(func.lower(Customer.name).contains(pattern, autoescape=True),
-                                func.lower(Customer.organisation).contains(pattern, autoescape=True),
-                                Customer.id.in_(list(matched))))
+        clauses = [Customer.id.in_(list(matched))]
+        if by_name:
+            clauses += [func.lower(Customer.name).contains(pattern, autoescape=True),
+                        func.lower(Customer.organisation).contains(pattern, autoescape=True)]
+        query = query.where(or_(*clauses))
     if tier:
         query = query.where(Customer.tier == tier)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -100,7 +106,7 @@ def search_customers(session: Session, text: str, *, region: str, tier: str | No
     items = []
     for customer in rows:
         how = list(matched.get(customer.id, []))
-        if text and (text.lower() in customer.name.lower() or text.lower() in (customer.organisation or "").lower()):
+        if by_name and (pattern in customer.name.lower() or pattern in (customer.organisation or "").lower()):
             how.insert(0, "name")
         items.append(CustomerHit(customer, how))
     return SearchPage(text, items, page, per_page, total)

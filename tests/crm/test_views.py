@@ -300,3 +300,10 @@ def test_customer_360_audits_only_with_an_actor(db_session, people):
     customer_360(db_session, people["li"].id, actor="staff:7", via="screenpop")
     db_session.flush()
     assert [(e.actor, e.data) for e in _views(db_session, people["li"].id)] == [("staff:7", {"via": "screenpop"})]
+
+
+def test_numbers_and_addresses_are_not_searched_as_names(db_session):
+    shop = make_customer(db_session, name="Shop 12345", organisation="mail@shop")
+    assert search_customers(db_session, "Shop 1", region="CN").items[0].customer.id == shop.id
+    assert search_customers(db_session, "12345", region="CN").total == 0
+    assert search_customers(db_session, "mail@shop", region="CN").total == 0
