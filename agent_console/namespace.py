@@ -16,6 +16,7 @@ seconds, routing is told the agent disconnected (their pending offers go back to
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -256,12 +257,60 @@ def _disconnect_if_gone(app, agent_id: int, grace_s: float) -> None:
 _app_ref: dict[str, Any] = {}
 
 
+_FAN_OUT_NAMES = {*_OFFER_GONE, "offer.accepted", "offer.created", "agent.presence", "console.work",
+                  "interaction.state", payloads.ALERT_EVENT}
+DISPATCH_SHARDS = 4
+
+
+class _Dispatcher:
+    """Runs the fan-out off the thread that committed (a web request, the router's loop), so building a
+    screen-pop never holds up routing, in ``DISPATCH_SHARDS`` background tasks of the Socket.IO server's
+    async mode. All events for one agent go through one shard, so they reach the browser in commit
+    order (an offer is never overtaken by its own ``offer_gone``)."""
+
+    def __init__(self, shards: int):
+        self.shards = shards
+        self._queues: list | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, key: int, job: Callable[[], None]) -> None:
+        if self._queues is None:
+            with self._lock:
+                if self._queues is None:
+                    queues = [socketio.server.eio.create_queue() for _ in range(self.shards)]
+                    for shard in queues:
+                        socketio.start_background_task(self._run, shard)
+                    self._queues = queues
+        self._queues[key % self.shards].put(job)
+
+    @staticmethod
+    def _run(shard) -> None:
+        while True:
+            job = shard.get()
+            try:
+                job()
+            except Exception:  # one bad event must not stop this agent's later ones
+                log.exception("console fan-out failed")
+
+
+_dispatcher = _Dispatcher(DISPATCH_SHARDS)
+
+
 def fan_out(name: str, payload: dict[str, Any]) -> None:
-    """Realtime listener: turn a committed change into ``/agent`` events for the agent it concerns."""
-    agent_id = payload.get("agent_id")
+    """Realtime listener: queue the ``/agent`` events a committed change makes for the agent it concerns."""
     app = _app_ref.get("app")
-    if app is None:
+    if app is None or name not in _FAN_OUT_NAMES:
         return
+    agent_id = payload.get("agent_id")
+    if agent_id is None and not (name == "interaction.state" and payload.get("from") == "connected"):
+        return
+    key = int(agent_id) if agent_id is not None else int(payload["id"])
+    _dispatcher.submit(key, lambda: deliver(app, name, payload))
+
+
+def deliver(app, name: str, payload: dict[str, Any]) -> None:
+    """Turn one committed change into ``/agent`` events in the room of the agent it concerns."""
+    agent_id = payload.get("agent_id")
     if agent_id is None and name == "interaction.state" and payload.get("from") == "connected":
         agent_id = _agent_it_left(app, int(payload["id"]))  # transferred: routing cleared the agent first
     if agent_id is None:

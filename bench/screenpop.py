@@ -1,13 +1,15 @@
 """``python -m bench screenpop [--json] [--agents 500] [--calls 500] [--concurrency 4]``
 
 Time from a caller's webhook to the agent's console receiving the offer with the customer's record.
-Two web nodes (gunicorn, gevent, one worker each) share Redis (Socket.IO's message queue) and the database
-(PostgreSQL scratch database ``bench_screenpop`` when reachable, else a SQLite file). ``--agents`` agents are
-connected as python-socketio clients, alternately to each node. Each call is a signed ``/voice/incoming``
-webhook from a known VIP customer (the demo IVR queues them at once), sent to alternate nodes; then the
-offer is committed and announced from this process -- standing in for the router process, whose own
-decision time ``bench routing`` measures -- so the figure covers webhook + offer commit + screen-pop
-build + Redis fan-out + delivery to the agent's socket on whichever node holds it.
+Two web nodes (gunicorn, gevent, one worker each) and the router process (``python -m queues.router``)
+share Redis (Socket.IO's message queue, the router's hint channel and lock) and the database (PostgreSQL
+scratch database ``bench_screenpop`` when reachable, else a SQLite file). ``--agents`` agents are connected
+as python-socketio clients, alternately to each node, and go available. Each call is a signed
+``/voice/incoming`` webhook from a known VIP customer (the demo IVR queues them at once), sent to
+alternate nodes; the real router picks an agent and writes the offer; the figure covers webhook + queueing
++ routing hint over Redis + the router's decision and offer commit + screen-pop build + Redis fan-out +
+delivery to the agent's socket on whichever node holds it. Each console then answers like an agent in a
+hurry (accept, wrap up with a disposition), so agents come back and calls may outnumber them.
 JSON fields: agents, nodes, calls, p50_ms, p99_ms, missed (offers that never arrived; should be 0).
 Figures only; nothing asserted.
 """
@@ -18,6 +20,7 @@ import itertools
 import json
 import os
 import queue
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,7 +36,8 @@ ACCOUNT = "AC" + "b" * 32
 SECRET = "bench-not-a-secret"
 USER_AGENT = "bench-screenpop/1.0"
 NODES = 2
-ARRIVAL_TIMEOUT_S = 5.0
+ARRIVAL_TIMEOUT_S = 20.0  # after the last webhook; more than one offer lease, so a re-offer still counts late
+ANSWERING_THREADS = 8
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -123,54 +127,62 @@ def _cookie(app, agent_id: int) -> str:
 
 
 class Console:
-    """One agent's console: a python-socketio client that timestamps each offer on arrival."""
+    """One agent's console: a python-socketio client that timestamps the first offer of each contact on
+    arrival and hands it to the answering pool (accept, then wrap up)."""
 
-    def __init__(self, url: str, cookie: str, arrivals: dict, lock: threading.Lock):
+    def __init__(self, url: str, cookie: str, arrivals: dict, lock: threading.Lock, answers: queue.Queue):
         import socketio
 
         self.sio = socketio.Client(reconnection=False)
         self.ready = threading.Event()
         self.sio.on("snapshot", lambda data=None: self.ready.set(), namespace="/agent")
         self.sio.on("offer", self._offer, namespace="/agent")
-        self.url, self.cookie, self.arrivals, self.lock = url, cookie, arrivals, lock
+        self.url, self.cookie, self.arrivals, self.lock, self.answers = url, cookie, arrivals, lock, answers
 
     def _offer(self, data):
         at = time.perf_counter()
         has_record = bool(data.get("screenpop", {}).get("customer"))
         with self.lock:
-            self.arrivals[data["interaction_id"]] = (at, has_record)
+            self.arrivals.setdefault(data["interaction_id"], (at, has_record))
+        self.answers.put((self, data["offer_id"], data["interaction_id"]))
+
+    def call(self, event: str, data: dict) -> dict:
+        return self.sio.call(event, data, namespace="/agent", timeout=30) or {}
 
     def connect(self) -> None:
         self.sio.connect(self.url, namespaces=["/agent"], transports=["websocket"], wait_timeout=30,
                          headers={"Cookie": self.cookie, "User-Agent": USER_AGENT})
         if not self.ready.wait(30):
             raise RuntimeError("no snapshot from the console namespace within 30 s")
+        if not self.call("presence", {"presence": "available"}).get("ok"):
+            raise RuntimeError("the agent could not go available")
 
 
-def _offer(app, call_sid: str, agent_id: int, session_lock: threading.Lock) -> int | None:
-    """Stand in for the router: offer the queued call to ``agent_id``, commit, announce."""
+def _answering(answers: queue.Queue, disposition: str, stop: threading.Event, failures: list) -> None:
+    """Answer offers as they come: accept, then complete the wrap-up (the agent is available again)."""
+    while not stop.is_set():
+        try:
+            console, offer_id, interaction_id = answers.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        try:
+            if console.call("accept", {"offer_id": offer_id}).get("ok"):
+                console.call("wrap_up", {"interaction_id": interaction_id, "disposition": disposition})
+        except Exception as exc:  # a slow ack under load: the router re-offers after the lease
+            failures.append(repr(exc))
+
+
+def _interaction_ids(app, call_sids: list[str]) -> dict[str, int]:
     from sqlalchemy import select
 
-    from app import realtime
-    from app.db import utcnow
     from app.extensions import db
     from app.interactions.models import Interaction
-    from app.interactions.service import transition
 
     with app.app_context():
         try:
-            interaction = db.session.scalar(select(Interaction).where(Interaction.channel == "voice",
-                                                                      Interaction.external_ref == call_sid))
-            if interaction is None or interaction.state != "queued":
-                return None
-            interaction.agent_id = agent_id
-            transition(db.session, interaction, "offered", actor="bench", data={"agent_id": agent_id})
-            realtime.after_commit(db.session, "offer.created", {
-                "offer_id": interaction.id, "interaction_id": interaction.id, "agent_id": agent_id,
-                "expires_at": (utcnow() + timedelta(seconds=15)).isoformat(), "priority": interaction.priority,
-                "priority_reasons": interaction.priority_reasons or [], "channel": "voice", "queue": interaction.queue})
-            db.session.commit()
-            return interaction.id
+            rows = db.session.execute(select(Interaction.external_ref, Interaction.id).where(
+                Interaction.channel == "voice", Interaction.external_ref.in_(call_sids))).all()
+            return dict(rows)
         finally:
             db.session.remove()
 
@@ -219,40 +231,36 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(round(fraction * (len(sorted_values) - 1))))]
 
 
-def _run_calls(app, ports, agent_ids, people, calls, concurrency, arrivals, lock) -> tuple[list[float], int, int]:
-    latencies: list[float] = []
-    missed = errors = 0
+def _run_calls(app, ports, people, calls, concurrency, arrivals, lock) -> tuple[list[float], int, int, list[int]]:
+    """Send the webhooks (``concurrency`` at a time), then wait for every call's offer to arrive."""
     counter = itertools.count()
-    results: queue.Queue = queue.Queue()
-    session_lock = threading.Lock()
+    sent: queue.Queue = queue.Queue()
 
     def worker() -> None:
         while True:
             n = next(counter)
             if n >= calls:
                 return
-            customer_id, name, phone = people[n % len(people)]
+            _customer_id, _name, phone = people[n % len(people)]
             sid = f"CA{time.time_ns():020x}{n:012x}"
             began = time.perf_counter()
-            status = _webhook(ports[n % len(ports)], sid, phone)
-            interaction_id = _offer(app, sid, agent_ids[n % len(agent_ids)], session_lock) if status == 200 else None
-            results.put((began, interaction_id, status))
+            sent.put((sid, began, _webhook(ports[n % len(ports)], sid, phone)))
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    pending = []
-    while not results.empty():
-        pending.append(results.get())
+    done = [sent.get() for _ in range(sent.qsize())]
+    errors = sum(1 for _sid, _began, status in done if status != 200)
+    ids = _interaction_ids(app, [sid for sid, _began, status in done if status == 200])
     deadline = time.perf_counter() + ARRIVAL_TIMEOUT_S
-    for began, interaction_id, status in pending:
-        if interaction_id is None:
-            errors += 1
-            missed += 1
-            continue
-        while True:
+    latencies: list[float] = []
+    missed = 0
+    for sid, began, _status in done:
+        interaction_id = ids.get(sid)
+        arrived = None
+        while interaction_id is not None:
             with lock:
                 arrived = arrivals.get(interaction_id)
             if arrived or time.perf_counter() > deadline:
@@ -263,7 +271,35 @@ def _run_calls(app, ports, agent_ids, people, calls, concurrency, arrivals, lock
         else:
             missed += 1
     latencies.sort()
-    return latencies, missed, errors
+    return latencies, missed, errors, list(ids.values())
+
+
+def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
+    """Per call: from its ``queued`` transition to its first offer row (the router's share), sorted."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.interactions.models import InteractionEvent
+    from queues.models import Offer
+
+    with app.app_context():
+        try:
+            queued = dict(db.session.execute(select(InteractionEvent.interaction_id, func.min(InteractionEvent.occurred_at))
+                                             .where(InteractionEvent.interaction_id.in_(interaction_ids),
+                                                    InteractionEvent.to_state == "queued")
+                                             .group_by(InteractionEvent.interaction_id)).all())
+            offered = dict(db.session.execute(select(Offer.interaction_id, func.min(Offer.created_at))
+                                              .where(Offer.interaction_id.in_(interaction_ids))
+                                              .group_by(Offer.interaction_id)).all())
+        finally:
+            db.session.remove()
+    return sorted((offered[i] - queued[i]).total_seconds() * 1000 for i in interaction_ids
+                  if i in queued and i in offered)
+
+
+def _start_router(env: dict[str, str]) -> subprocess.Popen:
+    """The router process, as the Procfile runs it."""
+    return subprocess.Popen([sys.executable, "-m", "queues.router"], cwd=REPO, env=env, start_new_session=True)
 
 
 def main(argv: list[str]) -> int:
@@ -275,30 +311,41 @@ def main(argv: list[str]) -> int:
         config = _bench_config(Path(scratch))
         db_url = _database(args.database_url, Path(scratch))
         app = _driver_app(db_url, args.redis_url, config)
+        disposition = app.extensions["desk.config"].dispositions[0].code
         agent_ids, people = _prepare(app, args.agents, args.customers)
         ports = [_free_port() for _ in range(NODES)]
         servers = [_start_server(_env(db_url, args.redis_url, config, port), port, 1) for port in ports]
+        servers.append(_start_router(_env(db_url, args.redis_url, config, ports[0])))
         for port in ports:
             _wait_until_serving(port)
         consoles: list[Console] = []
+        stop, failures, answers = threading.Event(), [], queue.Queue()
+        pool = [threading.Thread(target=_answering, args=(answers, disposition, stop, failures), daemon=True)
+                for _ in range(ANSWERING_THREADS)]
+        for thread in pool:
+            thread.start()
         try:
             arrivals: dict[int, tuple[float, bool]] = {}
             lock = threading.Lock()
             for n, agent_id in enumerate(agent_ids):
-                console = Console(f"http://127.0.0.1:{ports[n % NODES]}", _cookie(app, agent_id), arrivals, lock)
+                console = Console(f"http://127.0.0.1:{ports[n % NODES]}", _cookie(app, agent_id), arrivals, lock,
+                                  answers)
                 console.connect()
                 consoles.append(console)
-            latencies, missed, errors = _run_calls(app, ports, agent_ids, people, args.calls, args.concurrency,
-                                                   arrivals, lock)
+            latencies, missed, errors, routed = _run_calls(app, ports, people, args.calls, args.concurrency,
+                                                           arrivals, lock)
+            routing = _routing_delays_ms(app, routed)
         finally:
+            stop.set()
             for console in consoles:
                 console.sio.disconnect()
             for server in servers:
                 _stop(server)
     result = {"agents": args.agents, "nodes": NODES, "calls": args.calls,
               "p50_ms": round(_percentile(latencies, 0.50), 2), "p99_ms": round(_percentile(latencies, 0.99), 2),
-              "missed": missed, "webhook_errors": errors, "database": db_url.split(":")[0],
-              "offer_by": "bench (router stand-in)"}
+              "missed": missed, "webhook_errors": errors, "answer_errors": len(failures),
+              "routing_p50_ms": round(_percentile(routing, 0.50), 2), "routing_p99_ms": round(_percentile(routing, 0.99), 2),
+              "database": db_url.split(":")[0], "offer_by": "router process (queues.router)"}
     if args.json:
         print(json.dumps(result))
     print(f"{'agents':>7} {'nodes':>5} {'calls':>6} {'p50_ms':>8} {'p99_ms':>8} {'missed':>6}")
