@@ -284,7 +284,8 @@ def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
 
     with app.app_context():
         try:
-            queued = dict(db.session.execute(select(InteractionEvent.interaction_id, func.min(InteractionEvent.occurred_at))
+            first_queued = func.min(InteractionEvent.occurred_at)
+            queued = dict(db.session.execute(select(InteractionEvent.interaction_id, first_queued)
                                              .where(InteractionEvent.interaction_id.in_(interaction_ids),
                                                     InteractionEvent.to_state == "queued")
                                              .group_by(InteractionEvent.interaction_id)).all())
@@ -344,7 +345,8 @@ def main(argv: list[str]) -> int:
     result = {"agents": args.agents, "nodes": NODES, "calls": args.calls,
               "p50_ms": round(_percentile(latencies, 0.50), 2), "p99_ms": round(_percentile(latencies, 0.99), 2),
               "missed": missed, "webhook_errors": errors, "answer_errors": len(failures),
-              "routing_p50_ms": round(_percentile(routing, 0.50), 2), "routing_p99_ms": round(_percentile(routing, 0.99), 2),
+              "routing_p50_ms": round(_percentile(routing, 0.50), 2),
+              "routing_p99_ms": round(_percentile(routing, 0.99), 2),
               "database": db_url.split(":")[0], "offer_by": "router process (queues.router)"}
     if args.json:
         print(json.dumps(result))

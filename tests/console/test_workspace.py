@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from agent_console import workspace
 from app.channels import chat
 from app.channels.chat_models import ChatMessage, ChatSession
 from app.channels.email.models import EmailMessage
@@ -166,3 +167,49 @@ def test_email_composer_previews_holds_for_newer_messages_sends_and_undoes(
     assert any("a new one ships today" in m.message.get_content() for m in outbox.sent)
     assert client.call("email_cancel", {"interaction_id": case_id, "message_id": ack.id})["error"] == "too_late"
     assert client.call("email_thread", {"interaction_id": case_id})["ok"]
+
+
+# ---------------------------------------------------------------------------------------------- refusals
+def handled_by(session, agent, channel):
+    """A contact ``agent`` is connected to, with no chat session or email thread behind it."""
+    from tests.console.test_socket import connected_contact
+
+    return connected_contact(session, agent, channel=channel)
+
+
+@pytest.mark.parametrize("channel, call, code", [
+    ("email", lambda s, a, i: workspace.chat_view(s, a.id, i), "wrong_channel"),
+    ("chat", lambda s, a, i: workspace.chat_view(s, a.id, i), "not_found"),
+    ("chat", lambda s, a, i: workspace.chat_read(s, a.id, i, 5), "not_found"),
+    ("chat", lambda s, a, i: workspace.end_chat(s, a.id, i), "not_found"),
+    ("chat", lambda s, a, i: workspace.transfer_chat(s, a.id, i, "billing", ""), "not_found"),
+    ("email", lambda s, a, i: workspace.email_view(s, None, a.id, i), "no_thread"),
+    ("email", lambda s, a, i: workspace.cancel_email(s, a.id, i, 999999), "not_found"),
+    ("voice", lambda s, a, i: workspace.email_preview(s, None, a, i, "x"), "wrong_channel"),
+])
+def test_channel_refusals_have_codes(db_session, channel, call, code):
+    agent = make_staff(db_session)
+    interaction = handled_by(db_session, agent, channel)
+    with pytest.raises(workspace.ChannelRefused) as refused:
+        call(db_session, agent, interaction.id)
+    assert refused.value.code == code
+
+
+def test_a_reply_to_a_bouncing_address_is_refused(app, db_session, desk, ingest):  # noqa: F811
+    from app.channels.email.models import UndeliverableAddress
+
+    agent = make_staff(db_session)
+    case = ingest(build_mail(sender="gone@customer.test"))
+    interaction = db_session.get(Interaction, case.interaction_id)
+    interaction.agent_id = agent.id
+    interaction.state = "connected"  # as if routed and accepted (the routing tests cover that path)
+    db_session.add(UndeliverableAddress(address="gone@customer.test", status_code="5.1.1"))
+    db_session.commit()
+    with pytest.raises(workspace.ChannelRefused) as refused:
+        workspace.send_email(db_session, desk, agent, interaction.id, body="Hello", cc=[], seen_upto=None,
+                             confirm=True, secret="s")
+    assert refused.value.code == "undeliverable"
+    with pytest.raises(workspace.NewerCustomerMessages) as held:  # never seen anything: every message is new
+        workspace.send_email(db_session, desk, agent, interaction.id, body="Hello", cc=[], seen_upto=None,
+                             confirm=False, secret="s")
+    assert len(held.value.details()["messages"]) == 1
