@@ -95,7 +95,7 @@ class CustomerNamespace(Namespace):
             remaining = _redis()
             remaining.srem(_sockets_key(found.interaction_id), request.sid)
             if found.ended_at is None and remaining.scard(_sockets_key(found.interaction_id)) == 0:
-                schedule(left_job, found.interaction_id, delay_s=_config().chat.leave_grace_s)
+                schedule(left_job, found.token_hash, delay_s=_config().chat.leave_grace_s)
 
     def on_start(self, data):
         data = data if isinstance(data, dict) else {}
@@ -112,7 +112,7 @@ class CustomerNamespace(Namespace):
         except chat.ChatError as exc:
             db.session.rollback()
             return _fail(exc.code)
-        schedule(unanswered_job, started.interaction_id, delay_s=_config().chat.max_wait_s)
+        schedule(unanswered_job, started.token_hash, delay_s=_config().chat.max_wait_s)
         reply = self._attach(started)
         reply["token"] = token
         return reply
@@ -194,35 +194,36 @@ class CustomerNamespace(Namespace):
 
 # ------------------------------------------------------------------------------------ jobs
 
-def schedule(job, interaction_id: int, *, delay_s: int) -> None:
+def schedule(job, chat_key: str, *, delay_s: int) -> None:
     """Run a chat job later (RQ's scheduler, or a timer in the embedded desk); tests may turn timers off
-    with ``CHAT_TIMERS = False`` and call the jobs directly."""
+    with ``CHAT_TIMERS = False`` and call the jobs directly. Jobs name the chat by its random key (the
+    token hash), never by a row id that a restored or emptied database could give to another chat."""
     if not current_app.config.get("CHAT_TIMERS", True):
         return
     from app.jobs import enqueue
 
-    enqueue(job, interaction_id, delay=timedelta(seconds=delay_s))
+    enqueue(job, chat_key, delay=timedelta(seconds=delay_s))
 
 
-def unanswered_job(interaction_id: int) -> bool:
+def _by_key(chat_key: str):
+    from sqlalchemy import select
+
+    return db.session.scalar(select(chat.ChatSession).where(chat.ChatSession.token_hash == chat_key))
+
+
+def unanswered_job(chat_key: str) -> bool:
     """Job: the chat waited ``chat.max_wait_s`` -- if still unanswered it becomes an email case."""
-    try:
-        found = chat.chat_of_interaction(db.session, interaction_id)
-    except chat.ChatNotFound:
-        return False
-    if not chat.waiting_too_long(found, _config().chat.max_wait_s, utcnow()):
+    found = _by_key(chat_key)
+    if found is None or not chat.waiting_too_long(found, _config().chat.max_wait_s, utcnow()):
         return False
     chat.convert_to_email_case(db.session, _config(), found, reason="no_agent", base_url=_base_url())
     return True
 
 
-def left_job(interaction_id: int) -> bool:
+def left_job(chat_key: str) -> bool:
     """Job: a dropped customer who has not reconnected within the grace period has left."""
-    try:
-        found = chat.chat_of_interaction(db.session, interaction_id)
-    except chat.ChatNotFound:
-        return False
-    if found.ended_at is not None or _redis().scard(_sockets_key(interaction_id)) > 0:
+    found = _by_key(chat_key)
+    if found is None or found.ended_at is not None or _redis().scard(_sockets_key(found.interaction_id)) > 0:
         return False
     chat.customer_leaves(db.session, _config(), found, base_url=_base_url())
     return True

@@ -237,11 +237,11 @@ def test_no_agent_in_time_job(app, db_session, open_hours):
     started, _ = _start(app, db_session)
     chat.post_customer_message(db_session, app.extensions["desk.config"].chat, started, client_id="c-00000001",
                                text="Anyone?")
-    assert chat_socket.unanswered_job(started.interaction_id) is False  # too soon
+    assert chat_socket.unanswered_job(started.token_hash) is False  # too soon
     started.created_at = utcnow() - timedelta(hours=1)
     db_session.commit()
-    assert chat_socket.unanswered_job(started.interaction_id) is True
-    assert chat_socket.unanswered_job(999999) is False
+    assert chat_socket.unanswered_job(started.token_hash) is True
+    assert chat_socket.unanswered_job("no-such-chat") is False
     db_session.refresh(started)
     assert started.end_reason == "no_agent" and started.case_interaction_id
 
@@ -298,3 +298,13 @@ def test_periodic_sweep_job(app, db_session, open_hours):
     started.created_at = utcnow() - timedelta(hours=2)
     db_session.commit()
     assert chat_socket.sweep_chats_job() == [started.interaction_id]
+
+
+def test_schedule_names_the_chat_by_its_random_key(app, monkeypatch):
+    from app.channels import chat_socket
+
+    queued = []
+    monkeypatch.setattr("app.jobs.enqueue", lambda func, *args, **kw: queued.append((func, args, kw["delay"])))
+    app.config["CHAT_TIMERS"] = True
+    chat_socket.schedule(chat_socket.left_job, "abc123", delay_s=120)
+    assert queued == [(chat_socket.left_job, ("abc123",), timedelta(seconds=120))]

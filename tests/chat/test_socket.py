@@ -202,21 +202,21 @@ def test_dropped_customer_who_does_not_return_has_left(app, clients, db_session)
     token = _start(customer)["token"]
     customer.call("message", {"client_id": "c-0000000001", "text": "My parcel"})
     found = chat.resume_chat(db_session, token)
-    interaction_id = found.interaction_id
+    interaction_id, key = found.interaction_id, found.token_hash
     back = clients().connect(token=token)
     customer.close()
     time.sleep(0.3)
-    assert chat_socket.left_job(interaction_id) is False  # another tab is still there
+    assert chat_socket.left_job(key) is False  # another tab is still there
     back.close()
     deadline = time.monotonic() + WAIT_S
     while app.extensions["desk.redis"].scard(f"chat:sockets:{interaction_id}") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert chat_socket.left_job(interaction_id) is True
+    assert chat_socket.left_job(key) is True
     db.session.remove()
     interaction = db.session.get(Interaction, interaction_id)
     assert interaction.state == State.ABANDONED
-    assert chat_socket.left_job(interaction_id) is False
-    assert chat_socket.left_job(999999) is False
+    assert chat_socket.left_job(key) is False
+    assert chat_socket.left_job("no-such-chat") is False
 
 
 def test_upload_and_attachment_access(app, clients, live_server):  # noqa: F811
