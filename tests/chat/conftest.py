@@ -37,3 +37,19 @@ def connect_agent(session, interaction, agent) -> None:
     interaction.agent_id = agent.id
     transition(session, interaction, State.CONNECTED, actor=f"staff:{agent.id}")
     session.commit()
+
+
+@pytest.fixture(autouse=True)
+def _settle_background_fan_out(app):
+    """After each test, let the agent console's background fan-out (it reads the database off the
+    committing thread) finish, so the next test's table reset never races it (a PostgreSQL deadlock)."""
+    import time
+
+    yield
+    dispatcher = getattr(__import__("agent_console.namespace", fromlist=["_dispatcher"]), "_dispatcher", None)
+    queues = getattr(dispatcher, "_queues", None) or []
+    deadline = time.monotonic() + 5
+    while any(not q.empty() for q in queues) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if queues:
+        time.sleep(0.1)  # the job taken off a queue last may still be running
