@@ -308,22 +308,42 @@ def test_sweep_and_schedule(db_session, people, jobs):
     assert service.find_by_reference(db_session, "nope") is None
 
 
-def _race(monkeypatch, app, other_click):
-    """Run ``other_click`` in a second session just after the first request passed its checks."""
+def _race(monkeypatch, app, other_click) -> list:
+    """Start ``other_click`` on another thread, with its own session, just after the first request
+    passed its checks. On SQLite it runs to the end at once; on PostgreSQL it waits on the proposal's
+    row lock until the first request commits -- both are real races. ``_finish`` joins the thread and
+    returns the other click's outcome."""
+    import threading
+
     from sqlalchemy.orm import Session as SASession
 
     from app.extensions import db
 
     real_check = payouts.check_approval
+    race: dict = {"threads": [], "outcomes": []}
+
+    def run_other() -> None:
+        with app.app_context(), SASession(db.engine) as other:
+            race["outcomes"].append(other_click(other).outcome)
 
     def check_then_other_click(*args, **kwargs):
         result = real_check(*args, **kwargs)
         monkeypatch.setattr(payouts, "check_approval", real_check)
-        with SASession(db.engine) as other:
-            other_click(other)
+        thread = threading.Thread(target=run_other, daemon=True)
+        thread.start()
+        thread.join(timeout=1.0)
+        race["threads"].append(thread)
         return result
 
     monkeypatch.setattr(payouts, "check_approval", check_then_other_click)
+    return race
+
+
+def _finish(race: dict) -> list[str]:
+    for thread in race["threads"]:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    return race["outcomes"]
 
 
 def _awaiting(db_session, people):
@@ -337,9 +357,10 @@ def _awaiting(db_session, people):
 def test_same_approver_double_click_in_flight_counts_once(db_session, people, jobs, app, monkeypatch):
     complaint, proposal = _awaiting(db_session, people)
     lead_id, proposal_id = people["lead"].id, proposal.id
-    _race(monkeypatch, app, lambda other: flows.approve(other, proposal_id, approver_id=lead_id))
+    race = _race(monkeypatch, app, lambda other: flows.approve(other, proposal_id, approver_id=lead_id))
     result = flows.approve(db_session, proposal_id, approver_id=lead_id)
-    assert result.outcome == "already" and result.proposal.status == "approved"
+    assert sorted([result.outcome, *_finish(race)]) == ["already", "approved"]
+    db_session.expire_all()
     assert db_session.scalar(select(func.count()).select_from(ComplaintApproval)) == 1
     approved = [e for e in service.audit_trail(db_session, complaint.id) if e.to_state == "approved"]
     assert len(approved) == 1
@@ -348,9 +369,9 @@ def test_same_approver_double_click_in_flight_counts_once(db_session, people, jo
 def test_two_supervisors_at_once_approve_once(db_session, people, jobs, app, monkeypatch):
     complaint, proposal = _awaiting(db_session, people)
     lead2_id, proposal_id = people["lead2"].id, proposal.id
-    _race(monkeypatch, app, lambda other: flows.approve(other, proposal_id, approver_id=lead2_id))
+    race = _race(monkeypatch, app, lambda other: flows.approve(other, proposal_id, approver_id=lead2_id))
     result = flows.approve(db_session, proposal_id, approver_id=people["lead"].id)
-    assert result.outcome == "already"
+    assert sorted([result.outcome, *_finish(race)]) == ["already", "approved"]
     db_session.expire_all()
     approved = [e for e in service.audit_trail(db_session, complaint.id) if e.to_state == "approved"]
     assert len(approved) == 1
