@@ -325,7 +325,7 @@ def deliver(app, name: str, payload: dict[str, Any]) -> None:
     if name == payloads.ALERT_EVENT:
         _with_session(app, lambda config: payloads.complaint_alert(payload), "alert", room)
     elif name == "offer.created":
-        _with_session(app, lambda config: payloads.offer_event(db.session, payload, config), "offer", room)
+        _with_session(app, lambda config: _offer_seen_by_agent(payload, config), "offer", room)
     elif name == "agent.presence":
         event = payloads.presence_event(int(agent_id), payload)
         socketio.emit("presence", event.model_dump(mode="json"), namespace=NAMESPACE, to=room)
@@ -356,6 +356,14 @@ def _open_work_item(interaction_id: int, agent_id: int, config):
     if interaction is None or interaction.agent_id != agent_id or interaction.state not in _OPEN:
         return None
     return payloads.work_item(db.session, interaction, config)
+
+
+def _offer_seen_by_agent(payload: dict, config) -> payloads.OutOffer | None:
+    """A live offer shows the agent the customer's record: that opening is audited (a reconnect's
+    snapshot re-shows the same record and is not)."""
+    out = payloads.offer_event(db.session, payload, config, viewer=f"staff:{payload['agent_id']}")
+    db.session.commit()
+    return out
 
 
 def _with_session(app, build: Callable, event: str, room: str) -> None:

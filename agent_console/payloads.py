@@ -28,8 +28,10 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def offer_event(session: Session, payload: dict[str, Any], desk_config: Any) -> OutOffer | None:
-    """The offer as the browser receives it, with its screen-pop. None when the interaction is gone."""
+def offer_event(session: Session, payload: dict[str, Any], desk_config: Any, *,
+                viewer: str | None = None) -> OutOffer | None:
+    """The offer as the browser receives it, with its screen-pop. None when the interaction is gone.
+    With ``viewer``, the opening of the customer's record is audited in the caller's transaction."""
     interaction = session.get(Interaction, int(payload["interaction_id"]))
     if interaction is None:
         return None
@@ -42,7 +44,8 @@ def offer_event(session: Session, payload: dict[str, Any], desk_config: Any) -> 
         priority=interaction.priority if priority is None else int(priority),
         priority_reasons=list(interaction.priority_reasons if reasons is None else reasons),
         channel=payload.get("channel") or interaction.channel, queue=payload.get("queue") or interaction.queue,
-        screenpop=build_screenpop(session, interaction, desk_config, priority=priority, priority_reasons=reasons))
+        screenpop=build_screenpop(session, interaction, desk_config, priority=priority, priority_reasons=reasons,
+                                  viewer=viewer))
 
 
 def work_item(session: Session, interaction: Interaction, desk_config: Any, *, with_screenpop: bool = True) -> OutWork:

@@ -112,7 +112,7 @@ def _queue_label(desk_config: Any, name: str | None) -> dict[str, str] | None:
 
 def build_screenpop(session: Session, interaction: Interaction, desk_config: Any, *,
                     priority: int | None = None, priority_reasons: list[dict] | None = None,
-                    now: datetime | None = None) -> dict[str, Any]:
+                    now: datetime | None = None, viewer: str | None = None) -> dict[str, Any]:
     """The screen-pop of ``interaction`` (see the module docstring). ``priority``/``priority_reasons``
     come from the offer when there is one, else from the interaction. Reads only; never raises for a
     customer deleted since (the pop shows the contact as unknown)."""
@@ -122,7 +122,8 @@ def build_screenpop(session: Session, interaction: Interaction, desk_config: Any
         try:
             customer = customer_360(session, interaction.customer_id,
                                     attribute_defs=list(desk_config.crm.custom_attributes),
-                                    interactions_limit=_INTERACTION_LIMIT, orders_limit=_ORDER_LIMIT)
+                                    interactions_limit=_INTERACTION_LIMIT, orders_limit=_ORDER_LIMIT,
+                                    actor=viewer, via="screenpop")
         except CustomerNotFound:
             customer = None
     if customer is not None:  # the contact itself is in the 360's history; the agent wants the others

@@ -62,3 +62,18 @@ def test_the_page_and_export_are_for_supervisors(client, db_session):
     assert export.get_data(as_text=True).splitlines()[0].startswith("id,occurred_at,actor,action")
     assert search(db_session, AuditQuery(action="audit.exported"))[0].actor == f"staff:{lead.id}"
     assert PASSWORD not in export.get_data(as_text=True)
+
+
+def test_a_screen_pop_offered_to_an_agent_is_an_audited_opening(app, db_session, desk_config):
+    from agent_console import namespace
+    from tests.factories import make_customer, make_interaction
+
+    agent = make_staff(db_session)
+    customer = make_customer(db_session, name="Audited")
+    call = make_interaction(db_session, customer=customer)
+    db_session.commit()
+    out = namespace._offer_seen_by_agent({"offer_id": 1, "interaction_id": call.id, "agent_id": agent.id,
+                                          "expires_at": utcnow().isoformat()}, desk_config)
+    assert out is not None and out.interaction_id == call.id and out.screenpop["customer"]
+    viewed = search(db_session, AuditQuery(action="crm.customer_viewed"))
+    assert [(e.actor, e.target_id) for e in viewed] == [(f"staff:{agent.id}", str(customer.id))]
