@@ -112,10 +112,11 @@ def api_auth(scope: str, *, staff_may_read: bool = True) -> Callable:
                 g.api_actor, g.api_scopes = f"token:{token.id}", tuple(token.scopes)
                 return view(*args, **kwargs)
             if staff_may_read and request.method in ("GET", "HEAD"):
-                from app.auth.roles import current_staff
+                from app.auth.models import Role
+                from app.auth.roles import current_staff, staff_allowed
 
                 staff = current_staff()
-                if staff is not None and staff.active:
+                if staff is not None and staff_allowed(Role.AGENT):
                     g.api_actor = f"staff:{staff.id}"
                     g.api_scopes = tuple(s for s in SCOPES if s.endswith(":read"))
                     return view(*args, **kwargs)
