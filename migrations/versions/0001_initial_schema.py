@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 08:54:23.107397
+Create Date: 2026-11-24 10:02:53.059340
 
 """
 from alembic import op
@@ -398,6 +398,7 @@ def upgrade():
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_orders_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_orders_customer_placed', ['customer_id', 'placed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_placed_at'), ['placed_at'], unique=False)
 
     op.create_table('portal_emails',
@@ -1118,6 +1119,7 @@ def downgrade():
     op.drop_table('portal_emails')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_orders_placed_at'))
+        batch_op.drop_index('ix_orders_customer_placed')
         batch_op.drop_index(batch_op.f('ix_orders_customer_id'))
 
     op.drop_table('orders')
