@@ -65,7 +65,7 @@ def present(redis: Redis, case_key: str, *, now: float | None = None) -> list[Pr
     fresh = redis.zrangebyscore(seen_key, now - TTL_S, "+inf", withscores=True)
     details = redis.hmget(who_key, [m for m, _ in fresh]) if fresh else []
     people = []
-    for (member, score), raw in zip(fresh, details):
+    for (member, score), raw in zip(fresh, details, strict=True):
         if raw is None:
             continue
         info = json.loads(raw)

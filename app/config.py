@@ -140,7 +140,7 @@ class EnvSettings(Strict):
     log_level: str = "INFO"
 
     @model_validator(mode="after")
-    def _default_public_url(self) -> "EnvSettings":
+    def _default_public_url(self) -> EnvSettings:
         if self.public_base_url is None:
             object.__setattr__(self, "public_base_url", f"http://localhost:{self.port}")
         return self

@@ -35,8 +35,8 @@ def classify(table: str, *, personal: tuple[str, ...] = (), keep: tuple[str, ...
              lists: tuple[str, ...] = (), delete_rows: bool = False) -> None:
     """Declare a table's columns (the test checks every customer-data table is declared)."""
     entry = CLASSIFICATION.setdefault(table, {})
-    entry.update({c: "personal" for c in personal})
-    entry.update({c: "keep" for c in keep})
+    entry.update(dict.fromkeys(personal, "personal"))
+    entry.update(dict.fromkeys(keep, "keep"))
     LIST_COLUMNS.update(f"{table}.{c}" for c in lists)
     if delete_rows:
         DELETE_ROWS.add(table)

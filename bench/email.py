@@ -76,8 +76,7 @@ def _app(url: str):
 
 
 def _body(rng: random.Random, paragraphs: int) -> str:
-    words = ("order parcel delivery refund invoice thanks please help account customer service arrived "
-             "damaged missing 订单 快递 退款 发票 谢谢 问题 尽快 处理").split()
+    words = ["order", "parcel", "delivery", "refund", "invoice", "thanks", "please", "help", "account", "customer", "service", "arrived", "damaged", "missing", "订单", "快递", "退款", "发票", "谢谢", "问题", "尽快", "处理"]
     return "\n\n".join(" ".join(rng.choice(words) for _ in range(60)) for _ in range(paragraphs))
 
 

@@ -1,7 +1,7 @@
 """The audit log page for supervisors and admins: search, and CSV export (itself audited)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 from flask import Blueprint, Response, render_template, request
 from flask_login import current_user
@@ -22,7 +22,7 @@ def _date(value: str | None) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _query_from_args() -> AuditQuery:

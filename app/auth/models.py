@@ -40,7 +40,7 @@ class StaffUser(UserMixin, db.Model):
     totp_confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     totp_last_step: Mapped[int | None] = mapped_column(Integer)  # refuses replay of a code within its window
 
-    skills: Mapped[list["AgentSkill"]] = relationship(
+    skills: Mapped[list[AgentSkill]] = relationship(
         back_populates="staff_user", cascade="all, delete-orphan", lazy="selectin")
 
     __table_args__ = (CheckConstraint("role in ('agent','supervisor','admin')", name="role_known"),)

@@ -47,7 +47,7 @@ class Interaction(db.Model):
     state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    events: Mapped[list["InteractionEvent"]] = relationship(
+    events: Mapped[list[InteractionEvent]] = relationship(
         back_populates="interaction", order_by="InteractionEvent.id", cascade="all, delete-orphan",
         passive_deletes=True)
 

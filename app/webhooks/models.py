@@ -24,7 +24,7 @@ class WebhookEndpoint(db.Model):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    deliveries: Mapped[list["WebhookDelivery"]] = relationship(back_populates="endpoint",
+    deliveries: Mapped[list[WebhookDelivery]] = relationship(back_populates="endpoint",
                                                               cascade="all, delete-orphan", passive_deletes=True)
 
 

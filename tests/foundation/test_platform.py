@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 
 import pytest
 
@@ -133,7 +133,7 @@ def _sh(y, m, d, hh, mm=0):
 ])
 def test_is_open(moment, expected):
     assert is_open(SHANGHAI, moment) is expected
-    assert is_open(SHANGHAI, moment.astimezone(timezone.utc)) is expected
+    assert is_open(SHANGHAI, moment.astimezone(UTC)) is expected
 
 
 def test_business_time_skips_nights_weekends_and_holidays():

@@ -61,7 +61,7 @@ def test_api_created_customer_names_are_escaped_on_staff_pages(app, db_session):
     assert made.json["name"] == SCRIPT, "stored as written; escaping is the renderer's job"
     staff = app.test_client()
     login(staff, lead)
-    for url in (f"/customers/{made.json['id']}", f"/customers/?q=script", "/audit/"):
+    for url in (f"/customers/{made.json['id']}", "/customers/?q=script", "/audit/"):
         page = staff.get(url)
         if page.status_code == 200:
             _no_raw_markup(page.get_data(as_text=True))
