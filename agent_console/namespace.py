@@ -272,6 +272,8 @@ class _Dispatcher:
         self.shards = shards
         self._queues: list | None = None
         self._lock = threading.Lock()
+        self._pending = 0
+        self._idle = threading.Condition()
 
     def submit(self, key: int, job: Callable[[], None]) -> None:
         if self._queues is None:
@@ -281,16 +283,26 @@ class _Dispatcher:
                     for shard in queues:
                         socketio.start_background_task(self._run, shard)
                     self._queues = queues
+        with self._idle:
+            self._pending += 1
         self._queues[key % self.shards].put(job)
 
-    @staticmethod
-    def _run(shard) -> None:
+    def _run(self, shard) -> None:
         while True:
             job = shard.get()
             try:
                 job()
             except Exception:  # one bad event must not stop this agent's later ones
                 log.exception("console fan-out failed")
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
+
+    def drain(self, timeout_s: float = 5.0) -> bool:
+        """Wait until every submitted event has been delivered (shutdown, tests); False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
 
 
 _dispatcher = _Dispatcher(DISPATCH_SHARDS)

@@ -100,8 +100,10 @@ def _app(tmp_path_factory):
 
 
 def _empty_tables(app) -> None:
+    from agent_console.namespace import _dispatcher
     from app.extensions import db
 
+    _dispatcher.drain()  # the console's background fan-out reads the database: let it finish first
     with app.app_context():
         db.session.remove()
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
