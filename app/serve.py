@@ -10,6 +10,9 @@ from app.extensions import socketio
 
 def main() -> None:
     app = create_app()
+    from app.audit.config_watch import audit_startup_config
+
+    audit_startup_config(app)
     settings = app.extensions["desk.settings"]
     print(f" * Service desk on http://127.0.0.1:{settings.port}/ (Ctrl+C to stop)", flush=True)
     socketio.run(app, host="0.0.0.0", port=settings.port, allow_unsafe_werkzeug=True, use_reloader=False)

@@ -18,6 +18,9 @@ def main(argv: list[str]) -> int:
               file=sys.stderr)
         return 2
     connection = redis.Redis.from_url(settings.redis_url)
+    from app.audit.config_watch import audit_startup_config
+
+    audit_startup_config(app)
     from app.periodic import start_scheduler
 
     start_scheduler(app, enqueue=True)  # only the worker holding the Redis lock schedules

@@ -77,3 +77,18 @@ def test_a_screen_pop_offered_to_an_agent_is_an_audited_opening(app, db_session,
     assert out is not None and out.interaction_id == call.id and out.screenpop["customer"]
     viewed = search(db_session, AuditQuery(action="crm.customer_viewed"))
     assert [(e.actor, e.target_id) for e in viewed] == [(f"staff:{agent.id}", str(customer.id))]
+
+
+def test_configuration_changes_are_audited_by_section(app, db_session, desk_config):
+    from app.audit.config_watch import audit_startup_config, record_if_changed
+
+    audit_startup_config(app)
+    first = search(db_session, AuditQuery(action="config.changed"))
+    assert len(first) == 1 and first[0].data["first"] is True
+    assert record_if_changed(db_session, desk_config) is None, "same configuration: nothing new"
+    changed_desk = desk_config.model_copy(update={"desk": desk_config.desk.model_copy(update={"name": "Renamed"})})
+    assert record_if_changed(db_session, changed_desk, actor="staff:1") == ["desk"]
+    db_session.commit()
+    latest = search(db_session, AuditQuery(action="config.changed"))[0]
+    assert latest.actor == "staff:1" and latest.data["changed"] == ["desk"]
+    assert "Renamed" not in str(latest.data), "digests only, never values"
