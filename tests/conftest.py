@@ -13,6 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+# One definition of the browser fixtures for the whole suite: a session-scoped Playwright instance
+# imported into several modules would start a second sync Playwright inside the first one's loop.
+from tests.browser_support import browser, chromium_browser, live_server  # noqa: E402,F401
+
 os.environ.setdefault("DESK_ARGON2_PROFILE", "cheapest")  # before app modules import the hasher
 CI = os.environ.get("CI") == "true"
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -8,7 +8,6 @@ from app.channels import voice
 from app.channels.telephony import RecordingTelephony
 from app.interactions.models import Interaction
 from app.interactions.states import State
-from tests.browser_support import browser, chromium_browser, live_server  # noqa: F401  (fixtures)
 from tests.factories import make_customer, make_order
 from tests.ivr.helpers import OPEN_AT
 

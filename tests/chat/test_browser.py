@@ -16,7 +16,6 @@ from app.interactions.service import transition
 from app.interactions.states import State
 from app.portal.models import PortalEmail
 from app.portal.seed import seed_knowledge_base
-from tests.browser_support import browser, chromium_browser, live_server  # noqa: F401  (fixtures)
 from tests.chat.conftest import connect_agent
 from tests.factories import PASSWORD, make_staff
 from tests.portal.helpers import make_account

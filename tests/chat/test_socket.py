@@ -14,7 +14,6 @@ from app.channels.chat_models import ChatMessage, ChatSession
 from app.extensions import db
 from app.interactions.models import Interaction
 from app.interactions.states import State
-from tests.browser_support import live_server  # noqa: F401  (fixture)
 from tests.chat.conftest import connect_agent
 from tests.factories import PASSWORD, make_staff
 from tests.portal.helpers import PNG, make_account

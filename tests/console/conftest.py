@@ -10,7 +10,6 @@ import requests
 import socketio
 
 from queues import router
-from tests.browser_support import browser, chromium_browser, live_server  # noqa: F401  (fixtures)
 from tests.factories import PASSWORD
 
 USER_AGENT = "desk-tests/1.0"  # the sign-in session is bound to it (session_protection="strong")

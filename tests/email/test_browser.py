@@ -6,7 +6,6 @@ from sqlalchemy import select
 
 from app.channels.email.models import EmailMessage
 from app.interactions.models import Interaction
-from tests.browser_support import browser, chromium_browser, live_server  # noqa: F401  (fixtures)
 from tests.email.conftest import build_mail
 from tests.factories import PASSWORD, make_staff
 

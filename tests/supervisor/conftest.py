@@ -4,7 +4,6 @@ from __future__ import annotations
 import pytest
 
 from app.auth.models import Role
-from tests.browser_support import browser, chromium_browser, live_server  # noqa: F401  (fixtures)
 from tests.factories import login, make_staff
 
 
