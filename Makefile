@@ -24,7 +24,7 @@ run: deps
 	$(PY) -m app.serve
 
 test: deps
-	$(PY) -m pytest --cov --cov-report=term $(PYTEST_ARGS)
+	$(PY) -m pytest --cov --cov-report=term --cov-fail-under=90 $(PYTEST_ARGS)
 
 i18n: deps
 	$(PY) tools/i18n.py update
