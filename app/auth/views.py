@@ -103,9 +103,15 @@ def home():
 # Pages the home screen points to, shown when they exist and the user's role allows them.
 _HOME_LINKS = [
     (_l("Agent console"), "/console/", Role.AGENT),
+    (_l("Customers"), "/customers/", Role.AGENT),
     (_l("Complaints"), "/complaints/", Role.AGENT),
-    (_l("Wallboard"), "/supervisor/wallboard", Role.SUPERVISOR),
+    (_l("Wallboard"), "/supervisor/", Role.SUPERVISOR),
     (_l("Reports"), "/supervisor/reports", Role.SUPERVISOR),
+    (_l("Staffing"), "/supervisor/staffing", Role.SUPERVISOR),
+    (_l("Audit log"), "/audit/", Role.SUPERVISOR),
+    (_l("Staff"), "/admin/staff/", Role.ADMIN),
+    (_l("API tokens"), "/admin/api-tokens/", Role.ADMIN),
+    (_l("Webhooks"), "/admin/webhooks/", Role.ADMIN),
     (_l("Phone simulator"), "/dev/phone", Role.AGENT),
 ]
 

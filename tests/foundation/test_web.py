@@ -139,3 +139,12 @@ def test_forms_without_csrf_token_are_refused(app, client, db_session):
         assert response.status_code == 400
     finally:
         app.config["WTF_CSRF_ENABLED"] = False
+
+
+def test_the_home_page_links_each_role_to_its_pages(client, db_session):
+    admin = make_staff(db_session, role=Role.ADMIN)
+    db_session.commit()
+    login(client, admin)
+    page = client.get("/").get_data(as_text=True)
+    for url in ("/console/", "/customers/", "/supervisor/", "/audit/", "/admin/staff/", "/admin/webhooks/"):
+        assert f'href="{url}"' in page
