@@ -24,6 +24,7 @@ BLUEPRINTS = [
     "app.collision_views:bp",
     "app.privacy_views:bp",
     "app.auth.token_views:bp",
+    "agent_console.routing_trace:bp",
     "app.auth.staff_views:bp",
     "app.ops:bp",
     "app.portal.views:bp",
