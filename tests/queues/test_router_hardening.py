@@ -7,49 +7,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app import realtime
 from app.db import utcnow
 from app.interactions.models import Interaction, InteractionEvent
 from app.interactions.service import transition
 from queues import router, service
 from queues.models import AgentState, Offer, QueueEntry
-from tests.factories import make_interaction, make_staff
-
-
-@pytest.fixture()
-def events(app):
-    seen: list[tuple[str, dict]] = []
-
-    def listener(name, payload):
-        seen.append((name, payload))
-
-    realtime.subscribe(listener)
-    router.reset(app)
-    yield seen
-    realtime.unsubscribe(listener)
-    router.reset(app)
-
-
-def agent(session, skills=None, presence="available", **extra):
-    staff = make_staff(session, skills=skills or {"general": 5}, **extra)
-    service.set_presence(session, staff.id, presence)
-    session.commit()
-    return staff
-
-
-def queued(session, queue="general", channel="voice", now=None, **extra):
-    interaction = make_interaction(session, channel=channel, **extra)
-    service.enqueue_contact(session, interaction, queue, actor="test", now=now)
-    session.commit()
-    return interaction
-
-
-def pending(session, **where):
-    session.expire_all()
-    query = select(Offer).where(Offer.status == "pending")
-    for key, value in where.items():
-        query = query.where(getattr(Offer, key) == value)
-    return list(session.scalars(query.order_by(Offer.id)))
+from tests.queues.helpers import agent, pending, queued
 
 
 def fetch(session, interaction_id):
