@@ -11,8 +11,10 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _, lazy_gettext as _l
+from flask_login import current_user
 from sqlalchemy import select
 
+from app.audit.service import record
 from app.auth.models import Role, StaffUser
 from app.auth.roles import role_required
 from app.db import utcnow
@@ -172,6 +174,9 @@ def reports_csv():
     if error:
         abort(400, description=error)
     filename = f"report-{by}-{start}-{end}.csv"
+    record(db.session, actor=current_user.get_id(), action="reports.exported", target_type="report",
+           ip=request.remote_addr, data={"by": by, "start": str(start), "end": str(end)})
+    db.session.commit()
     return Response(report_csv(report), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 

@@ -56,6 +56,10 @@ def test_csv_export(supervisor_client, db_session):
     assert 'filename="report-channel-2026-03-02-2026-03-02.csv"' in response.headers["Content-Disposition"]
     rows = {r["key"]: r for r in csv.DictReader(io.StringIO(response.get_data(as_text=True)))}
     assert (rows["voice"]["offered"], rows["chat"]["offered"], rows["total"]["offered"]) == ("8", "1", "9")
+    from app.audit.models import AuditEntry
+
+    exported = db_session.query(AuditEntry).filter_by(action="reports.exported").one()
+    assert exported.data == {"by": "channel", "start": "2026-03-02", "end": "2026-03-02"}
 
 
 def test_an_empty_day_has_no_chart(supervisor_client):
