@@ -5,32 +5,15 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from pathlib import Path
 
+from tests.browser_support import free_port, wait_for_port  # noqa: E402,F401  (shared port helpers)
+
 DOVECOT = "/usr/sbin/dovecot"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {timeout_s}s")
 
 
 # --- SMTP ------------------------------------------------------------------------------------------------
@@ -182,7 +165,7 @@ service stats {{
                                stderr=subprocess.STDOUT)
     try:
         wait_for_port(port)
-    except RuntimeError:
+    except TimeoutError:
         process.kill()
         log = (root / "dovecot.log").read_text() if (root / "dovecot.log").exists() else ""
         output = process.stdout.read().decode(errors="replace") if process.stdout else ""
