@@ -156,3 +156,21 @@ def redis_client(app):
 @pytest.fixture()
 def desk_config(app):
     return app.extensions["desk.config"]
+
+
+@pytest.fixture()
+def events(app):
+    """Realtime events published during the test, with a fresh router before and after (routing tests)."""
+    from app import realtime
+    from queues import router
+
+    seen: list[tuple[str, dict]] = []
+
+    def listener(name, payload):
+        seen.append((name, payload))
+
+    realtime.subscribe(listener)
+    router.reset(app)
+    yield seen
+    realtime.unsubscribe(listener)
+    router.reset(app)

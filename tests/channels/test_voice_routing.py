@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from agent_console import service as console
-from app import realtime
 from app.channels import voice
 from app.channels.telephony import RecordingTelephony
 from app.interactions.models import Interaction, InteractionEvent
@@ -35,20 +34,6 @@ def twin(app, monkeypatch):
     recording = RecordingTelephony()
     monkeypatch.setitem(app.extensions, "desk.telephony", recording)
     return recording
-
-
-@pytest.fixture()
-def events(app):
-    seen: list[tuple[str, dict]] = []
-
-    def listener(name, payload):
-        seen.append((name, payload))
-
-    realtime.subscribe(listener)
-    router.reset(app)
-    yield seen
-    realtime.unsubscribe(listener)
-    router.reset(app)
 
 
 def at(seconds: float):
