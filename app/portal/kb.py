@@ -1,10 +1,12 @@
-"""The knowledge base: search (PostgreSQL full text for English where available, a portable ranked
-match elsewhere and for Chinese), suggestions while a customer types, "did this help?" votes and the
+"""The knowledge base: search, suggestions while a customer types, "did this help?" votes and the
 report they feed.
 
-Why a fallback for Chinese even on PostgreSQL: the stock text-search parsers do not segment Chinese, so
-a ``to_tsvector`` of Chinese text is one token per run of characters. The fallback matches character
-bigrams, which finds 退货 inside 如何办理退货 without a segmenter.
+Search on PostgreSQL is full text: each article's weighted ``tsvector`` (``KbArticle.search_index``,
+GIN-indexed; ``english`` stemming for English, the ``simple`` configuration over CJK characters and
+character pairs for Chinese, see ``kb_text``) matched with ``@@`` and ordered by ``ts_rank``, so a title
+match outranks a body match and an article sharing more of the query ranks higher. English asks for
+every word first and, when nothing has them all, for any of them. Elsewhere (SQLite) a portable ranked
+``LIKE`` match over the same words and character pairs stands in.
 """
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ from sqlalchemy import and_, case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.portal.models import KbArticle, KbCategory, KbVote
+from app.portal.kb_text import CJK as _CJK, cjk_grams
+from app.portal.models import KbArticle, KbCategory, KbVote, text_search_config
 
-_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(["a", "an", "and", "are", "as", "at", "be", "but", "by", "can", "do", "does", "for", "from",
                        "have", "how", "i", "if", "in", "is", "it", "its", "my", "me", "no", "not", "of", "on", "or",
@@ -40,8 +42,7 @@ def terms(text: str, limit: int = 12) -> list[str]:
         if len(word) >= 2 and word not in STOPWORDS and word not in found:
             found.append(word)
     for run in _CJK.findall(text):
-        grams = [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-        found.extend(g for g in grams if g not in found)
+        found.extend(g for g in cjk_grams(run) if g not in found)
     return found[:limit]
 
 
@@ -52,19 +53,39 @@ def _published(language: str | None):
     return and_(*conditions)
 
 
-def _postgres_english(session: Session, query: str, limit: int) -> list[Hit]:
-    document = func.to_tsvector(literal_column("'english'"), KbArticle.title + " " + KbArticle.body)
-    tsquery = func.plainto_tsquery(literal_column("'english'"), query)
-    rank = func.ts_rank(document, tsquery)
-    rows = session.execute(select(KbArticle, rank).where(_published("en"), document.op("@@")(tsquery))
-                           .order_by(rank.desc(), KbArticle.id).limit(limit)).all()
+def _any_of(config: str, words: list[str]):
+    """A tsquery matching any of ``words`` (each quoted as one lexeme: they hold only letters, digits
+    and CJK characters, so nothing in them is tsquery syntax)."""
+    return func.to_tsquery(literal_column(f"'{config}'::regconfig"), " | ".join(f"'{w}'" for w in words))
+
+
+def _postgres(session: Session, query: str, words: list[str], language: str | None, limit: int,
+              *, every_word: bool) -> list[Hit]:
+    """Full-text matches in one or both index families (English stemmed; everything else ``simple``)."""
+    branches = []
+    if language == "en" and every_word:
+        branches.append((KbArticle.language == "en",
+                         func.websearch_to_tsquery(literal_column("'english'::regconfig"), query)))
+    elif language in (None, "en") and words:
+        branches.append((KbArticle.language == "en", _any_of("english", words)))
+    if language != "en" and words:
+        branches.append((KbArticle.language != "en" if language is None else KbArticle.language == language,
+                         _any_of(text_search_config(language), words)))
+    if not branches:
+        return []
+    matched = or_(*[and_(which, KbArticle.search_index.op("@@")(tsquery)) for which, tsquery in branches])
+    rank = case(*[(which, func.ts_rank(KbArticle.search_index, tsquery)) for which, tsquery in branches],
+                else_=literal_column("0.0"))
+    rows = session.execute(select(KbArticle, rank.label("rank")).where(_published(language), matched)
+                           .order_by(literal_column("rank").desc(), KbArticle.id).limit(limit)).all()
     return [Hit(article, float(score)) for article, score in rows]
 
 
 def _portable(session: Session, words: list[str], language: str | None, limit: int) -> list[Hit]:
     if not words:
         return []
-    title, body = func.lower(KbArticle.title), func.lower(KbArticle.body)
+    title = func.lower(KbArticle.title)
+    body = func.coalesce(KbArticle.search_index, func.lower(KbArticle.body))
     score = sum((case((title.contains(w, autoescape=True), 3), else_=0) +
                  case((body.contains(w, autoescape=True), 1), else_=0) for w in words), start=literal_column("0"))
     matches = or_(*[or_(title.contains(w, autoescape=True), body.contains(w, autoescape=True)) for w in words])
@@ -73,23 +94,31 @@ def _portable(session: Session, words: list[str], language: str | None, limit: i
     return [Hit(article, float(s)) for article, s in rows]
 
 
+def _full_text(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
 def search(session: Session, query: str, *, language: str | None, limit: int = 10) -> list[Hit]:
-    """Published articles matching ``query``, best first. English on PostgreSQL uses full-text search
-    (stemming: "refunds" finds "refund"); everything else uses the portable ranked match."""
+    """Published articles matching ``query``, best first. On PostgreSQL: full-text search (English
+    stemming — "refunds" finds "refund"; Chinese by character pairs), ranked with ``ts_rank``; in
+    English all the words first and then any of them; elsewhere the portable ranked match."""
     query = query.strip()[:200]
+    words = terms(query)
     if not query:
         return []
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and language == "en" and not _CJK.search(query):
-        hits = _postgres_english(session, query, limit)
-        if hits:
-            return hits
-    return _portable(session, terms(query), language, limit)
+    if not _full_text(session):
+        return _portable(session, words, language, limit)
+    hits = _postgres(session, query, words, language, limit, every_word=True) if language == "en" else []
+    return hits or _postgres(session, query, words, language, limit, every_word=False)
 
 
 def suggest(session: Session, text: str, *, language: str, limit: int = 3) -> list[Hit]:
     """Articles that may answer what the customer is typing (any of its significant words)."""
-    return _portable(session, terms(text[-500:]), language, limit)
+    text = text[-500:]
+    words = terms(text)
+    if not _full_text(session):
+        return _portable(session, words, language, limit)
+    return _postgres(session, text, words, language, limit, every_word=False) if words else []
 
 
 def by_category(session: Session, language: str) -> list[tuple[KbCategory, list[KbArticle]]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, event, func,
+                        literal_column)
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.crm.models import Customer
@@ -108,7 +110,13 @@ class KbCategory(db.Model):
 
 
 class KbArticle(db.Model):
-    """A knowledge-base article in one language; ``group_key`` ties an article to its translation."""
+    """A knowledge-base article in one language; ``group_key`` ties an article to its translation.
+
+    ``search_index`` is kept by the flush hooks below: on PostgreSQL a weighted ``tsvector`` (title A,
+    body B; the ``english`` configuration for English, ``simple`` over CJK characters and pairs for the
+    rest, see ``kb_text``) behind a GIN index; elsewhere the lower-cased plain text the portable search
+    reads. Writes that bypass the ORM (bulk UPDATEs) must refresh it themselves.
+    """
 
     __tablename__ = "kb_articles"
 
@@ -121,9 +129,31 @@ class KbArticle(db.Model):
     body: Mapped[str] = mapped_column(Text)
     published: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    search_index: Mapped[str | None] = deferred(mapped_column(Text().with_variant(TSVECTOR(), "postgresql")))
 
     category: Mapped[KbCategory] = relationship(lazy="joined")
-    __table_args__ = (UniqueConstraint("slug", "language"),)
+    __table_args__ = (UniqueConstraint("slug", "language"),
+                      Index("ix_kb_articles_search_index", "search_index", postgresql_using="gin"))
+
+
+def text_search_config(language: str | None) -> str:
+    """The PostgreSQL text-search configuration an article in ``language`` is indexed with."""
+    return "english" if language == "en" else "simple"
+
+
+@event.listens_for(KbArticle, "before_insert")
+@event.listens_for(KbArticle, "before_update")
+def _fill_search_index(mapper, connection, target: KbArticle) -> None:
+    from app.portal.kb_text import plain_text, search_document
+
+    title, body = target.title or "", plain_text(target.body or "")
+    if connection.dialect.name != "postgresql":
+        target.search_index = f"{title} {body}".lower()
+        return
+    config = literal_column(f"'{text_search_config(target.language)}'::regconfig")
+    weighted = [func.setweight(func.to_tsvector(config, search_document(part)), literal_column(f"'{weight}'"))
+                for part, weight in ((title, "A"), (body, "B"))]
+    target.search_index = weighted[0].op("||")(weighted[1])
 
 
 class KbVote(db.Model):

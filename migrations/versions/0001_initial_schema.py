@@ -2,12 +2,12 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 10:02:53.059340
+Create Date: 2026-12-05 23:52:15.059683
 
 """
 from alembic import op
 import sqlalchemy as sa
-
+from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '0001'
@@ -376,6 +376,7 @@ def upgrade():
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('published', sa.Boolean(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('search_index', sa.Text().with_variant(postgresql.TSVECTOR(), 'postgresql'), nullable=True),
     sa.ForeignKeyConstraint(['category_id'], ['kb_categories.id'], name=op.f('fk_kb_articles_category_id_kb_categories'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_kb_articles')),
     sa.UniqueConstraint('slug', 'language', name=op.f('uq_kb_articles_slug_language'))
@@ -383,6 +384,7 @@ def upgrade():
     with op.batch_alter_table('kb_articles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_kb_articles_category_id'), ['category_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_kb_articles_group_key'), ['group_key'], unique=False)
+        batch_op.create_index('ix_kb_articles_search_index', ['search_index'], unique=False, postgresql_using='gin')
 
     op.create_table('orders',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -1124,6 +1126,7 @@ def downgrade():
 
     op.drop_table('orders')
     with op.batch_alter_table('kb_articles', schema=None) as batch_op:
+        batch_op.drop_index('ix_kb_articles_search_index', postgresql_using='gin')
         batch_op.drop_index(batch_op.f('ix_kb_articles_group_key'))
         batch_op.drop_index(batch_op.f('ix_kb_articles_category_id'))
 
