@@ -2,9 +2,9 @@
 offers it decides.
 
 One cycle (``Router.cycle``):
-1. the sweeper, in the database: wrap-up timers that ran out, leases nobody answered, offers whose
-   contact left without anyone rescinding them, contacts left ``offered`` without a pending offer
-   (back to waiting in their place) (each a short transaction);
+1. the sweeper (a live router: at most every ``LIVE_SWEEP_S``), in the database: wrap-up timers that
+   ran out, leases nobody answered, offers whose contact left without anyone rescinding them, contacts
+   left ``offered`` without a pending offer (back to waiting in their place) (each a short transaction);
 2. sync: the contacts and agents named by realtime hints since the last cycle are re-read and put in the
    engine as the database holds them (everything at start, and a full reconcile every
    ``FULL_SYNC_S`` seconds in case a hint was lost) — so killing the router loses nothing;
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 FULL_SYNC_S = 60.0
 HINT_CHANNEL = "desk:routing:hints"
 LOCK_KEY = "desk:router:leader"
+LIVE_SWEEP_S = 0.25  # a live router runs the database sweeper at most this often (leases are seconds long)
+LIVE_STATS_S = 1.0  # and refreshes the wait-announcement figures in Redis at most this often
 _LIVE = (State.QUEUED, State.CALLBACK_PENDING, State.OFFERED, State.CONNECTED)
 _RETRYABLE = (IntegrityError, StaleDataError, OperationalError, service.RoutingError)
 
@@ -161,6 +163,10 @@ class Router:
         self._backoff_wake: dict[int, float] = {}
         self._retry_interactions: set[int] = set()
         self._retry_agents: set[int] = set()
+        self.sweep_every_s = 0.0  # ``serve`` sets the live pace; 0 sweeps every cycle
+        self.stats_every_s = 0.0
+        self._next_sweep = 0.0
+        self._next_stats = 0.0
 
     # ------------------------------------------------------------------ the cycle
     def cycle(self, now: datetime | None = None) -> CycleReport:
@@ -169,8 +175,12 @@ class Router:
         report = CycleReport()
         from app.extensions import db
 
-        with Session(db.engine) as session:
-            self._sweep(session, now, report)
+        # One connection for the whole cycle (no pool checkout and ping per transaction); objects stay
+        # loaded across its commits because every read that decides anything uses populate_existing or a
+        # row lock, and the session lives for this cycle only.
+        with db.engine.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
+            if self._sweep_due(ts):
+                self._sweep(session, now, report)
             interactions, agents = _hub.drain()
             interactions |= self._retry_interactions
             agents |= self._retry_agents
@@ -184,8 +194,18 @@ class Router:
             report.synced_contacts, report.synced_agents = len(interactions), len(agents)
             result = self.engine.match(ts)
             self._persist(session, result, now, report)
-        self._publish_stats(ts)
+        if not self.stats_every_s or ts >= self._next_stats:
+            self._publish_stats(ts)
+            self._next_stats = ts + self.stats_every_s
         return report
+
+    def _sweep_due(self, ts: float) -> bool:
+        """The sweeper's timers are database facts with second-scale leases: a live router sweeps at most
+        every ``sweep_every_s`` (tests and ``run_once`` sweep every cycle)."""
+        if self.sweep_every_s and ts < self._next_sweep:
+            return False
+        self._next_sweep = ts + self.sweep_every_s
+        return True
 
     def _sweep(self, session: Session, now: datetime, report: CycleReport) -> None:
         for step in (service.end_due_wrap_ups, service.expire_due_offers):
@@ -220,9 +240,16 @@ class Router:
     def sync_agents(self, session: Session, agent_ids: set[int], ts: float) -> None:
         from app.auth.models import StaffUser
 
-        for agent_id in sorted(agent_ids):
-            staff = session.get(StaffUser, agent_id, populate_existing=True)
-            state = session.get(AgentState, agent_id, populate_existing=True)
+        ids = sorted(agent_ids)
+        staff_rows, states = {}, {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            staff_rows.update((s.id, s) for s in session.scalars(
+                select(StaffUser).where(StaffUser.id.in_(chunk)).execution_options(populate_existing=True)))
+            states.update((s.agent_id, s) for s in session.scalars(
+                select(AgentState).where(AgentState.agent_id.in_(chunk)).execution_options(populate_existing=True)))
+        for agent_id in ids:
+            staff, state = staff_rows.get(agent_id), states.get(agent_id)
             if staff is None or staff.role != "agent" or not staff.active:
                 if agent_id in self.engine.agents:
                     self.engine.remove_agent(agent_id, ts)
@@ -367,8 +394,9 @@ class Router:
                 expires_at=_dt(decided.expires_at), cost=decided.cost, priority=decided.priority,
                 priority_reasons=list(decided.priority_reasons), trace=_jsonable(decided.trace),
                 now=_dt(decided.created_at), config=self.config)
+            offer_id = made.id
             session.commit()
-            report.offers.append(made.id)
+            report.offers.append(offer_id)
             self._contact_sig.pop(decided.contact_id, None)  # the next hint finds it as offered
         except _RETRYABLE as exc:
             session.rollback()
@@ -386,6 +414,7 @@ class Router:
             return
         ttl = max(3 * self.config.router.lock_ttl_s, 1)
         try:
+            pipe = redis.pipeline(transaction=False)
             for queue in self.config.queues:
                 for channel in queue.channels:
                     staffed, free = self.engine.staffing(queue.name, channel)
@@ -393,8 +422,8 @@ class Router:
                              "handle_time_s": self.engine.handle_times.mean_s(queue.name, channel),
                              "announceable": self.engine.announceable(queue.name),
                              "mae_s": self.engine.accuracy.mae_s(queue.name)}
-                    redis.set(service.STATS_KEY.format(queue=queue.name, channel=channel), json.dumps(stats),
-                              ex=ttl)
+                    pipe.set(service.STATS_KEY.format(queue=queue.name, channel=channel), json.dumps(stats), ex=ttl)
+            pipe.execute()
         except Exception:  # figures for announcements only; routing goes on without them
             log.warning("could not publish routing figures", exc_info=True)
 
@@ -466,7 +495,9 @@ def serve(app: Flask, stop: threading.Event) -> None:
                     reset(app)
                     leading = True
                 with app.app_context():
-                    router_for(app).cycle()
+                    router = router_for(app)
+                    router.sweep_every_s, router.stats_every_s = LIVE_SWEEP_S, LIVE_STATS_S
+                    router.cycle()
             elif leading:
                 log.warning("router %s lost the lock; standing by", identity)
                 leading = False
