@@ -38,8 +38,10 @@ def to_safe_html(body: str) -> str:
     if not looks_like_html(body):
         paragraphs = [p.strip() for p in re.split(r"\n\s*\n", body.replace("\r\n", "\n")) if p.strip()]
         body = "".join("<p>" + html.escape(p).replace("\n", "<br>") + "</p>" for p in paragraphs)
-    return nh3.clean(body, tags=set(TAGS), attributes={k: set(v) for k, v in ATTRIBUTES.items()},
-                     url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer nofollow")
+    cleaned = nh3.clean(body, tags=set(TAGS), attributes={k: set(v) for k, v in ATTRIBUTES.items()},
+                        url_schemes=set(URL_SCHEMES), link_rel="noopener noreferrer nofollow")
+    # Text left without any tag is still escaped HTML: wrap it so cleaning it again keeps it as it is.
+    return f"<p>{cleaned}</p>" if cleaned.strip() and not looks_like_html(cleaned) else cleaned
 
 
 def plain_text(body: str) -> str:
