@@ -28,6 +28,7 @@ BLUEPRINTS = [
     "app.auth.staff_views:bp",
     "app.ops:bp",
     "app.portal.views:bp",
+    "app.portal.kb_admin_views:bp",
     "app.channels.chat_views:bp",
     "agent_console.supervisor:bp",
     "agent_console.views:bp",

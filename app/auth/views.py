@@ -109,6 +109,7 @@ _HOME_LINKS = [
     (_l("Reports"), "/supervisor/reports", Role.SUPERVISOR),
     (_l("Staffing"), "/supervisor/staffing", Role.SUPERVISOR),
     (_l("Audit log"), "/audit/", Role.SUPERVISOR),
+    (_l("Knowledge base"), "/admin/kb/", Role.SUPERVISOR),
     (_l("Staff"), "/admin/staff/", Role.ADMIN),
     (_l("API tokens"), "/admin/api-tokens/", Role.ADMIN),
     (_l("Webhooks"), "/admin/webhooks/", Role.ADMIN),

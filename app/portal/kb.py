@@ -151,6 +151,7 @@ def vote(session: Session, article_id: int, *, helpful: bool, voter: str) -> KbV
 class ReportRow:
     article_id: int
     slug: str
+    group_key: str
     language: str
     title: str
     helpful: int
@@ -166,10 +167,11 @@ def vote_report(session: Session) -> list[ReportRow]:
     """Votes per article, least helpful first (articles to fix), then the rest by title."""
     yes = func.sum(case((KbVote.helpful.is_(True), 1), else_=0))
     no = func.sum(case((KbVote.helpful.is_(False), 1), else_=0))
-    rows = session.execute(select(KbArticle.id, KbArticle.slug, KbArticle.language, KbArticle.title,
-                                  func.coalesce(yes, 0), func.coalesce(no, 0))
+    rows = session.execute(select(KbArticle.id, KbArticle.slug, KbArticle.group_key, KbArticle.language,
+                                  KbArticle.title, func.coalesce(yes, 0), func.coalesce(no, 0))
                            .outerjoin(KbVote, KbVote.article_id == KbArticle.id)
-                           .group_by(KbArticle.id, KbArticle.slug, KbArticle.language, KbArticle.title)).all()
+                           .group_by(KbArticle.id, KbArticle.slug, KbArticle.group_key, KbArticle.language,
+                                     KbArticle.title)).all()
     report = [ReportRow(*(int(v) if isinstance(v, int) else v for v in row)) for row in rows]
     return sorted(report, key=lambda r: (r.helpful_percent is None, r.helpful_percent or 0, -r.not_helpful,
                                          r.title))

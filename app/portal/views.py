@@ -13,6 +13,7 @@ from functools import wraps
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import get_locale, gettext as _
 from flask_login import current_user, login_user, logout_user
+from markupsafe import Markup
 from wtforms.fields.choices import SelectChoice
 
 from app.auth import ratelimit
@@ -20,7 +21,7 @@ from app.auth.models import Role
 from app.auth.passwords import WeakPassword
 from app.auth.roles import role_required, staff_allowed
 from app.extensions import db
-from app.portal import accounts, cases, kb, surveys
+from app.portal import accounts, cases, kb, kb_text, surveys
 from app.portal.attachments import AttachmentRejected
 from app.portal.forms import (CaseForm, ComplaintForm, ConfirmForm, EmailOnlyForm, NewPasswordForm, ReplyForm,
                               SignInForm, SignUpForm, SurveyForm, VoteForm)
@@ -405,7 +406,7 @@ def kb_article(slug: str):
     if article is None:
         abort(404)
     return render_template("portal/kb_article.html", article=article, form=VoteForm(),
-                           voted=request.args.get("voted"))
+                           body_html=Markup(kb_text.to_safe_html(article.body)), voted=request.args.get("voted"))
 
 
 @bp.post("/kb/<slug>/vote")
