@@ -91,9 +91,21 @@ class VoiceUrls:
     def dial_done(self, interaction_id: int) -> str:
         return self._url("dial-done", i=interaction_id)
 
+    def complaint_recorded(self, seq: int) -> str:
+        return self._url("complaint", s=seq)
+
+    def complaint_empty(self, seq: int) -> str:
+        return self._url("complaint-empty", s=seq)
+
+    def complaint_transcript(self, interaction_id: int, seq: int) -> str:
+        return self._url("complaint-transcript", i=interaction_id, s=seq)
+
     def step_urls(self, seq: int, interaction_id: int) -> twiml.StepUrls:
         return twiml.StepUrls(gather=self.gather(seq), wait=self.wait(1), voicemail_done=self.voicemail_done(),
-                              recording_status=self.recording_status(interaction_id))
+                              recording_status=self.recording_status(interaction_id),
+                              complaint_recorded=self.complaint_recorded(seq),
+                              complaint_empty=self.complaint_empty(seq),
+                              complaint_transcript=self.complaint_transcript(interaction_id, seq))
 
 
 @dataclass(frozen=True)
@@ -228,6 +240,43 @@ def _apply_step(session: Session, desk: Desk, interaction: Interaction, step: St
         _set_attrs(interaction, voicemail={"queue": action.queue})
     elif isinstance(action, engine.Hangup):
         transition(session, interaction, State.CLOSED, actor=ACTOR, reason="ivr_completed", at=now)
+    elif isinstance(action, engine.RecordComplaint):
+        return _await_complaint_recording(session, desk, interaction, step, urls, seq=seq, now=now)
+    return twiml.render_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
+
+
+def complaint_customer(session: Session, desk: Desk, interaction: Interaction, language: str) -> int | None:
+    """Who a complaint made in the IVR is from: the customer the call was matched to, else the prospect
+    the caller's number makes (linked to the call). None for a withheld number or one several
+    customers share: the CRM never guesses, so an agent takes that complaint."""
+    from app.crm.service import MatchStatus, identify
+
+    if interaction.customer_id is not None:
+        return interaction.customer_id
+    found = identify(session, phone=(interaction.attributes or {}).get("from"), default_region=desk.default_region,
+                     create_prospect=True, language=language)
+    if found.status not in (MatchStatus.MATCHED, MatchStatus.NEW_PROSPECT) or found.customer_id is None:
+        return None
+    interaction.customer_id = found.customer_id
+    return found.customer_id
+
+
+def _await_complaint_recording(session: Session, desk: Desk, interaction: Interaction, step: Step,
+                               urls: VoiceUrls, *, seq: int, now: datetime) -> VoiceResponse:
+    """The caller chose a complaint category: record their description, or -- when the desk cannot tell
+    who they are -- say so and walk on to the node's fallback (an agent takes it)."""
+    node = desk.ivr.nodes[step.state.node]
+    action = step.action
+    customer_id = complaint_customer(session, desk, interaction, step.state.language)
+    if customer_id is None:
+        record_fact(session, interaction, "ivr.complaint_unidentified", actor=ACTOR, at=now,
+                    data={"node": step.state.node, "category": action.category})
+        said = Say(desk.ivr.messages.complaint_unidentified.text(step.state.language), step.state.language)
+        fallback = engine.resume(desk.ivr, step.state, _context(session, desk, interaction, now), node.fallback,
+                                 prompts=(said,))
+        return _apply_step(session, desk, interaction, fallback, urls, seq=seq, now=now)
+    _set_attrs(interaction, ivr_complaint={"seq": seq, "node": step.state.node, "category": action.category,
+                                           "customer_id": customer_id})
     return twiml.render_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
 
 
@@ -373,7 +422,10 @@ def call_status(session: Session, *, call_sid: str, status: str, duration_s: int
         return interaction
     _set_attrs(interaction, call_ended_at=now.isoformat(), call_status=status, call_duration_s=duration_s)
     state = interaction.state
-    if state == State.IVR:
+    if state == State.IVR and (interaction.attributes or {}).get("ivr_complaint"):
+        # hung up while (or just after) describing a complaint: Twilio still posts the recording
+        transition(session, interaction, State.CLOSED, actor=ACTOR, reason="ivr_complaint", at=now)
+    elif state == State.IVR:
         routing.abandon(session, interaction, actor=ACTOR, wait_s=None, where="ivr", now=now)
     elif state in (State.QUEUED, State.OFFERED):
         routing.abandon(session, interaction, actor=ACTOR, wait_s=_waiting_s(interaction, now), where="queue",

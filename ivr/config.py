@@ -244,6 +244,52 @@ class LookupNode(_Retrying):
         return [("next", self.next), ("fallback", self.fallback)]
 
 
+class ComplaintChoice(_Strict):
+    category: str = Field(pattern=r"^[a-z0-9_]+$")  # a ``complaints.categories`` code (checked at start)
+    words: Words = Words()
+
+
+COMPLAINT_FIELDS = frozenset({"reference", "resolve_by"})
+
+
+class ComplaintNode(_Retrying):
+    """Take a new complaint: the caller picks a category by key (or word, with ``speech``), then
+    describes it after the tone (``<Record>``). The desk registers, grades and acknowledges it, says
+    ``registered`` (placeholders {reference}, {resolve_by}) and goes on to ``next``. A caller the desk
+    cannot register (withheld or shared number), or who records nothing, goes to ``fallback``."""
+
+    type: Literal["complaint"]
+    categories: dict[str, ComplaintChoice] = Field(min_length=1)
+    speech: bool = False
+    record_prompt: Prompt
+    max_length_s: int = Field(default=180, ge=5, le=600)
+    transcribe: bool = False  # ask Twilio for a transcription (English calls only: Twilio transcribes English)
+    registered: Prompt = Prompt(
+        en="Thank you. Your complaint reference is {reference}. We will give you our final response by {resolve_by}.",
+        zh="谢谢。您的投诉编号是{reference}。我们将在{resolve_by}前给您最终答复。")
+    next: NodeId
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _shorthand(cls, value):
+        if isinstance(value, dict):  # "1": product_quality is short for "1": {category: product_quality}
+            value = {str(k): ({"category": v} if isinstance(v, str) else v) for k, v in value.items()}
+            _check_keys(list(value))
+        return value
+
+    @model_validator(mode="after")
+    def _placeholders_known(self) -> ComplaintNode:
+        for language in ("en", "zh"):
+            for _, name, _, _ in string.Formatter().parse(self.registered.text(language)):
+                if name is not None and name not in COMPLAINT_FIELDS:
+                    raise ValueError(f"registered.{language}: unknown placeholder {{{name}}}; "
+                                     f"use {', '.join(sorted(COMPLAINT_FIELDS))}")
+        return self
+
+    def targets(self) -> list[tuple[str, str]]:
+        return [("next", self.next), ("fallback", self.fallback)]
+
+
 class EnqueueNode(_NodeBase):
     """Hand the call to a routing queue, with extra skills and a priority bump."""
 
@@ -295,11 +341,11 @@ class HangupNode(_NodeBase):
 
 
 Node = Annotated[
-    SayNode | GatherNode | MenuNode | LanguageNode | HoursNode | CallerNode | LookupNode | EnqueueNode
-    | VoicemailNode | CallbackNode | HangupNode,
+    SayNode | GatherNode | MenuNode | LanguageNode | HoursNode | CallerNode | LookupNode | ComplaintNode
+    | EnqueueNode | VoicemailNode | CallbackNode | HangupNode,
     Field(discriminator="type"),
 ]
-INPUT_NODE_TYPES = (GatherNode, MenuNode, LanguageNode, LookupNode)
+INPUT_NODE_TYPES = (GatherNode, MenuNode, LanguageNode, LookupNode, ComplaintNode)
 
 
 class WaitingConfig(_Strict):
@@ -362,6 +408,12 @@ class Messages(_Strict):
     callback_unavailable: Prompt = Prompt(
         en="Sorry, we cannot call back a withheld number. Please stay on the line.",
         zh="抱歉，无法回拨隐藏的号码，请继续等待。")
+    complaint_unidentified: Prompt = Prompt(
+        en="To take your complaint we need to know who you are, so we will put you through to a colleague.",
+        zh="为受理您的投诉，我们需要核实您的身份，现在为您转接客服人员。")
+    complaint_not_recorded: Prompt = Prompt(
+        en="Sorry, we did not get a message, so we will put you through to a colleague.",
+        zh="抱歉，没有录到您的留言，现在为您转接客服人员。")
 
 
 def _default_status_words() -> dict[str, Prompt]:

@@ -18,6 +18,7 @@ from ivr.config import (
     CallbackNode,
     CallerCondition,
     CallerNode,
+    ComplaintNode,
     EnqueueNode,
     GatherNode,
     HangupNode,
@@ -171,7 +172,16 @@ class Hangup:
     pass
 
 
-Action = Enqueue | Voicemail | Callback | Hangup
+@dataclass(frozen=True)
+class RecordComplaint:
+    """Record the caller's description of a complaint in ``category`` (the webhook registers it)."""
+
+    category: str
+    max_length_s: int
+    transcribe: bool = False
+
+
+Action = Enqueue | Voicemail | Callback | Hangup | RecordComplaint
 
 
 @dataclass(frozen=True)
@@ -245,7 +255,17 @@ def advance(config: IvrConfig, state: IvrState, ctx: CallContext, user_input: Ca
         return _language_input(walk, state, node, user_input)
     if isinstance(node, LookupNode):
         return _lookup_input(walk, state, node, user_input)
+    if isinstance(node, ComplaintNode):
+        return _complaint_input(walk, state, node, user_input)
     raise IvrStateError(f"node {state.node!r} ({node.type}) does not take input")
+
+
+def resume(config: IvrConfig, state: IvrState, ctx: CallContext, node_id: str, *,
+           prompts: tuple[Utterance, ...] = (), facts: tuple[Fact, ...] = ()) -> Step:
+    """Walk on from ``node_id`` in the call's language, after ``prompts`` (a complaint's read-back, or
+    why the caller is being put through): how the webhooks continue a call after a recording."""
+    walk = _Walk(config, ctx, state.language, dict(state.vars), list(prompts), list(facts))
+    return _run(walk, node_id)
 
 
 def _run(walk: _Walk, node_id: str) -> Step:
@@ -341,8 +361,9 @@ def _terminal(walk: _Walk, node_id: str, node) -> Step:
 
 def _gather_spec(walk: _Walk, node_id: str, node) -> GatherSpec:
     language = walk.language
-    if isinstance(node, MenuNode):
-        hints = tuple(w for opt in node.options.values() for w in opt.words.of(language)) if node.speech else ()
+    if isinstance(node, (MenuNode, ComplaintNode)):
+        choices = node.options if isinstance(node, MenuNode) else node.categories
+        hints = tuple(w for opt in choices.values() for w in opt.words.of(language)) if node.speech else ()
         return GatherSpec(node_id, ("dtmf", "speech") if node.speech else ("dtmf",), node.timeout_s, language,
                           num_digits=1, hints=hints)
     if isinstance(node, LanguageNode):
@@ -390,12 +411,45 @@ def _menu_input(walk: _Walk, state: IvrState, node: MenuNode, user_input: CallIn
     return _run(walk, option.goto)
 
 
-def _match_words(node: MenuNode, language: str, speech: str):
+def _match_words(node: MenuNode | ComplaintNode, language: str, speech: str):
     heard = speech.casefold()
-    for key, option in node.options.items():
+    choices = node.options if isinstance(node, MenuNode) else node.categories
+    for key, option in choices.items():
         if any(word.casefold() in heard for word in option.words.of(language) if word):
             return key, option, "speech"
     return "", None, "speech"
+
+
+def _complaint_input(walk: _Walk, state: IvrState, node: ComplaintNode, user_input: CallInput) -> Step:
+    """The caller chose a category: ask for the description and record it."""
+    if user_input.empty:
+        return _retry(walk, state, node, "no_input")
+    key = user_input.digits[:1] if user_input.digits else ""
+    choice = node.categories.get(key) if key else None
+    via = "dtmf"
+    if choice is None and node.speech and user_input.speech:
+        key, choice, via = _match_words(node, walk.language, user_input.speech)
+    if choice is None:
+        return _retry(walk, state, node, "invalid", user_input.digits or user_input.speech)
+    walk.vars["complaint_category"] = choice.category
+    walk.fact("ivr.complaint_category", node=state.node, key=key, via=via, category=choice.category)
+    walk.say(node.record_prompt)
+    action = RecordComplaint(choice.category, node.max_length_s, node.transcribe and walk.language == "en")
+    return walk.step(state.node, action=action)
+
+
+def complaint_read_back(node: ComplaintNode, language: str, *, reference: str, resolve_on: date) -> Say:
+    """The ``registered`` sentence: the reference spelt character by character (so 'CMP-100042' is
+    heard as C M P, 1 0 0 0 4 2, not a hundred thousand...) and the final-response date."""
+    text = node.registered.text(language).format(reference=spelled(reference),
+                                                 resolve_by=spoken_date(resolve_on, language))
+    return Say(text, language)
+
+
+def spelled(reference: str) -> str:
+    """Letters and digits one by one; separators become a short pause."""
+    groups = [" ".join(group) for group in "".join(c if c.isalnum() else " " for c in reference).split()]
+    return ", ".join(groups)
 
 
 def _gather_input(walk: _Walk, state: IvrState, node: GatherNode, user_input: CallInput) -> Step:

@@ -17,6 +17,7 @@ from ivr.engine import (
     GatherSpec,
     Hangup,
     Play,
+    RecordComplaint,
     Say,
     Step,
     Utterance,
@@ -32,6 +33,9 @@ class StepUrls:
     wait: str  # the queue wait loop, after an Enqueue
     voicemail_done: str  # the Record action, after a voicemail
     recording_status: str | None = None  # recording status callback
+    complaint_recorded: str | None = None  # the Record action, after a complaint's description
+    complaint_empty: str | None = None  # where Twilio goes on when that recording was empty
+    complaint_transcript: str | None = None  # Twilio's transcription callback for that recording
 
 
 def _say(verb, config: IvrConfig, text: str, language: str) -> None:
@@ -78,6 +82,8 @@ def render_step(step: Step, config: IvrConfig, urls: StepUrls) -> VoiceResponse:
         _record(response, config, action.max_length_s, urls)
     elif isinstance(action, Callback):
         response.hangup()
+    elif isinstance(action, RecordComplaint):
+        _record_complaint(response, action, urls)
     elif isinstance(action, Hangup):
         _say(response, config, config.messages.goodbye.text(language), language)
         response.hangup()
@@ -93,6 +99,18 @@ def _record(response: VoiceResponse, config: IvrConfig, max_length_s: int, urls:
         options["recording_status_callback"] = urls.recording_status
         options["recording_status_callback_method"] = "POST"
     response.record(**options)
+
+
+def _record_complaint(response: VoiceResponse, action: RecordComplaint, urls: StepUrls) -> None:
+    if not urls.complaint_recorded:
+        raise ValueError("a complaint recording needs the complaint_recorded URL")
+    options = {"action": urls.complaint_recorded, "method": "POST", "max_length": action.max_length_s,
+               "play_beep": True, "finish_on_key": "#", "timeout": 10}
+    if action.transcribe and urls.complaint_transcript:
+        options.update(transcribe=True, transcribe_callback=urls.complaint_transcript)
+    response.record(**options)
+    if urls.complaint_empty:  # Twilio skips the action for an empty recording and reads on
+        response.redirect(urls.complaint_empty, method="POST")
 
 
 def render_wait(config: IvrConfig, language: str, *, key_action: str, wait_url: str,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from ivr.config import (
     CallbackNode,
     CallerNode,
+    ComplaintNode,
     EnqueueNode,
     HoursNode,
     LanguageNode,
@@ -98,7 +99,8 @@ def check_graph(config: IvrConfig) -> None:
 
 def check_ivr_against_desk(config: DeskConfig) -> None:
     """Cross-section check (registered in app.config.CROSS_CHECKS): every queue an IVR node names
-    exists in ``routing.queues`` and takes voice, and every hours node's calendar exists."""
+    exists in ``routing.queues`` and takes voice, every hours node's calendar exists, and every complaint
+    node's categories are ``complaints.categories`` codes."""
     queues = {queue.name: queue for queue in config.routing.queues}
     problems = []
     for node_id, node in config.ivr.nodes.items():
@@ -111,5 +113,14 @@ def check_ivr_against_desk(config: DeskConfig) -> None:
                 problems.append(f"ivr.nodes.{node_id}.queue: queue {node.queue!r} does not take voice calls")
         if isinstance(node, HoursNode) and node.calendar not in config.calendars:
             problems.append(f"ivr.nodes.{node_id}.calendar: unknown calendar {node.calendar!r}")
+        if isinstance(node, ComplaintNode):
+            problems.extend(_unknown_categories(config, node_id, node))
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def _unknown_categories(config: DeskConfig, node_id: str, node: ComplaintNode) -> list[str]:
+    codes = [category.code for category in config.complaints.categories]
+    return [f"ivr.nodes.{node_id}.categories.{key}: unknown complaint category {choice.category!r} "
+            f"(complaints.categories has {', '.join(codes) or 'none'})"
+            for key, choice in node.categories.items() if choice.category not in codes]

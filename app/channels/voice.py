@@ -479,3 +479,6 @@ def access_token(agent_id: int) -> tuple[str, str]:
                                incoming_allow=True))
     jwt = token.to_jwt()
     return (jwt.decode() if isinstance(jwt, bytes) else jwt), identity
+
+
+from app.channels import voice_complaints  # noqa: E402,F401 - its routes join ``bp`` (it imports this module)
