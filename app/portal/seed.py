@@ -71,3 +71,26 @@ def seed_kb_command() -> None:
     added = seed_knowledge_base(db.session)
     db.session.commit()
     click.echo(f"knowledge base: {added} articles added")
+
+
+def reindex_knowledge_base(session: Session) -> int:
+    """Rebuild every article's search index (after a change to how it is built, or rows written
+    without the ORM). Returns the number of articles. Does not commit."""
+    from sqlalchemy.orm.attributes import flag_modified
+
+    articles = list(session.scalars(select(KbArticle)))
+    for article in articles:
+        flag_modified(article, "title")  # the flush hook rebuilds search_index on update
+    session.flush()
+    return len(articles)
+
+
+@portal_cli.command("reindex-kb")
+@with_appcontext
+def reindex_kb_command() -> None:
+    """Rebuild the help centre's full-text search index."""
+    from app.extensions import db
+
+    count = reindex_knowledge_base(db.session)
+    db.session.commit()
+    click.echo(f"knowledge base: {count} articles reindexed")

@@ -154,3 +154,21 @@ def test_any_body_cleans_to_allowed_tags_only_and_is_stable(body):
     if not kb_text.looks_like_html(body):
         assert tags <= {"p", "br"}
     assert kb_text.to_safe_html(cleaned) == cleaned
+
+
+def test_reindex_rebuilds_rows_written_without_the_orm(app, db_session, library):
+    from sqlalchemy import update
+
+    from app.portal.seed import reindex_knowledge_base
+
+    db_session.execute(update(KbArticle).where(KbArticle.slug == "gift-cards").values(search_index=None))
+    db_session.commit()
+    if _postgres(db_session):
+        assert kb.search(db_session, "gift", language="en") == []  # the index is all PostgreSQL reads
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["portal", "reindex-kb"])
+    assert result.exit_code == 0 and "7 articles reindexed" in result.output
+    db_session.expire_all()
+    assert _slugs(kb.search(db_session, "gift", language="en")) == ["gift-cards"]
+    assert _slugs(kb.search(db_session, "礼品", language="zh")) == ["gift-cards"]
+    assert reindex_knowledge_base(db_session) == 7
