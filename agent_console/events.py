@@ -75,6 +75,14 @@ class OutWorkClosed(_Strict):
     reason: Literal["closed", "transferred"]
 
 
+class OutEmailMessage(_Strict):
+    """A customer's email landed on a case this agent holds (``app.channels.email.live``)."""
+
+    interaction_id: int
+    agent_id: int
+    message: dict[str, Any]
+
+
 class OutStats(_Strict):
     handled: int
     by_channel: dict[str, int]
@@ -176,9 +184,13 @@ class InSearch(_Strict):
 
 
 class InChatSend(_Strict):
+    """``seen_upto``: the newest customer message the agent had seen when writing (0: none yet); the
+    message is held when the customer wrote after it (see ``workspace.send_chat``)."""
+
     interaction_id: int = Field(gt=0)
     client_id: str = Field(min_length=1, max_length=64)
     text: str = Field(min_length=1, max_length=NOTE_MAX)
+    seen_upto: int = Field(ge=0)
 
 
 class InChatTyping(_Strict):
@@ -217,6 +229,11 @@ class InEmailSend(_Strict):
         if any("@" not in c or len(c) > 254 or any(ch.isspace() for ch in c) for c in cleaned):
             raise ValueError("not an email address")
         return cleaned
+
+
+class InReplyTemplate(_Strict):
+    interaction_id: int = Field(gt=0)
+    key: str = Field(min_length=1, max_length=64)
 
 
 class InEmailCancel(_Strict):

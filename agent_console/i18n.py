@@ -130,8 +130,20 @@ CLIENT_STRINGS = {
     "email_undo": _l("Undo"),
     "email_cancelled": _l("Reply cancelled; your text is back in the box."),
     "email_sent": _l("Reply sent."),
-    "email_newer": _l("The customer wrote again while you were typing. Read the new message below, then send "
-                      "again."),
+    "email_arrived": _l("The customer's new email has arrived."),
+    "softphone_connecting": _l("Softphone: connecting to Twilio..."),
+    "softphone_ready": _l("Softphone ready: calls ring in this browser."),
+    "softphone_failed": _l("Softphone unavailable: Twilio cannot be reached, so calls cannot ring in this browser. "
+                           "Chats, emails and the rest of the console work as usual."),
+    "softphone_unsupported": _l("This browser cannot run the softphone; choose your own phone for calls."),
+    "softphone_incoming": _l("Incoming call"),
+    "softphone_in_call": _l("Softphone: on a call."),
+    "newer_warning": _l("The customer wrote again while you were typing. Read the new message below, then send "
+                        "anyway or edit your reply."),
+    "send_anyway": _l("Send anyway"),
+    "edit_reply": _l("Edit reply"),
+    "template_pick": _l("Reply template"),
+    "template_insert": _l("Insert"),
     "error_newer_messages": _l("The customer wrote again while you were typing."),
     "error_too_late": _l("Too late to undo: the reply has gone."),
     "error_ended": _l("The chat has ended."),

@@ -26,15 +26,18 @@ from flask import current_app, request
 from flask_socketio import Namespace, join_room
 from sqlalchemy import select
 
-from agent_console import payloads, presence_registry, routing, service as console, workspace
+from agent_console import (
+    payloads, presence_registry, reply_templates, routing, service as console, workspace,
+)
 from agent_console.events import (
     BadPayload, InChatRead, InChatSend, InChatTyping, InEmailCancel, InEmailPreview, InEmailSend, InFollowUp,
-    InInteraction, InLinkCustomer, InNote, InOffer, InPresence, InSearch, InTransfer, InWrapUp, OutOfferGone,
-    OutWorkClosed, parse,
+    InInteraction, InLinkCustomer, InNote, InOffer, InPresence, InReplyTemplate, InSearch, InTransfer, InWrapUp,
+    OutEmailMessage, OutOfferGone, OutWorkClosed, parse,
 )
 from app import realtime
 from app.auth.models import Role
 from app.auth.roles import current_staff, socket_role_required
+from app.channels.email.live import EVENT as EMAIL_EVENT
 from app.extensions import db, socketio
 from app.interactions.models import Interaction, InteractionEvent
 from queues import service as routing_service
@@ -190,7 +193,8 @@ class AgentNamespace(Namespace):
     def on_chat_send(self, agent, data: InChatSend):
         chat_config = current_app.extensions["desk.config"].chat
         return {"message": workspace.send_chat(db.session, chat_config, agent.id, data.interaction_id,
-                                               client_id=data.client_id, text=data.text)}
+                                               client_id=data.client_id, text=data.text,
+                                               seen_upto=data.seen_upto)}
 
     @command(InChatTyping)
     def on_chat_typing(self, agent, data: InChatTyping):
@@ -217,6 +221,12 @@ class AgentNamespace(Namespace):
         return workspace.send_email(db.session, config, agent, data.interaction_id, body=data.body, cc=data.cc,
                                     seen_upto=data.seen_upto, confirm=data.confirm,
                                     secret=current_app.config["SECRET_KEY"])
+
+    @command(InReplyTemplate)
+    def on_reply_template(self, agent, data: InReplyTemplate):
+        config = current_app.extensions["desk.config"]
+        return {"template": reply_templates.render_for_contact(db.session, config, agent, data.interaction_id,
+                                                               data.key)}
 
     @command(InEmailCancel)
     def on_email_cancel(self, agent, data: InEmailCancel):
@@ -390,8 +400,18 @@ def _with_session(app, build: Callable, event: str, room: str) -> None:
         socketio.emit(event, out.model_dump(mode="json"), namespace=NAMESPACE, to=room)
 
 
+def email_fan_out(name: str, payload: dict[str, Any]) -> None:
+    """Realtime listener: a customer's email on a case an agent holds goes to that agent's room as it
+    was committed (the payload carries the message; nothing to read back)."""
+    if name != EMAIL_EVENT or payload.get("agent_id") is None:
+        return
+    event = OutEmailMessage.model_validate(payload)
+    socketio.emit(EMAIL_EVENT, event.model_dump(mode="json"), namespace=NAMESPACE, to=agent_room(event.agent_id))
+
+
 def init_app(app) -> None:
-    """INITIALISER: register the namespace on this app's Socket.IO server and the realtime listener."""
+    """INITIALISER: register the namespace on this app's Socket.IO server and the realtime listeners."""
     _app_ref["app"] = app
     socketio.on_namespace(AgentNamespace(NAMESPACE))
     realtime.subscribe(fan_out)
+    realtime.subscribe(email_fan_out)

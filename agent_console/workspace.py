@@ -6,14 +6,13 @@ calls the channel's own function, and turns the channel's typed refusals into ``
 stable code for the browser. The channels announce what changes themselves: chat messages, typing,
 read marks and endings reach the agent's ``/agent`` room from ``app.channels.chat_socket.fan_out``.
 
-The email composer holds a reply when the customer wrote again while the agent was typing: the browser
-says which customer message it last showed (``seen_upto``); newer ones
-(``app.collision.newer_customer_messages``) make ``send_email`` raise ``NewerCustomerMessages`` until
-the agent has read them and confirms.
+The chat panel and the email composer hold a reply when the customer wrote again while the agent was
+typing: the browser says which customer message the agent had seen when they started writing
+(``seen_upto``); newer ones make ``send_chat`` / ``send_email`` raise ``NewerCustomerMessages`` (with
+the messages, nothing stored) until the agent has read them and sends again (or confirms).
 """
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,14 +20,13 @@ from sqlalchemy.orm import Session
 
 from agent_console.service import ConsoleError, own_work
 from app.channels import chat
-from app.channels.email import outbound
+from app.channels.email import live, outbound
 from app.channels.email.models import EmailMessage, EmailThread
 from app.channels.email.templates import render
 from app.channels.email.threads import case_reference
 from app.collision import newer_customer_messages
 from app.interactions.models import Interaction
 
-EMAIL_TEXT_MAX = 20_000  # characters of each message's text sent to the composer (the case page has all)
 
 
 class ChannelRefused(ConsoleError):
@@ -50,10 +48,6 @@ class NewerCustomerMessages(ConsoleError):
 
     def details(self) -> dict[str, Any]:
         return {"messages": self.messages}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _of_channel(session: Session, agent_id: int, interaction_id: int, channel: str,
@@ -78,13 +72,17 @@ def chat_view(session: Session, agent_id: int, interaction_id: int) -> dict[str,
 
 
 def send_chat(session: Session, chat_config: Any, agent_id: int, interaction_id: int, *, client_id: str,
-              text: str) -> dict[str, Any]:
+              text: str, seen_upto: int) -> dict[str, Any]:
     """Send the agent's message (idempotent by ``client_id``, so a resend after a network drop is one
-    message). Raises ChannelRefused (ended, empty, too_long, bad_client_id, forbidden...). Commits."""
+    message). Held, with NewerCustomerMessages and nothing stored, when the customer wrote after
+    message ``seen_upto`` (the panel shows them and the agent sends again, having seen them).
+    Raises ChannelRefused (ended, empty, too_long, bad_client_id, forbidden...). Commits."""
     _of_channel(session, agent_id, interaction_id, "chat")
     try:
         return chat.post_agent_message(session, chat_config, interaction_id, agent_id, client_id=client_id,
-                                       text=text)
+                                       text=text, seen_upto=seen_upto)
+    except chat.NewerCustomerMessages as exc:
+        raise NewerCustomerMessages(exc.messages) from exc
     except chat.ChatError as exc:
         raise ChannelRefused(exc.code) from exc
 
@@ -129,11 +127,7 @@ def _thread(session: Session, interaction_id: int) -> EmailThread:
     return thread
 
 
-def _email_dict(message: EmailMessage) -> dict[str, Any]:
-    return {"id": message.id, "direction": message.direction, "kind": message.kind, "status": message.status,
-            "from": message.from_address, "from_name": message.from_name, "subject": message.subject,
-            "text": (message.text_body or "")[:EMAIL_TEXT_MAX], "at": _iso(message.sent_at or message.created_at),
-            "send_after": _iso(message.send_after)}
+_email_dict = live.message_dict
 
 
 def _customer_messages(session: Session, thread_id: int) -> list[EmailMessage]:

@@ -12,6 +12,8 @@
 
   const $ = (id) => document.getElementById(id);
   const socket = io(PAGE.namespace, { transports: ["websocket", "polling"], reconnectionDelayMax: 5000 });
+  const PHONE = PAGE.softphone && window.DeskSoftphone ? window.DeskSoftphone : null;
+  if (PHONE) PHONE.start(PAGE.softphone, S); // its failure is shown in its own status, nothing else stops
 
   function notice(text, isError) {
     const n = $("notice");
@@ -84,6 +86,7 @@
   ["chat.message", "chat.typing", "chat.read", "chat.ended"].forEach((name) => {
     socket.on(name, (p) => window.DeskChannels.onChatEvent(name, p));
   });
+  socket.on("email.message", (p) => window.DeskChannels.onEmailEvent("email.message", p));
   socket.on("offer", addOffer);
   socket.on("offer_gone", (g) => {
     removeOffer(g.offer_id);
@@ -146,7 +149,13 @@
     const reject = card.querySelector(".reject");
     accept.textContent = S.accept;
     reject.textContent = S.reject;
-    accept.addEventListener("click", () => { accept.disabled = reject.disabled = true; command("accept", { offer_id: offer.offer_id }).then((a) => { if (!a.ok) removeOffer(offer.offer_id); }); });
+    accept.addEventListener("click", () => {
+      accept.disabled = reject.disabled = true;
+      if (PHONE && offer.channel === "voice") PHONE.expect(offer.interaction_id); // its call rings here next
+      command("accept", { offer_id: offer.offer_id }).then((a) => {
+        if (!a.ok) { removeOffer(offer.offer_id); if (PHONE) PHONE.forget(offer.interaction_id); }
+      });
+    });
     reject.addEventListener("click", () => { accept.disabled = reject.disabled = true; command("reject", { offer_id: offer.offer_id }).then(() => removeOffer(offer.offer_id)); });
     render(card.querySelector(".screenpop"), offer.screenpop, S, LANG, { linkSearch: null });
     $("offers").appendChild(card);
@@ -219,6 +228,7 @@
     state.work.delete(id);
     window.DeskCollision.unwatch(id, COLLISION);
     window.DeskChannels.detach(id);
+    if (PHONE) PHONE.forget(id);
     if (state.active === id) { const first = state.work.keys().next(); if (!first.done) selectTab(first.value); }
   }
 
@@ -229,6 +239,7 @@
 
   const COLLISION = { csrf: PAGE.csrf, S: S, fmt: fmt };
   const CHANNELS = { command: command, S: S, fmt: fmt, el: el, when: when, LANG: LANG, notice: notice,
+                     templates: PAGE.reply_templates || [],
                      typing: (id) => window.DeskCollision.typing(id, COLLISION) };
 
   function buildPanel(entry, w) {
@@ -329,10 +340,15 @@
       buttons.push(b);
     };
     if (urls.hold) toggle("hold", S.hold, S.resume, (on) => post(urls.hold.replace("{id}", id), { on: on }));
-    if (urls.mute) toggle("mute", S.mute, S.unmute, (on) => post(urls.mute, { interaction_id: id, on: on }));
+    if (urls.mute) {
+      toggle("mute", S.mute, S.unmute, (on) => {
+        if (PHONE) PHONE.mute(id, on); // the browser stops sending audio; the desk logs it
+        return post(urls.mute, { interaction_id: id, on: on });
+      });
+    }
     if (urls.hangup) {
       const b = el("button", { type: "button", class: "danger call-hangup", text: S.hang_up });
-      b.addEventListener("click", () => post(urls.hangup.replace("{id}", id)));
+      b.addEventListener("click", () => post(urls.hangup.replace("{id}", id)).then(() => { if (PHONE) PHONE.hangup(id); }));
       buttons.push(b);
     }
     return buttons;

@@ -68,6 +68,17 @@ class MessageInvalid(ChatError):
         super().__init__(code)
 
 
+class NewerCustomerMessages(ChatError):
+    """The customer wrote after the message the agent last saw: the agent's message is held (nothing
+    stored) until they have read ``messages`` (the newer ones, oldest first) and send again."""
+
+    code = "newer_messages"
+
+    def __init__(self, messages: list[dict[str, Any]]):
+        self.messages = messages
+        super().__init__(f"{len(messages)} newer customer message(s)")
+
+
 # ------------------------------------------------------------------------------------ helpers
 
 def hash_token(raw: str) -> str:
@@ -285,14 +296,34 @@ def _agents_chat(session: Session, interaction_id: int, agent_id: int) -> ChatSe
     return chat
 
 
+def customer_messages_after(session: Session, chat: ChatSession, seen_upto: int) -> list[dict[str, Any]]:
+    """The customer's messages newer than message ``seen_upto``, oldest first."""
+    rows = session.execute(select(ChatMessage, Attachment).outerjoin(Attachment, Attachment.id ==
+                                                                     ChatMessage.attachment_id)
+                           .where(ChatMessage.chat_id == chat.id, ChatMessage.sender == "customer",
+                                  ChatMessage.id > seen_upto).order_by(ChatMessage.id)).all()
+    return [message_dict(m, a) for m, a in rows]
+
+
 def post_agent_message(session: Session, chat_config, interaction_id: int, agent_id: int, *, client_id: str,
-                       text: Any, attachment_id: int | None = None) -> dict[str, Any]:
+                       text: Any, attachment_id: int | None = None, seen_upto: int | None = None) -> dict[str, Any]:
     """Store an agent's message in the chat they are connected to and announce it to the customer.
-    Idempotent by client id. Raises ChatNotFound, NotYourChat, ChatEnded, MessageInvalid. Commits."""
+    Idempotent by client id (a resend of a stored message returns it, whatever ``seen_upto`` says).
+    ``seen_upto``: the id of the newest customer message the agent had seen when writing (0: none);
+    when the customer wrote after it, NewerCustomerMessages is raised and nothing is stored, so the
+    agent reviews before answering. None skips the check (callers that are not a person typing).
+    Raises ChatNotFound, NotYourChat, ChatEnded, MessageInvalid, NewerCustomerMessages. Commits."""
     chat = _agents_chat(session, interaction_id, agent_id)
     if chat.ended_at is not None:
         raise ChatEnded()
     body = clean_text(text, chat_config.max_message_chars)
+    if seen_upto is not None and _CLIENT_ID.match(client_id or ""):
+        stored = session.scalar(select(ChatMessage.id).where(
+            ChatMessage.chat_id == chat.id, ChatMessage.sender == "agent", ChatMessage.client_id == client_id))
+        if stored is None:
+            newer = customer_messages_after(session, chat, seen_upto)
+            if newer:
+                raise NewerCustomerMessages(newer)
     data, _created = _store(session, chat, sender="agent", client_id=client_id, body=body,
                             attachment_id=attachment_id, agent_id=agent_id)
     return data

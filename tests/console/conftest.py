@@ -23,7 +23,7 @@ class AgentClient:
         self.events: queue.Queue = queue.Queue()
         self.sio = socketio.Client(reconnection=False)
         for name in ("snapshot", "offer", "offer_gone", "presence", "work", "work_closed", "alert", "chat.message",
-                     "chat.typing", "chat.read", "chat.ended"):
+                     "chat.typing", "chat.read", "chat.ended", "email.message"):
             self.sio.on(name, self._recorder(name), namespace="/agent")
         self.base_url, self.cookie = base_url, cookie
 

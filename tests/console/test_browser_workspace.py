@@ -1,6 +1,8 @@
 """The chat panel and the email composer in the browser, on contacts the real router offered."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
@@ -99,3 +101,80 @@ def test_email_composer_warns_of_a_newer_message_and_can_undo(app, db_session, l
                                  .order_by(EmailMessage.id)).all()
     assert [r.status for r in replies] == ["cancelled", "sent"]
     assert any("in the right colour" in m.message.get_content() for m in outbox.sent)
+
+
+@pytest.mark.browser
+def test_a_chat_reply_over_a_newer_customer_message_waits_for_send_anyway(app, db_session, live_server, browser,
+                                                                          running_router, monkeypatch):
+    monkeypatch.setattr(chat, "is_open", lambda calendar, at: True)
+    agent = make_staff(db_session, name="Agent Amy")
+    db_session.commit()
+    config = app.extensions["desk.config"]
+    page = browser.new_page()
+    sign_in(page, live_server.url, agent.email)
+    found, _token = chat.start_chat(db_session, config, name="Li Na", email="li@example.com", topic="general")
+    iid = found.interaction_id
+    accept_the_offer(page)
+    log = page.locator(f"#chat-log-{iid}")
+    db_session.expire_all()
+    chat.post_customer_message(db_session, config.chat, db_session.get(ChatSession, found.id),
+                               client_id="customer-0001", text="Is my parcel lost?")
+    expect(log.locator(".from-customer")).to_have_count(1)
+
+    box = page.locator(f"#chat-input-{iid}")
+    box.fill("No - it arrives tomorrow.")  # the draft starts here, having seen one message
+    chat.post_customer_message(db_session, config.chat, db_session.get(ChatSession, found.id),
+                               client_id="customer-0002", text="Sorry, I mean the second parcel.")
+    expect(log.locator(".from-customer")).to_have_count(2)
+    box.press("Enter")
+    warning = page.locator(f"#chat-warning-{iid}")
+    expect(warning).to_contain_text("The customer wrote again while you were typing.")
+    expect(warning.locator("blockquote")).to_have_text("Sorry, I mean the second parcel.")
+    expect(box).to_have_value("No - it arrives tomorrow.")
+    db_session.expire_all()
+    assert db_session.scalar(select(ChatMessage).where(ChatMessage.sender == "agent")) is None
+
+    warning.locator(".edit-reply").click()
+    expect(warning).to_be_hidden()
+    expect(box).to_be_focused()
+    box.fill("Both parcels arrive tomorrow.")
+    chat.post_customer_message(db_session, config.chat, db_session.get(ChatSession, found.id),
+                               client_id="customer-0003", text="Hello?")
+    expect(log.locator(".from-customer")).to_have_count(3)
+    box.press("Enter")
+    expect(warning.locator("blockquote")).to_have_text("Hello?")
+    warning.locator(".send-anyway").click()
+    expect(log.locator(".from-agent")).to_contain_text("Both parcels arrive tomorrow.")
+    expect(warning).to_be_hidden()
+    db_session.expire_all()
+    assert db_session.scalars(select(ChatMessage.body).where(ChatMessage.sender == "agent")).all() == \
+        ["Both parcels arrive tomorrow."]
+
+
+@pytest.mark.browser
+def test_an_email_reply_gets_a_canned_template_and_the_customers_new_mail_live(
+        app, db_session, live_server, browser, running_router, desk, ingest, jobs, outbox):  # noqa: F811
+    agent = make_staff(db_session, name="Agent Amy")
+    db_session.commit()
+    first = ingest(build_mail(subject="Help please", body="My order has not arrived."))
+    iid = first.interaction_id
+    page = browser.new_page()
+    sign_in(page, live_server.url, agent.email)
+    accept_the_offer(page)
+    thread = page.locator(f"#email-thread-{iid}")
+    expect(thread.locator(".email-msg.in")).to_have_count(1)
+
+    body = page.locator(f"#email-body-{iid}")
+    page.select_option(f"#email-template-{iid}", "canned_delivery_delay")
+    page.click(".email-composer .insert-template")
+    expect(body).to_have_value(re.compile(rf"^Thank you for your patience\. .*case C-{iid} within one working day\.$"))
+
+    ack = db_session.scalar(select(EmailMessage).where(EmailMessage.interaction_id == iid, EmailMessage.kind == "ack"))
+    ingest(build_mail(subject="Re: Help please", in_reply_to=ack.message_id, body="Any news?"))
+    expect(thread.locator(".email-msg.in")).to_have_count(2)  # arrived live, no reload
+    expect(thread.locator(".email-msg.in").last).to_contain_text("Any news?")
+    page.click(".email-send")
+    warning = page.locator(f"#email-warning-{iid}")
+    expect(warning.locator("blockquote")).to_have_text(re.compile(r"Any news\?\s*"))
+    warning.locator(".send-anyway").click()
+    expect(page.locator(f"#email-status-{iid}")).to_contain_text("Sending in")

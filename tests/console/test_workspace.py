@@ -54,7 +54,8 @@ def test_chat_panel_history_send_typing_read_and_end(app, db_session, agent_clie
     arrived = client.next("chat.message")
     assert arrived["interaction_id"] == interaction_id and arrived["message"]["body"] == "Where is my parcel?"
 
-    message = {"interaction_id": interaction_id, "client_id": "agent-msg-1", "text": "Let me look."}
+    message = {"interaction_id": interaction_id, "client_id": "agent-msg-1", "text": "Let me look.",
+               "seen_upto": arrived["message"]["id"]}
     sent, again = client.call("chat_send", message), client.call("chat_send", message)
     assert sent["ok"] and again["message"]["id"] == sent["message"]["id"]  # a resend is one message
     bodies = db_session.scalars(select(ChatMessage.body).where(ChatMessage.chat_id == found.id,
@@ -111,11 +112,13 @@ def test_chat_commands_refuse_other_work(db_session, agent_client):
     client = agent_client(agent)
     client.next("snapshot")
     for event, extra in (("chat_history", {}), ("chat_typing", {"on": True}), ("chat_read", {"upto": 1}),
-                         ("chat_send", {"client_id": "agent-msg-x", "text": "hi"}), ("email_thread", {}),
+                         ("chat_send", {"client_id": "agent-msg-x", "text": "hi", "seen_upto": 0}), ("email_thread", {}),
                          ("email_cancel", {"message_id": 1})):
         assert client.call(event, {"interaction_id": 424242, **extra})["error"] == "not_your_work", event
-    empty = {"interaction_id": 1, "client_id": "agent-msg-x", "text": ""}
+    empty = {"interaction_id": 1, "client_id": "agent-msg-x", "text": "", "seen_upto": 0}
     assert client.call("chat_send", empty)["error"] == "bad_payload"
+    unsaid = {"interaction_id": 1, "client_id": "agent-msg-x", "text": "hi"}  # no seen_upto: refused
+    assert client.call("chat_send", unsaid)["error"] == "bad_payload"
     assert client.call("email_send", {"interaction_id": 1, "body": "  "})["error"] == "bad_payload"
     assert client.call("email_send", {"interaction_id": 1, "body": "x", "cc": ["not an address"]})["error"] == \
         "bad_payload"

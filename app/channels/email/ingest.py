@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, undefer
 
-from app.channels.email import threads
+from app.channels.email import live, threads
 from app.channels.email.autoreply import (
     AckDecision,
     automatic_reasons,
@@ -359,8 +359,9 @@ def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: Parsed
     config = desk_config.email
     thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
     automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
-    _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
-                   details={"threaded_via": via})
+    message = _store_message(session, config, row, parsed, thread, interaction, kind="customer",
+                             automatic=automatic, details={"threaded_via": via})
+    live.announce_inbound(session, interaction, message)
     sender = parsed.from_address
     allowed = customer_addresses(session, interaction.customer_id) | {thread.customer_address} | set(thread.cc)
     if sender in allowed:

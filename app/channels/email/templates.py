@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from flask_babel import lazy_gettext as _l
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
@@ -23,7 +24,15 @@ from app.channels.email.models import EmailTemplate
 from app.db import utcnow
 
 log = logging.getLogger(__name__)
-KEYS = ("acknowledgement", "reply")
+# Canned replies: texts an agent inserts into the email composer or the chat panel and then edits,
+# rendered for the contact in the customer's language. Their subject is only a title for admins.
+CANNED_LABELS = {
+    "canned_delivery_delay": _l("Canned reply: delivery delayed"),
+    "canned_refund": _l("Canned reply: refund on its way"),
+    "canned_more_details": _l("Canned reply: ask for details"),
+}
+CANNED_KEYS = tuple(CANNED_LABELS)
+KEYS = ("acknowledgement", "reply", *CANNED_KEYS)
 LANGUAGES = ("en", "zh")
 MAX_TEMPLATE_CHARS = 20_000
 
@@ -49,6 +58,29 @@ BUILT_IN: dict[tuple[str, str], tuple[str, str]] = {
     ("reply", "zh"): (
         "回复：{{ case.subject }}",
         "尊敬的{{ customer.name or '客户' }}：\n\n{{ body }}\n\n此致\n{{ agent.name }}\n{{ desk.name }}\n"),
+    ("canned_delivery_delay", "en"): (
+        "Delivery delayed",
+        ("Thank you for your patience{% if customer.name %}, {{ customer.name }}{% endif %}. We are sorry that "
+         "your order has not arrived yet. We have asked the carrier to find it and will update you on case "
+         "{{ case.reference }} within one working day.")),
+    ("canned_delivery_delay", "zh"): (
+        "配送延误",
+        ("感谢您的耐心等待{% if customer.name %}，{{ customer.name }}{% endif %}。很抱歉您的订单尚未送达。"
+         "我们已请承运商查找包裹，将在一个工作日内就案件 {{ case.reference }} 向您更新进展。")),
+    ("canned_refund", "en"): (
+        "Refund on its way",
+        ("Your refund has been approved. It reaches your original payment method within 5 to 7 working days; "
+         "please quote {{ case.reference }} if you ask us about it.")),
+    ("canned_refund", "zh"): (
+        "退款处理中",
+        "您的退款已获批准，将在 5 至 7 个工作日内退回原支付方式；如需查询，请提供案件编号 {{ case.reference }}。"),
+    ("canned_more_details", "en"): (
+        "Ask for details",
+        ("To look into this for you, could you please tell us your order number and, if you can, send a photo "
+         "of the item?")),
+    ("canned_more_details", "zh"): (
+        "补充信息",
+        "为了尽快为您处理，请告诉我们您的订单号，如方便，请附上商品照片。"),
 }
 
 

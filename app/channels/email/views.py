@@ -271,7 +271,7 @@ def template_list():
 
 def _template_labels() -> dict[str, str]:
     return {"acknowledgement": _("Automatic acknowledgement"), "reply": _("Agent reply"),
-            "en": _("English"), "zh": _("Chinese")}
+            "en": _("English"), "zh": _("Chinese"), **{k: str(v) for k, v in templates.CANNED_LABELS.items()}}
 
 
 @bp.route("/admin/email/templates/<key>/<language>", methods=["GET", "POST"])
