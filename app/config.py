@@ -111,6 +111,7 @@ CROSS_CHECKS: list[str] = [
     "app.channels.email.config:check_email_against_desk",
     "app.portal.config:check_portal_queues",
     "app.complaints.config:check_notice_mailbox",
+    "app.complaints.config:check_email_intake_mailboxes",
 ]
 
 

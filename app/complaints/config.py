@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LEVELS = ("P1", "P2", "P3", "P4")  # most to least severe
 FACTORS = ("harm", "financial_loss", "legal_risk", "repeat_contact", "public_exposure")
@@ -363,6 +363,43 @@ def _default_root_causes() -> list[RootCause]:
     ]
 
 
+class EmailIntakeRule(_Strict):
+    """When a new inbound email (not a reply on an existing case) becomes a complaint. Every condition
+    given must hold, and a rule needs at least one; the first matching rule wins and is named on the
+    complaint's audit trail. Keywords match like grading keywords: English as whole words, any case;
+    Chinese anywhere in the text."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=64)
+    mailboxes: list[str] = Field(default_factory=list)  # ``email.mailboxes`` names the message arrived in
+    addresses: list[str] = Field(default_factory=list)  # any of these among its To, Cc or Delivered-To
+    subject_keywords: list[str] = Field(default_factory=list)  # any of these in the subject
+    keywords: list[str] = Field(default_factory=list)  # any of these in the subject or the text body
+    category: str
+
+    @field_validator("addresses")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if "@" not in address or " " in address.strip():
+                raise ValueError(f"{address!r} is not an email address")
+        return [address.strip().lower() for address in value]
+
+    @model_validator(mode="after")
+    def _has_a_condition(self) -> EmailIntakeRule:
+        if not (self.mailboxes or self.addresses or self.subject_keywords or self.keywords):
+            raise ValueError(f"rule {self.name!r} needs at least one of mailboxes, addresses, subject_keywords, "
+                             "keywords (it would match every email)")
+        if any(not word.strip() for word in self.subject_keywords + self.keywords):
+            raise ValueError(f"rule {self.name!r}: keywords must not be blank")
+        return self
+
+
+class EmailIntakeConfig(_Strict):
+    enabled: bool = True
+    rules: list[EmailIntakeRule] = Field(default_factory=list)
+    max_description_chars: int = Field(default=20000, ge=100, le=200000)  # the email's text, cut to this
+
+
 EVIDENCE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
 
 
@@ -385,12 +422,20 @@ class ComplaintsConfig(_Strict):
     deadlines: DeadlinesConfig = DeadlinesConfig()
     compensation: CompensationConfig = CompensationConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
+    email_intake: EmailIntakeConfig = EmailIntakeConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> ComplaintsConfig:
         codes = [c.code for c in self.categories]
         if len(codes) != len(set(codes)):
             raise ValueError("categories: codes must be unique")
+        names = [rule.name for rule in self.email_intake.rules]
+        for index, rule in enumerate(self.email_intake.rules):
+            if rule.category not in codes:
+                raise ValueError(f"email_intake.rules.{index}.category: unknown category {rule.category!r} "
+                                 f"(categories has {', '.join(codes)})")
+            if rule.name in names[:index]:
+                raise ValueError(f"email_intake.rules.{index}.name: {rule.name!r} is used by another rule")
         for category in self.categories:
             profile = category.regulatory_profile
             if profile is not None and profile not in self.deadlines.regulatory_profiles:
@@ -419,6 +464,16 @@ class ComplaintsConfig(_Strict):
             if category.code == code:
                 return category
         raise KeyError(code)
+
+
+def check_email_intake_mailboxes(config) -> None:
+    """Cross-check (``app.config.CROSS_CHECKS``): email intake rules name configured mailboxes."""
+    known = [m.name for m in config.email.mailboxes]
+    for index, rule in enumerate(config.complaints.email_intake.rules):
+        for name in rule.mailboxes:
+            if name not in known:
+                raise ValueError(f"complaints.email_intake.rules.{index}.mailboxes: unknown mailbox {name!r} "
+                                 f"(email.mailboxes has {', '.join(known) or 'none'})")
 
 
 def check_notice_mailbox(config) -> None:

@@ -212,6 +212,11 @@ def _pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(re.escape(keyword))
 
 
+def matched_keywords(text: str, keywords: list[str]) -> list[str]:
+    """The keywords found in ``text``, matched as grading matches them (also used by email intake rules)."""
+    return [keyword for keyword in keywords if keyword and _pattern(keyword).search(text or "")]
+
+
 def _keyword_suggestions(text: str, keywords: list[KeywordRule], rules: GradingConfig) -> list[Suggestion]:
     found: list[Suggestion] = []
     for rule in keywords:

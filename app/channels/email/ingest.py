@@ -52,6 +52,7 @@ from app.channels.email.routing import (
     enqueue,
     identify_customer,
 )
+from app.complaints.email_rules import raise_from_new_email
 from app.db import utcnow
 from app.interactions.models import Interaction
 from app.interactions.service import create_interaction, record_fact
@@ -324,15 +325,24 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
     session.flush()
     message = _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
                              details={})
+    # before routing, so the new complaint's level counts in the case's priority
+    complaint = raise_from_new_email(session, desk_config, mailbox=row.mailbox, parsed=parsed,
+                                     interaction=interaction, automatic=automatic, now=now)
     enqueue(session, interaction, queue, actor=ACTOR, reason="email received")
-    acknowledged = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
-                                      customer=customer, secret=secret, now=now)
-    return IngestResult("stored", row.id, interaction.id, new_case=True, acknowledged=acknowledged)
+    ack = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
+                             customer=customer, secret=secret, now=now,
+                             content=complaint.acknowledgement if complaint else None)
+    if complaint is not None and ack is not None:
+        complaint.settle(session, ack)
+    return IngestResult("stored", row.id, interaction.id, new_case=True, acknowledged=ack is not None)
 
 
 def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, interaction: Interaction,
                        thread: EmailThread, message: EmailMessage, bounce: BounceReport | None, *,
-                       customer: CustomerInfo | None, secret: str, now: datetime) -> bool:
+                       customer: CustomerInfo | None, secret: str, now: datetime,
+                       content: tuple[str, str] | None = None) -> EmailMessage | None:
+    """Queue the case's acknowledgement unless loop protection forbids it (``content``: a complaint's
+    acknowledgement to send instead of the generic one). The queued message, or None."""
     config = desk_config.email
     to = parsed.reply_to or parsed.from_address
     window_start = now - timedelta(seconds=config.autoreply.window_s)
@@ -348,10 +358,9 @@ def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, inter
     record_fact(session, interaction, "email_acknowledgement", actor=ACTOR, reason=decision.reason,
                 data={"send": decision.send, "to": to})
     if not decision.send:
-        return False
-    schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now,
-                             customer=customer)
-    return True
+        return None
+    return schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now,
+                                    customer=customer, content=content)
 
 
 def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, interaction: Interaction,

@@ -185,12 +185,18 @@ def _last_inbound(session: Session, thread_id: int) -> EmailMessage | None:
 
 def schedule_acknowledgement(session: Session, desk_config, interaction: Interaction, thread: EmailThread,
                              parent: EmailMessage, to: str, *, secret: str, now: datetime,
-                             customer: CustomerInfo | None = None) -> EmailMessage:
-    """Compose the automatic acknowledgement and queue it to go at once (after commit). Does not commit."""
-    rendered = render(session, "acknowledgement", interaction.language,
-                      template_context(session, desk_config, interaction, thread, now=now, customer=customer))
-    message = _new_outbound(desk_config.email, thread, interaction, kind="ack", to=to, subject=rendered.subject,
-                            body=rendered.body, secret=secret, parent=parent, send_after=now, sent_by=None)
+                             customer: CustomerInfo | None = None,
+                             content: tuple[str, str] | None = None) -> EmailMessage:
+    """Compose the automatic acknowledgement and queue it to go at once (after commit). ``content``
+    (subject, body) replaces the "acknowledgement" template, e.g. a complaint's acknowledgement. Does
+    not commit."""
+    if content is None:
+        rendered = render(session, "acknowledgement", interaction.language,
+                          template_context(session, desk_config, interaction, thread, now=now, customer=customer))
+        content = (rendered.subject, rendered.body)
+    subject, body = content
+    message = _new_outbound(desk_config.email, thread, interaction, kind="ack", to=to, subject=subject,
+                            body=body, secret=secret, parent=parent, send_after=now, sent_by=None)
     session.add(message)
     session.flush()
     enqueue_after_commit(session, message.id)
