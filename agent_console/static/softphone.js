@@ -69,6 +69,10 @@
     device.on("registered", () => { clearTimeout(sp.timer); show("ready", sp.S.softphone_ready); });
     device.on("unregistered", () => { if (!sp.call) show("device", sp.S.softphone_connecting); });
     device.on("error", (err) => {
+      if (err && err.code === 20104) { // the token expired before it was renewed: fetch a fresh one
+        fetchToken().then((token) => device.updateToken(token)).catch(() => failed("token_refresh"));
+        return;
+      }
       if (!sp.call) failed("error: " + (err && (err.code || err.message)));
     });
     device.on("tokenWillExpire", () => {
@@ -79,7 +83,11 @@
 
   function incoming(call) {
     if (sp.call) { call.reject(); return; } // one call at a time; the desk offers the next one again
-    const expected = [...sp.expecting][0];
+    // The desk may tag the call with its contact (<Parameter name="interaction_id">); else the oldest
+    // voice contact the agent accepted and whose call has not come yet.
+    const params = call.customParameters;
+    const tagged = params && typeof params.get === "function" ? Number(params.get("interaction_id")) || null : null;
+    const expected = tagged !== null ? (sp.expecting.has(tagged) ? tagged : undefined) : [...sp.expecting][0];
     sp.call = call;
     call.on("disconnect", ended);
     call.on("cancel", ended);
