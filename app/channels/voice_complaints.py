@@ -54,17 +54,17 @@ def complaint_recorded() -> Response:
 
     reply = answer(f"complaint:{seq}", handler)
     if reply.status_code == 200 and registered:
-        _schedule_sla_check(config, registered["complaint_id"])
+        _schedule_sla_check(config, registered["complaint_id"], voice.utcnow())
     return reply
 
 
-def _schedule_sla_check(config, complaint_id: int) -> None:
+def _schedule_sla_check(config, complaint_id: int, now) -> None:
     from app.complaints.flows import schedule_sla_check
     from app.complaints.models import Complaint
 
     complaint = db.session.get(Complaint, complaint_id)
     if complaint is not None:  # None: a concurrent twin won and its answer was replayed
-        schedule_sla_check(config, complaint)
+        schedule_sla_check(config, complaint, now)
 
 
 @bp.post("/complaint-empty")

@@ -65,7 +65,7 @@ def record(caller: Caller, reply, **extra: str):
     return caller.post(reply.first("Record").get("action"), params)
 
 
-def test_a_known_caller_records_a_complaint_and_hears_its_reference(phone, db_session):
+def test_a_known_caller_records_a_complaint_and_hears_its_reference(app, phone, db_session):
     customer = make_customer(db_session, phone="+8613800138000", language="en", name="Ada Lin")
     db_session.commit()
     reply = to_recording(phone, "5", category_key="1")  # main menu: new complaint; then product quality
@@ -101,6 +101,8 @@ def test_a_known_caller_records_a_complaint_and_hears_its_reference(phone, db_se
     assert interaction.state == State.IVR and interaction.attributes["ivr_complaint"] is None
     assert [f.data["complaint_id"] for f in facts(db_session, interaction, "ivr.complaint_registered")] == [
         complaint.id]
+    scheduled = [(func.__name__, args) for _delay, func, args, _kw in app.extensions["desk.jobs"].scheduled]
+    assert ("check_sla_job", (complaint.id,)) in scheduled  # the SLA clock's next check, after the commit
 
 
 def test_twilio_retries_of_the_recording_make_one_complaint(phone, db_session):

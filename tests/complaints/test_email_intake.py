@@ -46,6 +46,12 @@ def acks(db_session) -> list[EmailMessage]:
     return list(db_session.scalars(select(EmailMessage).where(EmailMessage.kind == "ack").order_by(EmailMessage.id)))
 
 
+def desk_jobs(db_session):
+    from flask import current_app
+
+    return current_app.extensions["desk.jobs"]
+
+
 def trail(db_session, complaint: Complaint) -> list[ComplaintEvent]:
     return list(db_session.scalars(select(ComplaintEvent).where(ComplaintEvent.complaint_id == complaint.id)
                                    .order_by(ComplaintEvent.id)))
@@ -85,6 +91,8 @@ def test_a_matching_email_becomes_a_complaint_acknowledged_once_in_the_thread(ru
     assert (notice.kind, notice.status, notice.address) == ("acknowledgement", "sent", "alice@customer.test")
     assert notice.data["email_message_id"] == ack.id
     assert [e.kind for e in trail(db_session, complaint)].count("notice_sent") == 1
+    delayed = [(job.func.__name__, job.args) for job in desk_jobs(db_session).delayed]
+    assert ("check_sla_job", (complaint.id,)) in delayed  # the first SLA check ran after commit, the next waits
 
 
 def test_a_chinese_complaint_is_acknowledged_in_chinese(rules, ingest, db_session, outbox):  # noqa: F811
