@@ -32,9 +32,9 @@ from app.channels.email.models import (
     EmailThread,
     InboundEmail,
     InboundStatus,
+    UndeliverableAddress,
 )
 from app.channels.email.outbound import (
-    is_undeliverable,
     mark_undeliverable,
     reply_domain,
     schedule_acknowledgement,
@@ -328,10 +328,14 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
     # before routing, so the new complaint's level counts in the case's priority
     complaint = raise_from_new_email(session, desk_config, mailbox=row.mailbox, parsed=parsed,
                                      interaction=interaction, automatic=automatic, now=now)
-    enqueue(session, interaction, queue, actor=ACTOR, reason="email received")
-    ack = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
-                             customer=customer, secret=secret, now=now,
-                             content=complaint.acknowledgement if complaint else None)
+    # Everything routing and the acknowledgement read is written now (the message, a new complaint);
+    # what they change is written in one flush afterwards (one UPDATE of the case, the events together).
+    session.flush()
+    with session.no_autoflush:
+        enqueue(session, interaction, queue, actor=ACTOR, reason="email received")
+        ack = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
+                                 customer=customer, secret=secret, now=now,
+                                 content=complaint.acknowledgement if complaint else None)
     if complaint is not None and ack is not None:
         complaint.settle(session, ack)
     return IngestResult("stored", row.id, interaction.id, new_case=True, acknowledged=ack is not None)
@@ -346,14 +350,13 @@ def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, inter
     config = desk_config.email
     to = parsed.reply_to or parsed.from_address
     window_start = now - timedelta(seconds=config.autoreply.window_s)
-    sent = session.scalar(select(func.count(EmailMessage.id)).where(
-        EmailMessage.recipient == to, EmailMessage.kind == "ack", EmailMessage.created_at >= window_start)) or 0
+    sent, undeliverable = _ack_history(session, to, window_start)
     decision = decide_acknowledgement(
         enabled=config.autoreply.enabled, headers=parsed.headers, is_bounce=bounce is not None,
         addresses=[parsed.from_address, to], own_addresses=config.own_addresses(),
         reply_domains={reply_domain(config, m) for m in config.mailboxes}, sent_in_window=sent,
         max_per_window=config.autoreply.max_per_sender, new_case=True)
-    if decision.send and is_undeliverable(session, to):
+    if decision.send and undeliverable:
         decision = AckDecision(False, "undeliverable")
     record_fact(session, interaction, "email_acknowledgement", actor=ACTOR, reason=decision.reason,
                 data={"send": decision.send, "to": to})
@@ -361,6 +364,17 @@ def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, inter
         return None
     return schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now,
                                     customer=customer, content=content)
+
+
+def _ack_history(session: Session, to: str, window_start: datetime) -> tuple[int, bool]:
+    """(acknowledgements sent to ``to`` since ``window_start``, whether ``to`` is undeliverable): the
+    two facts loop protection needs, in one query."""
+    sent = (select(func.count(EmailMessage.id)).where(
+        EmailMessage.recipient == to, EmailMessage.kind == "ack", EmailMessage.created_at >= window_start)
+        .scalar_subquery())
+    undeliverable = select(UndeliverableAddress.id).where(UndeliverableAddress.address == to.lower()).exists()
+    count, blocked = session.execute(select(sent, undeliverable)).one()
+    return count or 0, bool(blocked)
 
 
 def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, interaction: Interaction,
