@@ -159,13 +159,14 @@ def is_callback(interaction: Interaction) -> bool:
         interaction.state == State.OFFERED and bool((interaction.attributes or {}).get("callback_number")))
 
 
-def refresh_priority(session: Session, interaction: Interaction, *, config: RoutingConfig | None = None) -> int:
+def refresh_priority(session: Session, interaction: Interaction, *, config: RoutingConfig | None = None,
+                     entry: QueueEntry | None = None) -> int:
     """Compute and store ``interaction.priority`` and ``priority_reasons`` (tier, open complaint,
     callback, overflowed in its current queue, the IVR's ``attributes['priority_bump']``). Waiting time is
-    added at offer time."""
+    added at offer time. ``entry``: the contact's queue entry when the caller holds it (saves a reload)."""
     weights = _config(config).priority
     points, reasons = base_priority(priority_inputs(session, interaction), weights)
-    if weights.overflowed and _overflowed_here(session, interaction):
+    if weights.overflowed and _overflowed_here(session, interaction, entry):
         points += weights.overflowed
         reasons.append(reason("overflow", weights.overflowed, "Waited past the queue's maximum",
                               "等待已超过队列上限"))
@@ -177,8 +178,8 @@ def refresh_priority(session: Session, interaction: Interaction, *, config: Rout
     return points
 
 
-def _overflowed_here(session: Session, interaction: Interaction) -> bool:
-    entry = session.get(QueueEntry, interaction.id)
+def _overflowed_here(session: Session, interaction: Interaction, entry: QueueEntry | None = None) -> bool:
+    entry = entry if entry is not None else session.get(QueueEntry, interaction.id)
     return entry is not None and entry.overflowed_at is not None and entry.queue == interaction.queue
 
 
@@ -205,8 +206,8 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
     interaction.queue = queue
     interaction.agent_id = None
     preferred, until = _preferred_agent(session, interaction, cfg, now)
-    _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until)
-    refresh_priority(session, interaction, config=cfg)
+    entry = _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until)
+    refresh_priority(session, interaction, config=cfg, entry=entry)
     if interaction.state in WAITING:
         record_fact(session, interaction, "routing.requeued", actor=actor, data={"queue": queue}, at=now)
     else:

@@ -28,7 +28,8 @@ class Interaction(db.Model):
     state: Mapped[str] = mapped_column(String(20), default=State.NEW, index=True)
     # Provider key (CallSid, Message-ID, chat session id): unique per channel so retries store once.
     external_ref: Mapped[str | None] = mapped_column(String(255))
-    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"), index=True)
+    # indexed with state_changed_at below: a customer's latest contacts (routing's preferred agent)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     queue: Mapped[str | None] = mapped_column(String(64), index=True)
     language: Mapped[str] = mapped_column(String(8), default="en")
     subject: Mapped[str | None] = mapped_column(Text)
@@ -55,6 +56,7 @@ class Interaction(db.Model):
     __table_args__ = (
         UniqueConstraint("channel", "external_ref"),
         Index("ix_interactions_waiting", "state", "queue", "routing_age_origin"),
+        Index("ix_interactions_customer_recent", "customer_id", "state_changed_at"),
     )
 
 

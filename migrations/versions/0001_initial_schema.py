@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-05 23:52:15.059683
+Create Date: 2026-12-06 00:07:06.971850
 
 """
 from alembic import op
@@ -361,7 +361,7 @@ def upgrade():
     )
     with op.batch_alter_table('interactions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_interactions_agent_id'), ['agent_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_interactions_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index('ix_interactions_customer_recent', ['customer_id', 'state_changed_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_interactions_queue'), ['queue'], unique=False)
         batch_op.create_index(batch_op.f('ix_interactions_state'), ['state'], unique=False)
         batch_op.create_index('ix_interactions_waiting', ['state', 'queue', 'routing_age_origin'], unique=False)
@@ -1135,7 +1135,7 @@ def downgrade():
         batch_op.drop_index('ix_interactions_waiting')
         batch_op.drop_index(batch_op.f('ix_interactions_state'))
         batch_op.drop_index(batch_op.f('ix_interactions_queue'))
-        batch_op.drop_index(batch_op.f('ix_interactions_customer_id'))
+        batch_op.drop_index('ix_interactions_customer_recent')
         batch_op.drop_index(batch_op.f('ix_interactions_agent_id'))
 
     op.drop_table('interactions')
