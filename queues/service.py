@@ -25,7 +25,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import realtime
@@ -303,19 +303,37 @@ def position_and_wait(session: Session, interaction_id: int, *, config: RoutingC
         return 1, 0
     if interaction.state not in WAITING or interaction.queue is None or interaction.routing_age_origin is None:
         return None, None
-    w = float(cfg.priority.per_minute_waiting)
-
-    def key(priority: int, origin: datetime, ident: int) -> tuple[float, float, int]:
-        ts = origin.timestamp()
-        return -(priority - w * ts / 60.0), ts, ident
-
-    mine = key(interaction.priority or 0, interaction.routing_age_origin, interaction.id)
-    rows = session.execute(select(Interaction.id, Interaction.priority, Interaction.routing_age_origin).where(
-        Interaction.state.in_(tuple(WAITING)), Interaction.queue == interaction.queue,
-        Interaction.channel == interaction.channel, Interaction.id != interaction.id,
-        Interaction.routing_age_origin.is_not(None)))
-    position = 1 + sum(1 for ident, prio, origin in rows if key(prio or 0, origin, ident) < mine)
+    position = 1 + _contacts_ahead(session, interaction, float(cfg.priority.per_minute_waiting))
     return position, _estimated_wait(redis, cfg, interaction.queue, interaction.channel, position)
+
+
+def _contacts_ahead(session: Session, interaction: Interaction, w: float) -> int:
+    """How many contacts in the same queue and channel the router takes before this one, counted in the
+    database. The router's order is the score ``priority + w * waited_minutes`` (higher first), then
+    arrival, then id; for a contact of priority ``p`` that is ``origin < mine + 60 * (p - my_priority) / w``,
+    so one count with a threshold per distinct priority (few: tiers, complaint levels, bumps) does it
+    without reading every waiting row."""
+    prio = func.coalesce(Interaction.priority, 0)
+    same_queue = (Interaction.state.in_(tuple(WAITING)), Interaction.queue == interaction.queue,
+                  Interaction.channel == interaction.channel, Interaction.id != interaction.id,
+                  Interaction.routing_age_origin.is_not(None))
+    mine_p, mine_at = interaction.priority or 0, interaction.routing_age_origin
+    ahead = []
+    for (p,) in session.execute(select(prio).where(*same_queue).distinct()):
+        if p == mine_p:
+            tie = (Interaction.routing_age_origin == mine_at) & (Interaction.id < interaction.id)
+            ahead.append((prio == p) & ((Interaction.routing_age_origin < mine_at) | tie))
+        elif w <= 0:
+            if p > mine_p:
+                ahead.append(prio == p)
+        else:
+            threshold = mine_at + timedelta(seconds=60.0 * (p - mine_p) / w)
+            origin_ahead = Interaction.routing_age_origin < threshold if p > mine_p \
+                else Interaction.routing_age_origin <= threshold
+            ahead.append((prio == p) & origin_ahead)
+    if not ahead:
+        return 0
+    return session.scalar(select(func.count()).select_from(Interaction).where(*same_queue, or_(*ahead))) or 0
 
 
 def _estimated_wait(redis: Any, cfg: RoutingConfig, queue: str, channel: str, position: int) -> int | None:

@@ -423,3 +423,28 @@ def test_an_offered_contact_is_next_and_a_connected_one_has_no_place(db_session)
     service.accept_offer(db_session, made.id, staff.id)
     db_session.commit()
     assert service.position_and_wait(db_session, interaction.id) == (None, None)
+
+
+def test_position_matches_the_routers_order_for_mixed_priorities_and_ages(db_session):
+    """The place is counted in the database (a threshold per priority); it must agree with sorting every
+    waiting contact by the router's score, including equal arrival times."""
+    import random
+
+    rng = random.Random(5)
+    now = utcnow()
+    contacts = []
+    for _n in range(40):
+        interaction = make_interaction(db_session)
+        service.enqueue_contact(db_session, interaction, "general", actor="t", now=now)
+        interaction.priority = rng.choice([0, 10, 25, 40, 41])
+        interaction.routing_age_origin = now - timedelta(seconds=rng.choice([0, 15, 60, 90, 300, 301]))
+        contacts.append(interaction)
+    db_session.commit()
+    w = float(service._config(None).priority.per_minute_waiting)
+
+    def key(i):
+        ts = i.routing_age_origin.timestamp()
+        return -((i.priority or 0) - w * ts / 60.0), ts, i.id
+
+    expected = {i.id: n + 1 for n, i in enumerate(sorted(contacts, key=key))}
+    assert {i.id: service.position_and_wait(db_session, i.id)[0] for i in contacts} == expected
