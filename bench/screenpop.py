@@ -1,16 +1,21 @@
-"""``python -m bench screenpop [--json] [--agents 500] [--calls 500] [--concurrency 4]``
+"""``python -m bench screenpop [--json] [--agents 500] [--calls 500] [--rate 10] [--concurrency 0]``
 
 Time from a caller's webhook to the agent's console receiving the offer with the customer's record.
 Two web nodes (gunicorn, gevent, one worker each) and the router process (``python -m queues.router``)
 share Redis (Socket.IO's message queue, the router's hint channel and lock) and the database (PostgreSQL
 scratch database ``bench_screenpop`` when reachable, else a SQLite file). ``--agents`` agents are connected
-as python-socketio clients, alternately to each node, and go available. Each call is a signed
+as python-socketio clients, alternately to each node, and go available. Calls arrive open-loop at ``--rate``
+calls per second (Poisson arrivals; 10/s is six times the peak a 500-agent floor sees with a
+five-minute handle time), or, with ``--concurrency N``, closed-loop N at a time as fast as the desk
+answers (a saturation test: its latency is mostly queueing). Each call is a signed
 ``/voice/incoming`` webhook from a known VIP customer (the demo IVR queues them at once), sent to
 alternate nodes; the real router picks an agent and writes the offer; the figure covers webhook + queueing
 + routing hint over Redis + the router's decision and offer commit + screen-pop build + Redis fan-out +
 delivery to the agent's socket on whichever node holds it. Each console then answers like an agent in a
 hurry (accept, wrap up with a disposition), so agents come back and calls may outnumber them.
-JSON fields: agents, nodes, calls, p50_ms, p99_ms, missed (offers that never arrived; should be 0).
+JSON fields: agents, nodes, calls, calls_per_s (offered load; 0 = closed loop), p50_ms, p99_ms, missed
+(offers that never arrived; should be 0), and the parts: webhook_p50/p99_ms (the webhook's own response
+time), routing_p50/p99_ms (from the contact's ``queued`` transition to the router's offer decision).
 Figures only; nothing asserted.
 """
 from __future__ import annotations
@@ -46,7 +51,9 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--customers", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=4, help="calls in flight at once")
+    parser.add_argument("--rate", type=float, default=10.0, help="calls per second, open loop (Poisson)")
+    parser.add_argument("--concurrency", type=int, default=0,
+                        help="instead of --rate: calls in flight at once, closed loop (saturation)")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"))
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_SCREENPOP_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench_screenpop"))
@@ -231,26 +238,43 @@ def _percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(round(fraction * (len(sorted_values) - 1))))]
 
 
-def _run_calls(app, ports, people, calls, concurrency, arrivals, lock) -> tuple[list[float], int, int, list[int]]:
-    """Send the webhooks (``concurrency`` at a time), then wait for every call's offer to arrive."""
+def _run_calls(app, ports, people, calls, concurrency, arrivals, lock, rate=0.0, seed=11
+               ) -> tuple[list[float], int, int, list[int]]:
+    """Send the webhooks (open loop at ``rate`` per second, else ``concurrency`` at a time), then wait
+    for every call's offer to arrive."""
     counter = itertools.count()
     sent: queue.Queue = queue.Queue()
+    answered: list[float] = []  # webhook response times (list.append is atomic)
+
+    def send(n: int) -> None:
+        _customer_id, _name, phone = people[n % len(people)]
+        sid = f"CA{time.time_ns():020x}{n:012x}"
+        began = time.perf_counter()
+        status = _webhook(ports[n % len(ports)], sid, phone)
+        answered.append((time.perf_counter() - began) * 1000)
+        sent.put((sid, began, status))
 
     def worker() -> None:
-        while True:
-            n = next(counter)
-            if n >= calls:
-                return
-            _customer_id, _name, phone = people[n % len(people)]
-            sid = f"CA{time.time_ns():020x}{n:012x}"
-            began = time.perf_counter()
-            sent.put((sid, began, _webhook(ports[n % len(ports)], sid, phone)))
+        while (n := next(counter)) < calls:
+            send(n)
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    if rate > 0:
+        import random
+        from concurrent.futures import ThreadPoolExecutor
+
+        rng = random.Random(seed)
+        with ThreadPoolExecutor(max_workers=64) as pool:
+            due = time.perf_counter()
+            for n in range(calls):
+                due += rng.expovariate(rate)
+                time.sleep(max(0.0, due - time.perf_counter()))
+                pool.submit(send, n)
+    else:
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(concurrency, 1))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     done = [sent.get() for _ in range(sent.qsize())]
     errors = sum(1 for _sid, _began, status in done if status != 200)
     ids = _interaction_ids(app, [sid for sid, _began, status in done if status == 200])
@@ -271,7 +295,7 @@ def _run_calls(app, ports, people, calls, concurrency, arrivals, lock) -> tuple[
         else:
             missed += 1
     latencies.sort()
-    return latencies, missed, errors, list(ids.values())
+    return latencies, missed, errors, list(ids.values()), sorted(answered)
 
 
 def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
@@ -333,8 +357,8 @@ def main(argv: list[str]) -> int:
                                   answers)
                 console.connect()
                 consoles.append(console)
-            latencies, missed, errors, routed = _run_calls(app, ports, people, args.calls, args.concurrency,
-                                                           arrivals, lock)
+            latencies, missed, errors, routed, webhooks = _run_calls(app, ports, people, args.calls, args.concurrency,
+                                                           arrivals, lock, rate=0.0 if args.concurrency else args.rate)
             routing = _routing_delays_ms(app, routed)
         finally:
             stop.set()
@@ -343,10 +367,13 @@ def main(argv: list[str]) -> int:
             for server in servers:
                 _stop(server)
     result = {"agents": args.agents, "nodes": NODES, "calls": args.calls,
+              "calls_per_s": 0.0 if args.concurrency else args.rate,
               "p50_ms": round(_percentile(latencies, 0.50), 2), "p99_ms": round(_percentile(latencies, 0.99), 2),
               "missed": missed, "webhook_errors": errors, "answer_errors": len(failures),
               "routing_p50_ms": round(_percentile(routing, 0.50), 2),
               "routing_p99_ms": round(_percentile(routing, 0.99), 2),
+              "webhook_p50_ms": round(_percentile(webhooks, 0.50), 2),
+              "webhook_p99_ms": round(_percentile(webhooks, 0.99), 2),
               "database": db_url.split(":")[0], "offer_by": "router process (queues.router)"}
     if args.json:
         print(json.dumps(result))
