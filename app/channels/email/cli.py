@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 
 from app.extensions import db
 
+INGEST_BATCH = 50  # messages per transaction for ``mail ingest`` (like an IMAP poll's batch)
 mail_cli = AppGroup("mail", help="Email channel: ingest .eml files, poll IMAP mailboxes, send due mail.")
 
 
@@ -22,8 +23,9 @@ def _config():
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--mailbox", default=None, help="Mailbox name from config.yaml (default: the first one).")
 def ingest_command(files: tuple[Path, ...], mailbox: str | None) -> None:
-    """Store and process raw MIME messages (.eml files); prints one JSON line of counts at the end."""
-    from app.channels.email.ingest import ingest_raw
+    """Store and process raw MIME messages (.eml files), a batch per transaction; prints one JSON line of
+    counts at the end."""
+    from app.channels.email.batch import RawMessage, ingest_many
 
     desk_config = _config()
     if not desk_config.email.mailboxes:
@@ -35,15 +37,17 @@ def ingest_command(files: tuple[Path, ...], mailbox: str | None) -> None:
         raise click.UsageError(f"unknown mailbox {name!r}") from exc
     counts = {"stored": 0, "duplicates": 0, "quarantined": 0}
     unreadable = 0
-    for path in files:
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            click.echo(f"error: {path}: {exc.strerror}", err=True)
-            unreadable += 1
-            continue
-        result = ingest_raw(db.session, desk_config, name, raw, source="cli", secret=current_app.config["SECRET_KEY"])
-        counts["duplicates" if result.status == "duplicate" else result.status] += 1
+    for start in range(0, len(files), INGEST_BATCH):
+        messages = []
+        for path in files[start:start + INGEST_BATCH]:
+            try:
+                messages.append(RawMessage(path.read_bytes()))
+            except OSError as exc:
+                click.echo(f"error: {path}: {exc.strerror}", err=True)
+                unreadable += 1
+        for result in ingest_many(db.session, desk_config, name, messages, source="cli",
+                                  secret=current_app.config["SECRET_KEY"]):
+            counts["duplicates" if result.status == "duplicate" else result.status] += 1
     click.echo(json.dumps(counts))
     if unreadable:
         sys.exit(1)

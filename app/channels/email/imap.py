@@ -1,8 +1,9 @@
 """Polling a mailbox over IMAP (imapclient).
 
 Progress is kept by UIDVALIDITY and UID in ``MailboxPollState`` -- never by the read flag, which
-people and other clients change. Each message is stored (committed) before the UID moves past it,
-so a crash re-reads at most the message in hand (and the unique key makes that a duplicate). Stored
+people and other clients change. Messages are ingested a batch at a time (``batch.ingest_many``: one
+commit stores the batch, one processes it) and stored (committed) before the UID moves past them, so
+a crash re-reads at most the batch in hand (and the unique key makes those duplicates). Stored
 messages get a keyword flag on the server; nothing is deleted. When UIDVALIDITY changes the folder
 is read again from the start and duplicates are recognised by their key.
 
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from app.channels.email.alerts import notify_admins
 from app.channels.email.config import Mailbox
-from app.channels.email.ingest import ingest_raw
+from app.channels.email.batch import RawMessage, ingest_many
+from app.channels.email.ingest import IngestResult
 from app.channels.email.models import MailboxPollState
 from app.db import utcnow
 
@@ -117,32 +119,33 @@ def _poll(session: Session, desk_config, mailbox: Mailbox, client: IMAPClient, s
         sizes = client.fetch(batch, ["RFC822.SIZE"])
         small = [u for u in batch if int(sizes.get(u, {}).get(b"RFC822.SIZE", 0)) <= limits.max_stored_bytes]
         bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+        messages = []
         for uid in batch:
+            source_ref = f"{uidvalidity}:{uid}"
             if uid in bodies:
-                raw = bodies[uid][b"BODY[]"]
+                messages.append(RawMessage(bodies[uid][b"BODY[]"], source_ref))
             else:  # too big to hold: keep the headers; the whole message stays on the server
                 report.oversized += 1
                 raw = client.fetch([uid], ["BODY.PEEK[HEADER]"])[uid][b"BODY[HEADER]"]
-            _ingest_one(session, desk_config, mailbox, raw, uid, uidvalidity, report, secret,
-                        oversized=uid not in bodies, size=int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0)))
-            client.add_flags([uid], [imap.flag.encode()], silent=True)
-            state.last_uid = uid
-            session.commit()
+                messages.append(RawMessage(raw, source_ref,
+                                           headers_only_size=int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))))
+        results = ingest_many(session, desk_config, mailbox.name, messages, source="imap", secret=secret)
+        _count(report, batch, results)
+        client.add_flags(batch, [imap.flag.encode()], silent=True)
+        state.last_uid = batch[-1]
+        session.commit()
 
 
-def _ingest_one(session: Session, desk_config, mailbox: Mailbox, raw: bytes, uid: int, uidvalidity: int,
-                report: PollReport, secret: str, *, oversized: bool, size: int) -> None:
-    report.fetched += 1
-    report.uids.append(uid)
-    source_ref = f"{uidvalidity}:{uid}"
-    result = ingest_raw(session, desk_config, mailbox.name, raw, source="imap", secret=secret,
-                        source_ref=source_ref, headers_only_size=size if oversized else None)
-    if result.status == "duplicate":
-        report.duplicates += 1
-    elif result.status == "quarantined":
-        report.quarantined += 1
-    else:
-        report.stored += 1
+def _count(report: PollReport, uids: list[int], results: list[IngestResult]) -> None:
+    report.fetched += len(uids)
+    report.uids.extend(uids)
+    for result in results:
+        if result.status == "duplicate":
+            report.duplicates += 1
+        elif result.status == "quarantined":
+            report.quarantined += 1
+        else:
+            report.stored += 1
 
 
 def _record_failure(session: Session, desk_config, mailbox_name: str, report: PollReport) -> None:

@@ -1,0 +1,157 @@
+"""Many messages through the one ingest path at once: the IMAP poller's batches and ``flask mail ingest``.
+
+The promises of ``ingest.ingest_raw`` hold message by message -- the raw bytes are committed before
+anything parses them, a duplicate is stored once (the unique key decides, also within one batch), a
+message that cannot be understood is quarantined and the rest flow on -- while the fixed costs are
+shared: one INSERT stores the whole batch's raw bytes (one commit); the messages are then processed in
+one transaction, each inside its own savepoint, so a message that fails is rolled back alone (with the
+events and jobs it queued) and quarantined; one statement marks the others processed, one commit ends
+the batch. A database outage rolls back the processing and propagates, leaving the stored messages
+pending, exactly as a single ``ingest_raw`` does.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from app.channels.email.ingest import (
+    IngestResult,
+    Quarantine,
+    StoredRaw,
+    _insert_raw,
+    _process,
+    _stored_bytes,
+)
+from app.channels.email.models import InboundEmail, InboundStatus
+from app.channels.email.parse import message_key
+from app.db import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    """One message as received: its bytes, where it came from (IMAP "uidvalidity:uid"), and for a
+    message too big to fetch, its size (``raw`` is then only its header)."""
+
+    raw: bytes
+    source_ref: str | None = None
+    headers_only_size: int | None = None
+
+
+def ingest_many(session: Session, desk_config, mailbox_name: str, messages: Sequence[RawMessage], *,
+                source: str, secret: str) -> list[IngestResult]:
+    """Store ``messages`` (committed), then process them; one IngestResult per message, in order.
+    Raises KeyError for an unknown mailbox; database outages propagate (the caller retries)."""
+    config = desk_config.email
+    config.mailbox(mailbox_name)
+    if not messages:
+        return []
+    rows = [_values(config, mailbox_name, message, source) for message in messages]
+    inserted = _insert_raws(session, rows)
+    session.commit()
+    results: list[IngestResult | None] = [None] * len(rows)
+    todo: list[tuple[int, StoredRaw]] = []
+    duplicates: list[tuple[int, str]] = []
+    for index, values in enumerate(rows):
+        inbound_id = inserted.pop(values["message_key"], None)  # pop: a second copy in the batch is a duplicate
+        if inbound_id is None:
+            duplicates.append((index, values["message_key"]))
+        else:
+            todo.append((index, StoredRaw(inbound_id, mailbox_name, values["raw"], values["raw_size"],
+                                          values["headers_only"], 0, InboundStatus.PENDING)))
+    if duplicates:
+        winners = dict(session.execute(select(InboundEmail.message_key, InboundEmail.id).where(
+            InboundEmail.mailbox == mailbox_name,
+            InboundEmail.message_key.in_({key for _, key in duplicates}))).all())
+        for index, key in duplicates:
+            results[index] = IngestResult("duplicate", winners.get(key))
+    held: dict[str, list] = {}  # events and jobs of the processed messages, for after the commit
+    try:
+        processed = []
+        for index, row in todo:
+            results[index] = _process_one(session, desk_config, row, secret=secret, held=held)
+            if results[index].status == "stored":
+                processed.append(row.id)
+        if processed:
+            session.execute(update(InboundEmail).where(InboundEmail.id.in_(processed)).values(
+                status=InboundStatus.PROCESSED, processed_at=utcnow(), attempts=1))
+        for key, items in held.items():
+            session.info.setdefault(key, []).extend(items)
+        session.commit()
+    except OperationalError:
+        session.rollback()
+        raise
+    return results  # type: ignore[return-value] - every index was filled above
+
+
+def _values(config, mailbox_name: str, message: RawMessage, source: str) -> dict:
+    raw = message.raw
+    key, _ = message_key(raw)
+    stored, headers_only = _stored_bytes(raw, config.limits.max_stored_bytes)
+    return {"mailbox": mailbox_name, "message_key": key, "source": source, "source_ref": message.source_ref,
+            "raw": stored, "raw_size": message.headers_only_size or len(raw),
+            "raw_sha256": hashlib.sha256(raw).hexdigest(),
+            "headers_only": headers_only or message.headers_only_size is not None,
+            "status": InboundStatus.PENDING, "attempts": 0, "received_at": utcnow()}
+
+
+def _insert_raws(session: Session, rows: list[dict]) -> dict[str, int]:
+    """INSERT every row whose (mailbox, message_key) is new, in one statement; message_key -> id of
+    those inserted (a key twice in ``rows`` is inserted once)."""
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - other databases: one at a time
+        found: dict[str, int] = {}
+        for values in rows:
+            inbound_id = _insert_raw(session, values)
+            if inbound_id is not None:
+                found[values["message_key"]] = inbound_id
+        return found
+    module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
+    statement = module.insert(InboundEmail).values(rows).on_conflict_do_nothing(
+        index_elements=["mailbox", "message_key"]).returning(InboundEmail.message_key, InboundEmail.id)
+    return dict(session.execute(statement).all())
+
+
+def _process_one(session: Session, desk_config, row: StoredRaw, *, secret: str,
+                 held: dict[str, list]) -> IngestResult:
+    """Process one stored message inside a savepoint; on failure roll back only its work and quarantine it.
+
+    SQLAlchemy runs the session's commit and rollback hooks at a savepoint's release and rollback too,
+    so what the message queued for after the commit (events, jobs) is moved to ``held`` before the
+    release -- delivered only when the batch commits -- and a rolled-back message's own items are all
+    the rollback hooks find to drop."""
+    savepoint = session.begin_nested()
+    try:
+        result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow())
+        session.flush()
+        queued = _take_queued(session)
+        savepoint.commit()
+    except OperationalError:
+        raise
+    except Quarantine as exc:
+        reason, detail = exc.reason, exc.detail
+    except Exception as exc:  # a bug or a poison we did not foresee: quarantine it, keep the intake flowing
+        log.exception("email %s could not be processed; quarantined", row.id)
+        reason, detail = "processing_error", f"{type(exc).__name__}: {exc}"
+    else:
+        for key, items in queued.items():
+            held.setdefault(key, []).extend(items)
+        return result
+    if savepoint.is_active:
+        savepoint.rollback()
+    session.execute(update(InboundEmail).where(InboundEmail.id == row.id).values(
+        status=InboundStatus.QUARANTINED, quarantine_reason=reason, error=detail[:4000], attempts=1))
+    log.warning("email %s quarantined: %s %s", row.id, reason, detail[:200])
+    return IngestResult("quarantined", row.id, reason=reason)
+
+
+def _take_queued(session: Session) -> dict[str, list]:
+    """Remove and return the lists in ``session.info`` (what was queued for after the commit)."""
+    return {key: session.info.pop(key) for key in [k for k, v in session.info.items() if isinstance(v, list)]}

@@ -1,0 +1,65 @@
+"""Batch ingest (IMAP poller, ``flask mail ingest``): one commit stores a batch, one processes it, and
+each message still stands alone -- stored once, quarantined alone, its events and jobs dropped with it."""
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from app.channels.email.batch import RawMessage, ingest_many
+from app.channels.email.models import EmailMessage, EmailThread, InboundEmail
+from app.interactions.models import Interaction
+from tests.email.conftest import SECRET, build_mail, set_email_config
+
+
+def _many(db_session, desk, raws: list[bytes], mailbox: str = "support"):
+    return ingest_many(db_session, desk, mailbox, [RawMessage(raw) for raw in raws], source="imap", secret=SECRET)
+
+
+def test_one_bad_message_is_quarantined_alone_and_the_batch_flows(app, desk, db_session, outbox, events):
+    # a rule sending "poison" to a queue the router does not know: routing fails after the case was written
+    desk = set_email_config(app, rules=[{"subject_contains": ["poison"], "queue": "no-such-queue"}])
+    first = build_mail(message_id="<first@customer.test>", subject="First")
+    reply = build_mail(message_id="<reply@customer.test>", subject="Re: First", in_reply_to="first@customer.test")
+    poison = build_mail(sender="bob@customer.test", subject="poison pill")
+    garbage = b"\x00\x01 not an email \xff"
+    last = build_mail(sender="carol@customer.test", subject="Last")
+
+    results = _many(db_session, desk, [first, reply, first, poison, garbage, last])
+
+    assert [r.status for r in results] == ["stored", "stored", "duplicate", "quarantined", "quarantined", "stored"]
+    assert results[2].inbound_id == results[0].inbound_id
+    assert results[1].interaction_id == results[0].interaction_id and not results[1].new_case
+    assert [results[3].reason, results[4].reason] == ["processing_error", "no_headers"]
+    poisoned = db_session.get(InboundEmail, results[3].inbound_id)
+    assert poisoned.status == "quarantined" and "no-such-queue" in poisoned.error and poisoned.raw == poison
+    # nothing of the poisoned message survived its savepoint; the others are whole
+    assert db_session.scalar(select(func.count()).select_from(Interaction)) == 2
+    assert db_session.scalar(select(func.count()).select_from(EmailThread)) == 2
+    assert db_session.scalar(select(func.count()).where(EmailMessage.inbound_id == poisoned.id)) == 0
+    statuses = db_session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status)).all()
+    assert dict(statuses) == {"processed": 3, "quarantined": 2}
+    # the events and acknowledgement jobs of the kept messages went out after the commit; none of the poison's
+    created = [p["id"] for name, p in events if name == "interaction.created"]
+    assert sorted(created) == sorted({results[0].interaction_id, results[5].interaction_id})
+    assert sorted(m.recipients[0] for m in outbox.sent) == ["alice@customer.test", "carol@customer.test"]
+
+
+def test_a_batch_recognises_messages_stored_before(ingest, app, desk, db_session):
+    earlier = ingest(build_mail(message_id="<seen@customer.test>"))
+    results = _many(db_session, desk, [build_mail(message_id="<seen@customer.test>"), build_mail()])
+    assert [r.status for r in results] == ["duplicate", "stored"]
+    assert results[0].inbound_id == earlier.inbound_id
+    assert db_session.scalar(select(func.count()).select_from(InboundEmail)) == 2
+
+
+def test_a_header_only_message_in_a_batch_is_quarantined_as_too_large(app, desk, db_session):
+    header = build_mail(subject="Huge").split(b"\n\n", 1)[0] + b"\n\n"
+    [result] = ingest_many(db_session, desk, "support", [RawMessage(header, "7:42", headers_only_size=9_000_000)],
+                           source="imap", secret=SECRET)
+    row = db_session.get(InboundEmail, result.inbound_id)
+    assert result.reason == "too_large" and row.headers_only and row.raw_size == 9_000_000
+    assert row.source_ref == "7:42"
+
+
+def test_an_empty_batch_stores_nothing(app, desk, db_session):
+    assert _many(db_session, desk, []) == []
+    assert db_session.scalar(select(func.count()).select_from(InboundEmail)) == 0
