@@ -32,7 +32,7 @@ from datetime import datetime, UTC
 
 import click
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -244,10 +244,10 @@ class Router:
         staff_rows, states = {}, {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            staff_rows.update((s.id, s) for s in session.scalars(
-                select(StaffUser).where(StaffUser.id.in_(chunk)).execution_options(populate_existing=True)))
-            states.update((s.agent_id, s) for s in session.scalars(
-                select(AgentState).where(AgentState.agent_id.in_(chunk)).execution_options(populate_existing=True)))
+            for staff, state in session.execute(
+                    select(StaffUser, AgentState).outerjoin(AgentState, AgentState.agent_id == StaffUser.id)
+                    .where(StaffUser.id.in_(chunk)).execution_options(populate_existing=True)):
+                staff_rows[staff.id], states[staff.id] = staff, state
         for agent_id in ids:
             staff, state = staff_rows.get(agent_id), states.get(agent_id)
             if staff is None or staff.role != "agent" or not staff.active:
@@ -284,13 +284,13 @@ class Router:
         ids = sorted(interaction_ids)
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            rows = {i.id: i for i in session.scalars(select(Interaction).where(Interaction.id.in_(chunk))
-                                                     .execution_options(populate_existing=True))}
-            entries = {e.interaction_id: e for e in session.scalars(
-                select(QueueEntry).where(QueueEntry.interaction_id.in_(chunk))
-                .execution_options(populate_existing=True))}
-            offers = {o.interaction_id: o for o in session.scalars(
-                select(Offer).where(Offer.interaction_id.in_(chunk), Offer.status == "pending"))}
+            rows, entries, offers = {}, {}, {}
+            pending = and_(Offer.interaction_id == Interaction.id, Offer.status == "pending")  # one at most
+            for interaction, entry, offer in session.execute(
+                    select(Interaction, QueueEntry, Offer)
+                    .outerjoin(QueueEntry, QueueEntry.interaction_id == Interaction.id).outerjoin(Offer, pending)
+                    .where(Interaction.id.in_(chunk)).execution_options(populate_existing=True)):
+                rows[interaction.id], entries[interaction.id], offers[interaction.id] = interaction, entry, offer
             for interaction_id in chunk:
                 self._sync_contact(session, interaction_id, rows.get(interaction_id), entries.get(interaction_id),
                                    offers.get(interaction_id), ts)
