@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage as MimeMessage
+from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
@@ -78,6 +79,45 @@ class ParsedEmail:
         return self.to + self.cc + self.delivered_to
 
 
+class _ParsedHeaders(HeaderRegistry):
+    """``policy.default``'s header factory, remembering what it parsed for one message.
+
+    The email package parses a header afresh on every read -- ``get_content_type`` alone reads
+    Content-Type several times per part, the parser and ``get_body`` many more -- and builds a new class
+    for each read. Same classes, same parse, same header objects (immutable); only the repeats go."""
+
+    _classes: dict[str, type] = {}  # by lower-cased name; shared: the default registry never changes
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parsed: dict[tuple[str, str], object] = {}
+
+    def __getitem__(self, name: str) -> type:
+        key = name.lower()
+        cls = self._classes.get(key)
+        if cls is None:
+            cls = self._classes[key] = super().__getitem__(name)
+        return cls
+
+    def __call__(self, name: str, value: str):
+        key = (name, value)
+        header = self._parsed.get(key)
+        if header is None:
+            header = self._parsed[key] = super().__call__(name, value)
+        return header
+
+
+def _policy() -> policy.EmailPolicy:
+    """``policy.default`` with a fresh header memo (one per message, so it goes with the message)."""
+    return policy.default.clone(header_factory=_ParsedHeaders())
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The header section of ``raw`` (up to and including the first blank line), or all of it."""
+    ends = [end + len(separator) for separator in (b"\r\n\r\n", b"\n\n") if (end := raw.find(separator)) >= 0]
+    return raw[:min(ends)] if ends else raw
+
+
 def parse_message_ids(value: str | None) -> list[str]:
     """Message-IDs in a header value, in order, without angle brackets (bare ids accepted)."""
     if not value:
@@ -94,7 +134,7 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 
     The key is ``mid:<Message-ID>``; without one (or with an absurd one), ``sha:<hash of sender and
     raw bytes>`` -- the same bytes from the same sender are the same message."""
-    headers = BytesParser(policy=policy.compat32).parsebytes(raw[:256 * 1024], headersonly=True)
+    headers = BytesParser(policy=policy.compat32).parsebytes(_header_block(raw[:256 * 1024]), headersonly=True)
     ids = parse_message_ids(str(headers.get("Message-ID", "") or ""))
     message_id = ids[0] if ids else None
     if message_id and len(message_id) <= MAX_KEY_LEN:
@@ -107,7 +147,7 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 def parse_email(raw: bytes, *, max_parts: int = 500) -> ParsedEmail:
     """Parse ``raw`` into a ParsedEmail. Raises UnparseableEmail (reason codes: ``no_headers``,
     ``too_many_parts``, ``too_deep``, ``broken_mime``)."""
-    msg = BytesParser(policy=policy.default).parsebytes(raw)
+    msg = BytesParser(policy=_policy()).parsebytes(raw)
     headers = _decoded_headers(msg)
     if not headers or not ({"from", "message-id", "subject", "date", "to"} & headers.keys()):
         raise UnparseableEmail("no_headers", "no recognisable email header fields")
