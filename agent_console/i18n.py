@@ -46,6 +46,7 @@ CLIENT_STRINGS = {
     "ivr_path": _l("Menu path"),
     "ivr_language": _l("Language"),
     "self_service": _l("Self-service tried"),
+    "ivr_complaints": _l("Complaint made by phone"),
     "found": _l("found"),
     "not_found": _l("not found"),
     "ivr_none": _l("The contact did not go through the IVR."),

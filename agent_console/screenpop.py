@@ -34,7 +34,8 @@ def _iso(value: datetime | None) -> str | None:
 def summarise_ivr(attributes: Mapping[str, Any], facts: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """What the caller did in the IVR, for the agent: the menu path (nodes in order, with the key or word
     that chose each option), the language and how it was chosen, the self-service lookups already tried
-    (and whether they found anything), retries, and any other values the IVR stored on the interaction.
+    (and whether they found anything), complaints the caller made by phone, retries, and any other values
+    the IVR stored on the interaction.
 
     ``facts`` are (kind, data) pairs of the interaction's event log in order; kinds other than ``ivr.*``
     are ignored. Consecutive repeats of a node (re-prompts) appear once in the path."""
@@ -42,6 +43,7 @@ def summarise_ivr(attributes: Mapping[str, Any], facts: Iterable[tuple[str, Mapp
     self_service: list[dict[str, Any]] = []
     language: dict[str, Any] | None = None
     retries = 0
+    complaints: list[dict[str, Any]] = []
     for kind, data in facts:
         if not kind.startswith(IVR_FACT_PREFIX):
             continue
@@ -58,12 +60,15 @@ def summarise_ivr(attributes: Mapping[str, Any], facts: Iterable[tuple[str, Mapp
                                  "found": bool(data.get("found"))})
         elif step == "retry":
             retries += 1
+        elif step == "complaint_registered":
+            complaints.append({"reference": data.get("reference"), "level": data.get("level"),
+                               "category": data.get("category")})
     collected = {k: v for k, v in sorted(attributes.items()) if k not in _HANDLED_ATTRIBUTES
                  and isinstance(v, (str, int, float, bool))}
     if not path and isinstance(attributes.get("menu_path"), list):
         path = [{"node": str(n), "type": None} for n in attributes["menu_path"]]
     return {"path": path, "language": language, "self_service": self_service, "retries": retries,
-            "collected": collected, "used_ivr": bool(path or self_service)}
+            "complaints": complaints, "collected": collected, "used_ivr": bool(path or self_service or complaints)}
 
 
 def explain_priority(priority: int, reasons: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

@@ -103,6 +103,7 @@
     else {
       ivrBody.appendChild(el("p", { class: "ivr-path", text: S.ivr_path + ": " + ivr.path.map((p) => p.node + (p.choice ? " [" + p.choice + "]" : "")).join(" → ") }));
       if (ivr.self_service.length) ivrBody.appendChild(el("p", { text: S.self_service + ": " + ivr.self_service.map((s) => s.lookup + " " + (s.reference || "") + " (" + (s.found ? S.found : S.not_found) + ")").join("; ") }));
+      if ((ivr.complaints || []).length) ivrBody.appendChild(el("p", { class: "ivr-complaints", text: S.ivr_complaints + ": " + ivr.complaints.map((c) => [c.reference, c.level, c.category].filter(Boolean).join(" · ")).join("; ") }));
     }
     if (ivr.language) ivrBody.appendChild(el("p", { text: S.ivr_language + ": " + ivr.language.language }));
     const collected = Object.entries(ivr.collected || {});

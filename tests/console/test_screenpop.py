@@ -39,6 +39,16 @@ def test_summarise_ivr_language_and_collected_attributes():
     assert summary["collected"] == {"from": "+8613800000000", "order_number": "ORD9"}
 
 
+def test_summarise_ivr_shows_a_complaint_made_in_the_phone_menu():
+    summary = summarise_ivr({}, [("ivr.node", {"node": "new_complaint", "type": "complaint"}),
+                                 ("ivr.complaint_registered", {"complaint_id": 7, "reference": "CMP-100042",
+                                                               "level": "P3", "category": "delivery_delay",
+                                                               "recording_sid": "RE1"})])
+    assert summary["complaints"] == [{"reference": "CMP-100042", "level": "P3", "category": "delivery_delay"}]
+    assert summary["used_ivr"] is True
+    assert summarise_ivr({}, [])["complaints"] == []
+
+
 def test_summarise_ivr_falls_back_to_a_stored_menu_path():
     assert summarise_ivr({"menu_path": ["a", "b"]}, [])["path"] == [{"node": "a", "type": None},
                                                                    {"node": "b", "type": None}]
