@@ -150,6 +150,10 @@ def test_a_chat_reply_over_a_newer_customer_message_waits_for_send_anyway(app, d
     assert db_session.scalars(select(ChatMessage.body).where(ChatMessage.sender == "agent")).all() == \
         ["Both parcels arrive tomorrow."]
 
+    page.select_option(f"#chat-template-{iid}", "canned_more_details")  # canned replies in chat too
+    page.click(".chat-panel .insert-template")
+    expect(box).to_have_value(re.compile(r"^To look into this for you, could you please tell us your order number"))
+
 
 @pytest.mark.browser
 def test_an_email_reply_gets_a_canned_template_and_the_customers_new_mail_live(

@@ -204,13 +204,14 @@ def test_canned_replies_in_chat_and_refusals(app, db_session, agent_client, rout
     amy, bob = make_staff(db_session), make_staff(db_session)
     db_session.commit()
     config = app.extensions["desk.config"]
-    found, _token = chat.start_chat(db_session, config, name="Li Na", email="li@example.com", topic="general")
+    hostile = "Li {{ 7*7 }}{% raw %}<script>alert(1)</script>"  # a name is data, never template source
+    found, _token = chat.start_chat(db_session, config, name=hostile, email="li@example.com", topic="general")
     iid = found.interaction_id
     client = agent_client(amy)
     client.next("snapshot")
     take_offer(client, routed)
     got = client.call("reply_template", {"interaction_id": iid, "key": "canned_delivery_delay"})["template"]
-    assert got["language"] == "en" and got["body"].startswith("Thank you for your patience, Li Na.")
+    assert got["language"] == "en" and got["body"].startswith(f"Thank you for your patience, {hostile}.")
 
     assert client.call("reply_template", {"interaction_id": iid, "key": "reply"})["error"] == "unknown_template"
     assert client.call("reply_template", {"interaction_id": iid, "key": "../etc"})["error"] == "unknown_template"
