@@ -269,7 +269,7 @@ class DbThreadLookup:
 def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail, thread: EmailThread,
                    interaction: Interaction, *, kind: str, automatic: bool, details: dict) -> EmailMessage:
     message = EmailMessage(
-        thread_id=thread.id, interaction_id=interaction.id, inbound_id=row.id, direction="in", kind=kind,
+        thread=thread, interaction_id=interaction.id, inbound_id=row.id, direction="in", kind=kind,
         mailbox=row.mailbox, message_id=(parsed.message_id or "")[:255] or None,
         in_reply_to=parsed.in_reply_to[0][:255] if parsed.in_reply_to else None,
         references=[r[:255] for r in parsed.references[-50:]], from_address=parsed.from_address[:254],
@@ -322,15 +322,15 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
                          cc=sorted(set(parsed.cc) - config.own_addresses()), subject=parsed.subject[:1000],
                          created_at=now)
     session.add(thread)
-    session.flush()
     message = _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
                              details={})
     # before routing, so the new complaint's level counts in the case's priority
     complaint = raise_from_new_email(session, desk_config, mailbox=row.mailbox, parsed=parsed,
                                      interaction=interaction, automatic=automatic, now=now)
-    # Everything routing and the acknowledgement read is written now (the message, a new complaint);
-    # what they change is written in one flush afterwards (one UPDATE of the case, the events together).
-    session.flush()
+    # Routing and the acknowledgement read nothing of this message but a new complaint: written first;
+    # the rest goes in one flush afterwards (thread, both messages, the events, one UPDATE of the case).
+    if complaint is not None:
+        session.flush()
     with session.no_autoflush:
         enqueue(session, interaction, queue, actor=ACTOR, reason="email received")
         ack = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,

@@ -169,7 +169,7 @@ def _new_outbound(config: EmailConfig, thread: EmailThread, interaction: Interac
     nonce = secrets.token_hex(8)
     references = (list(parent.references) + [parent.message_id]) if parent and parent.message_id else []
     return EmailMessage(
-        thread_id=thread.id, interaction_id=interaction.id, direction="out", kind=kind, mailbox=mailbox.name,
+        thread=thread, interaction_id=interaction.id, direction="out", kind=kind, mailbox=mailbox.name,
         message_id=threads.mint_message_id(secret, interaction.id, _message_id_domain(config, mailbox), nonce),
         in_reply_to=parent.message_id if parent else None, references=references[-MAX_REFERENCES:],
         from_address=mailbox.address, from_name=mailbox.display_name, to=[to], cc=list(cc or []), recipient=to,
