@@ -69,3 +69,21 @@ def test_nothing_is_announced_for_a_case_nobody_holds_or_a_rolled_back_ingest(in
     live.announce_inbound(db_session, db_session.get(Interaction, first.interaction_id), message)
     db_session.commit()
     assert [e["message"]["id"] for e in announced] == [message.id]
+
+
+def test_a_batch_announces_each_reply_once_and_nothing_for_a_quarantined_one(ingest, desk, db_session, outbox,
+                                                                             announced):
+    from app.channels.email.batch import RawMessage, ingest_many
+    from tests.email.conftest import SECRET
+
+    agent = make_staff(db_session)
+    db_session.commit()
+    first = ingest(build_mail(body="My order has not arrived."))
+    connect_agent(db_session, db_session.get(Interaction, first.interaction_id), agent)
+    parent = _ack(db_session, first.interaction_id).message_id
+    batch = [RawMessage(build_mail(subject="Re: Help please", in_reply_to=parent, body=f"Note {n}")) for n in (1, 2)]
+    batch.insert(1, RawMessage(b"\x00" * 10 + b"not a mail at all"))
+    results = ingest_many(db_session, desk, "support", batch, source="imap", secret=SECRET)
+    assert [r.status for r in results] == ["stored", "quarantined", "stored"]
+    assert [e["message"]["text"].strip() for e in announced] == ["Note 1", "Note 2"]
+    assert {e["agent_id"] for e in announced} == {agent.id}
