@@ -22,6 +22,7 @@ lock lapses. Embedded default: ``init_app`` (an INITIALISER) runs the loop on a 
 """
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -553,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     from app import create_app
 
     app = create_app(overrides={"ROUTER_THREAD": False})
+    gc.freeze()  # start-up objects live as long as the process: full collections skip them (shorter pauses)
     stop = threading.Event()
     redis = app.extensions["desk.redis"]
     threading.Thread(target=_listen_for_hints, args=(redis, stop), name="router-hints", daemon=True).start()
