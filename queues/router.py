@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
@@ -54,6 +55,7 @@ HINT_CHANNEL = "desk:routing:hints"
 LOCK_KEY = "desk:router:leader"
 LIVE_SWEEP_S = 0.25  # a live router runs the database sweeper at most this often (leases are seconds long)
 LIVE_STATS_S = 1.0  # and refreshes the wait-announcement figures in Redis at most this often
+RENEW_S = 1.0  # the active router re-checks its lock this often (well inside ``lock_ttl_s``)
 _LIVE = (State.QUEUED, State.CALLBACK_PENDING, State.OFFERED, State.CONNECTED)
 _RETRYABLE = (IntegrityError, StaleDataError, OperationalError, service.RoutingError)
 
@@ -487,10 +489,19 @@ def serve(app: Flask, stop: threading.Event) -> None:
     redis = app.extensions["desk.redis"]
     identity = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     ttl_ms = settings.lock_ttl_s * 1000
-    leading = False
+    renew_s = min(RENEW_S, settings.lock_ttl_s / 3)
+    leading, renewed_at = False, 0.0
     while not stop.is_set():
         try:
-            if _lead(redis, identity, ttl_ms):
+            # The lock is checked (and renewed) at most every ``renew_s`` while leading, not on every cycle:
+            # three Redis round trips per offer otherwise. The database's own guards (one pending offer
+            # per contact, compare-and-set accepts) keep a router that lost the lock from doing harm.
+            if leading and time.monotonic() - renewed_at < renew_s:
+                still = True
+            else:
+                still = _lead(redis, identity, ttl_ms)
+                renewed_at = time.monotonic()
+            if still:
                 if not leading:
                     log.info("router %s is active; rebuilding from the database", identity)
                     reset(app)

@@ -257,6 +257,33 @@ def test_the_router_thread_offers_waiting_contacts_on_its_own(app, db_session, e
     assert not worker.is_alive() and redis_client_free(app)
 
 
+def test_a_leader_whose_lock_was_taken_stands_by_within_a_second(app, db_session, events):
+    import threading
+    import time
+
+    redis = app.extensions["desk.redis"]
+    stop = threading.Event()
+    worker = threading.Thread(target=router.serve, args=(app, stop), daemon=True)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while redis.get(router.LOCK_KEY) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        redis.set(router.LOCK_KEY, "another-router")  # the lock lapsed while this one was paused
+        time.sleep(router.RENEW_S + 1.5)  # a tick past the renewal check: this router must have stood by
+        staff = agent(db_session)
+        interaction = queued(db_session)
+        router._hub.add(interaction.id, staff.id)
+        time.sleep(1.0)
+        assert pending(db_session) == []  # only the lock holder routes
+        assert redis.get(router.LOCK_KEY) == "another-router"
+    finally:
+        stop.set()
+        router._hub.wake.set()
+        worker.join(timeout=10)
+    assert not worker.is_alive()
+
+
 def redis_client_free(app):
     return app.extensions["desk.redis"].get(router.LOCK_KEY) is None
 
