@@ -174,7 +174,8 @@ def _new_outbound(config: EmailConfig, thread: EmailThread, interaction: Interac
         in_reply_to=parent.message_id if parent else None, references=references[-MAX_REFERENCES:],
         from_address=mailbox.address, from_name=mailbox.display_name, to=[to], cc=list(cc or []), recipient=to,
         subject=threads.with_tag(subject, interaction.id), text_body=body, language=interaction.language,
-        status="scheduled", send_after=send_after, sent_by=sent_by, details={})
+        status="scheduled", send_after=send_after, sent_by=sent_by, details={},
+        is_automatic=False)  # set like an inbound message's, so both go in one INSERT when flushed together
 
 
 def _last_inbound(session: Session, thread_id: int) -> EmailMessage | None:
