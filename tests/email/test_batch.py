@@ -2,6 +2,8 @@
 each message still stands alone -- stored once, quarantined alone, its events and jobs dropped with it."""
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import func, select
 
 from app.channels.email.batch import RawMessage, ingest_many
@@ -14,8 +16,9 @@ def _many(db_session, desk, raws: list[bytes], mailbox: str = "support"):
     return ingest_many(db_session, desk, mailbox, [RawMessage(raw) for raw in raws], source="imap", secret=SECRET)
 
 
-def test_one_bad_message_is_quarantined_alone_and_the_batch_flows(app, desk, db_session, outbox, events):
+def test_one_bad_message_is_quarantined_alone_and_the_batch_flows(app, desk, db_session, outbox, events, caplog):
     # a rule sending "poison" to a queue the router does not know: routing fails after the case was written
+    caplog.set_level(logging.INFO, logger="app.channels.email.batch")
     desk = set_email_config(app, rules=[{"subject_contains": ["poison"], "queue": "no-such-queue"}])
     first = build_mail(message_id="<first@customer.test>", subject="First")
     reply = build_mail(message_id="<reply@customer.test>", subject="Re: First", in_reply_to="first@customer.test")
@@ -41,6 +44,17 @@ def test_one_bad_message_is_quarantined_alone_and_the_batch_flows(app, desk, db_
     created = [p["id"] for name, p in events if name == "interaction.created"]
     assert sorted(created) == sorted({results[0].interaction_id, results[5].interaction_id})
     assert sorted(m.recipients[0] for m in outbox.sent) == ["alice@customer.test", "carol@customer.test"]
+    assert "one savepoint each" in caplog.text  # the batch was processed again, message by message
+
+
+def test_unparseable_messages_cost_the_batch_no_second_pass(app, desk, db_session, caplog):
+    caplog.set_level(logging.INFO, logger="app.channels.email.batch")
+    results = _many(db_session, desk, [build_mail(), b"\x00 not mail", build_mail(sender="dan@customer.test")])
+    assert [r.status for r in results] == ["stored", "quarantined", "stored"]
+    assert results[1].reason == "no_headers"
+    assert db_session.get(InboundEmail, results[1].inbound_id).status == "quarantined"
+    assert db_session.scalar(select(func.count()).select_from(Interaction)) == 2
+    assert "one savepoint each" not in caplog.text
 
 
 def test_a_batch_recognises_messages_stored_before(ingest, app, desk, db_session):

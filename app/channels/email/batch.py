@@ -3,10 +3,12 @@
 The promises of ``ingest.ingest_raw`` hold message by message -- the raw bytes are committed before
 anything parses them, a duplicate is stored once (the unique key decides, also within one batch), a
 message that cannot be understood is quarantined and the rest flow on -- while the fixed costs are
-shared: one INSERT stores the whole batch's raw bytes (one commit); the messages are then processed in
-one transaction, each inside its own savepoint, so a message that fails is rolled back alone (with the
-events and jobs it queued) and quarantined; one statement marks the others processed, one commit ends
-the batch. A database outage rolls back the processing and propagates, leaving the stored messages
+shared: one INSERT stores the whole batch's raw bytes (one commit); all are parsed (no database: a
+message that cannot be parsed is quarantined without any rollback); the rest are processed in one
+transaction, one statement marks them processed, one commit ends the batch. When a message fails
+while being processed, that transaction is rolled back and the batch processed again with a savepoint
+per message, so the failing one is rolled back alone (with the events and jobs it queued) and
+quarantined. A database outage rolls back the processing and propagates, leaving the stored messages
 pending, exactly as a single ``ingest_raw`` does.
 """
 from __future__ import annotations
@@ -25,11 +27,12 @@ from app.channels.email.ingest import (
     Quarantine,
     StoredRaw,
     _insert_raw,
+    _parse,
     _process,
     _stored_bytes,
 )
 from app.channels.email.models import InboundEmail, InboundStatus
-from app.channels.email.parse import message_key
+from app.channels.email.parse import ParsedEmail, message_key
 from app.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -72,23 +75,55 @@ def ingest_many(session: Session, desk_config, mailbox_name: str, messages: Sequ
             InboundEmail.message_key.in_({key for _, key in duplicates}))).all())
         for index, key in duplicates:
             results[index] = IngestResult("duplicate", winners.get(key))
-    held: dict[str, list] = {}  # events and jobs of the processed messages, for after the commit
+    parsed = [(index, row, _parse_or_quarantine(row, config.limits)) for index, row in todo]
     try:
-        processed = []
-        for index, row in todo:
-            results[index] = _process_one(session, desk_config, row, secret=secret, held=held)
-            if results[index].status == "stored":
-                processed.append(row.id)
-        if processed:
-            session.execute(update(InboundEmail).where(InboundEmail.id.in_(processed)).values(
-                status=InboundStatus.PROCESSED, processed_at=utcnow(), attempts=1))
-        for key, items in held.items():
-            session.info.setdefault(key, []).extend(items)
-        session.commit()
+        try:
+            done = _process_batch(session, desk_config, parsed, secret=secret, isolate=False)
+        except OperationalError:
+            raise
+        except Exception:  # one message failed: roll the batch back, process each in its own savepoint
+            session.rollback()
+            log.info("email batch: a message failed; processing the %d messages one savepoint each", len(parsed))
+            done = _process_batch(session, desk_config, parsed, secret=secret, isolate=True)
     except OperationalError:
         session.rollback()
         raise
+    for index, result in done:
+        results[index] = result
     return results  # type: ignore[return-value] - every index was filled above
+
+
+def _parse_or_quarantine(row: StoredRaw, limits) -> ParsedEmail | Quarantine:
+    """Parsing touches no database, so its failures need no rollback: done first, for the whole batch."""
+    try:
+        return _parse(row, limits, lenient=False)
+    except Quarantine as exc:
+        return exc
+
+
+def _process_batch(session: Session, desk_config, parsed: list[tuple[int, StoredRaw, ParsedEmail | Quarantine]],
+                   *, secret: str, isolate: bool) -> list[tuple[int, IngestResult]]:
+    """Process the parsed messages in one transaction and commit it. Without ``isolate`` any failure
+    propagates (the caller rolls back and tries again isolated); with it each message has a savepoint."""
+    done, processed = [], []
+    held: dict[str, list] = {}  # isolated: events and jobs of the processed messages, for after the commit
+    for index, row, message in parsed:
+        if isinstance(message, Quarantine):
+            result = _quarantined(session, row, message.reason, message.detail)
+        elif isolate:
+            result = _process_one(session, desk_config, row, message, secret=secret, held=held)
+        else:
+            result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=message)
+        if result.status == "stored":
+            processed.append(row.id)
+        done.append((index, result))
+    if processed:
+        session.execute(update(InboundEmail).where(InboundEmail.id.in_(processed)).values(
+            status=InboundStatus.PROCESSED, processed_at=utcnow(), attempts=1))
+    for key, items in held.items():
+        session.info.setdefault(key, []).extend(items)
+    session.commit()
+    return done
 
 
 def _values(config, mailbox_name: str, message: RawMessage, source: str) -> dict:
@@ -114,14 +149,15 @@ def _insert_raws(session: Session, rows: list[dict]) -> dict[str, int]:
                 found[values["message_key"]] = inbound_id
         return found
     module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
-    statement = module.insert(InboundEmail).values(rows).on_conflict_do_nothing(
+    statement = module.insert(InboundEmail).on_conflict_do_nothing(
         index_elements=["mailbox", "message_key"]).returning(InboundEmail.message_key, InboundEmail.id)
-    return dict(session.execute(statement).all())
+    # executemany: SQLAlchemy sends it as one multi-row INSERT ("insertmanyvalues"), compiled once
+    return dict(session.connection().execute(statement, rows).all())
 
 
-def _process_one(session: Session, desk_config, row: StoredRaw, *, secret: str,
+def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, *, secret: str,
                  held: dict[str, list]) -> IngestResult:
-    """Process one stored message inside a savepoint; on failure roll back only its work and quarantine it.
+    """Process one message inside a savepoint; on failure roll back only its work and quarantine it.
 
     SQLAlchemy runs the session's commit and rollback hooks at a savepoint's release and rollback too,
     so what the message queued for after the commit (events, jobs) is moved to ``held`` before the
@@ -129,7 +165,7 @@ def _process_one(session: Session, desk_config, row: StoredRaw, *, secret: str,
     the rollback hooks find to drop."""
     savepoint = session.begin_nested()
     try:
-        result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow())
+        result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=parsed)
         session.flush()
         queued = _take_queued(session)
         savepoint.commit()
@@ -146,6 +182,10 @@ def _process_one(session: Session, desk_config, row: StoredRaw, *, secret: str,
         return result
     if savepoint.is_active:
         savepoint.rollback()
+    return _quarantined(session, row, reason, detail)
+
+
+def _quarantined(session: Session, row: StoredRaw, reason: str, detail: str) -> IngestResult:
     session.execute(update(InboundEmail).where(InboundEmail.id == row.id).values(
         status=InboundStatus.QUARANTINED, quarantine_reason=reason, error=detail[:4000], attempts=1))
     log.warning("email %s quarantined: %s %s", row.id, reason, detail[:200])

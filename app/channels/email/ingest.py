@@ -227,10 +227,11 @@ def _unreadable(raw: bytes) -> ParsedEmail:
 
 
 def _process(session: Session, desk_config, row: StoredRaw, *, secret: str, lenient: bool,
-             now: datetime) -> IngestResult:
+             now: datetime, parsed: ParsedEmail | None = None) -> IngestResult:
+    """``parsed``: the message already parsed by the caller (``_parse``)."""
     config = desk_config.email
     mailbox = config.mailbox(row.mailbox)
-    parsed = _parse(row, config.limits, lenient)
+    parsed = parsed or _parse(row, config.limits, lenient)
     bounce = analyse_bounce(parsed)
     if bounce is not None:
         handled = _handle_bounce(session, config, row, parsed, bounce)
