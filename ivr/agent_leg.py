@@ -68,7 +68,8 @@ def _dial_agent(session: Session, desk: Desk, interaction: Interaction, agent: S
               else {"client_identity": client_identity(agent.id)})
     return twiml.render_connect(desk.ivr, language, **target, caller_id=(interaction.attributes or {}).get("to"),
                                 action=urls.dial_done(interaction.id), record=desk.ivr.recording.enabled,
-                                recording_status=urls.recording_status(interaction.id), announce=announce)
+                                recording_status=urls.recording_status(interaction.id), announce=announce,
+                                interaction_id=interaction.id)
 
 
 def connect_agent(session: Session, desk: Desk, *, interaction_id: int, agent_id: int, call_sid: str,

@@ -170,9 +170,11 @@ def render_apology(config: IvrConfig, language: str = "en") -> VoiceResponse:
 def render_connect(config: IvrConfig, language: str, *, client_identity: str | None = None,
                    number: str | None = None, caller_id: str | None = None, action: str | None = None,
                    record: bool = False, recording_status: str | None = None,
-                   announce: Prompt | None = None) -> VoiceResponse:
+                   announce: Prompt | None = None, interaction_id: int | None = None) -> VoiceResponse:
     """Bridge the caller to an agent: the browser softphone (``<Client>``) or the agent's phone
-    (``<Number>``). Exactly one of ``client_identity`` / ``number`` must be given."""
+    (``<Number>``). Exactly one of ``client_identity`` / ``number`` must be given. For the softphone
+    the call carries ``interaction_id`` as a custom parameter, so the console answers the call that
+    belongs to the offer the agent accepted."""
     if (client_identity is None) == (number is None):
         raise ValueError("give exactly one of client_identity or number")
     response = VoiceResponse()
@@ -187,7 +189,11 @@ def render_connect(config: IvrConfig, language: str, *, client_identity: str | N
         if recording_status:
             options.update(recording_status_callback=recording_status, recording_status_callback_method="POST")
     dial = response.dial(**options)
-    if client_identity is not None:
+    if client_identity is not None and interaction_id is not None:
+        client = dial.client()
+        client.identity(client_identity)
+        client.parameter(name="interaction_id", value=str(interaction_id))
+    elif client_identity is not None:
         dial.client(client_identity)
     else:
         dial.number(number)

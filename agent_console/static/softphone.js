@@ -2,8 +2,8 @@
    agents whose call leg is the browser). It fetches an access token from the voice channel
    (/api/voice/token: AccessToken + VoiceGrant), builds a Twilio.Device, registers it for incoming calls
    and renews the token before it expires. A call arrives after the agent accepted a voice offer in the
-   console (the desk bridges the caller to <Client>agent-N</Client>): it is answered at once when it
-   matches a voice contact the agent took, otherwise the agent answers or declines it here.
+   console (the desk bridges the caller to <Client> agent-N with a <Parameter name="interaction_id">): it is
+   answered at once when it matches a voice contact the agent took, otherwise the agent answers or declines it.
    Hold and transfer stay with the desk's endpoints; mute and hang-up act on the call in this browser too.
    When Twilio cannot be reached the status says so and the rest of the console carries on.
 

@@ -153,7 +153,7 @@ def test_accepting_a_waiting_caller_bridges_them_to_the_browser(app, client, db_
     reply = caller.post(url)
     assert reply.verbs == ["Say", "Dial"]
     dial = reply.first("Dial")
-    assert dial.find("Client").text.strip() == f"agent-{agent.id}"
+    assert dial.find("Client").findtext("Identity").strip() == f"agent-{agent.id}"
     assert dial.get("record") == "record-from-answer-dual"
     assert dial.get("action") == f"{BASE}/voice/dial-done?i={interaction.id}"
     reply = caller.post(dial.get("action"), {"DialCallStatus": "completed", "DialCallSid": new_call_sid()})
@@ -197,7 +197,7 @@ def test_a_callback_is_placed_and_bridged_when_the_customer_answers(client, db_s
     outbound = Caller(client, call_sid=placed.call_sid, from_="+862100000000", to="+8613800138000")
     reply = outbound.post(placed.data["url"])
     assert reply.said[0] == "Hello, this is the service desk returning your call."
-    assert reply.first("Dial").find("Client").text.strip() == f"agent-{agent.id}"
+    assert reply.first("Dial").find("Client").findtext("Identity").strip() == f"agent-{agent.id}"
     outbound.post(placed.data["status_callback"], {"CallStatus": "completed"})
     db_session.expire_all()
     assert db_session.get(Interaction, interaction.id).state == State.WRAP_UP

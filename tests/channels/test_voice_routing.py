@@ -94,7 +94,7 @@ def test_a_call_from_webhook_to_agent_and_wrap_up(app, client, db_session, clock
 
     clock["at"] = at(6)
     bridged = caller.post(redirect.data["url"])
-    assert bridged.first("Dial").find("Client").text.strip() == f"agent-{agent.id}"
+    assert bridged.first("Dial").find("Client").findtext("Identity").strip() == f"agent-{agent.id}"
 
     login(client, agent)
     clock["at"] = at(30)
@@ -167,7 +167,7 @@ def test_a_callback_keeps_its_place_and_is_rung_back_on_accept(app, client, db_s
     clock["at"] = at(40)
     answered = outbound.post(placed.data["url"])
     assert answered.said[0] == "Hello, this is the service desk returning your call."
-    assert answered.first("Dial").find("Client").text.strip() == f"agent-{agent.id}"
+    assert answered.first("Dial").find("Client").findtext("Identity").strip() == f"agent-{agent.id}"
     clock["at"] = at(200)
     outbound.post(placed.data["status_callback"], {"CallStatus": "completed"})
     first_call = call_of(db_session, first)

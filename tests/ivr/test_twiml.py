@@ -148,6 +148,13 @@ def test_connect_to_a_browser_client_with_recording():
     assert dial.get("action") == "https://d/dial" and dial.get("callerId") == "+8610"
 
 
+def test_a_softphone_call_carries_its_contact():
+    root = parse(twiml.render_connect(IvrConfig(), "en", client_identity="agent-7", interaction_id=42))
+    client = root.find("Dial").find("Client")
+    assert client.find("Identity").text.strip() == "agent-7"
+    assert [(p.get("name"), p.get("value")) for p in client.findall("Parameter")] == [("interaction_id", "42")]
+
+
 def test_connect_to_a_phone_number():
     dial = parse(twiml.render_connect(IvrConfig(), "zh", number="+8613800000000")).find("Dial")
     assert dial.find("Number").text == "+8613800000000" and dial.get("record") is None
