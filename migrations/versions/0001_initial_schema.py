@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 00:07:06.971850
+Create Date: 2026-12-06 00:32:50.679331
 
 """
 from alembic import op
@@ -295,6 +295,17 @@ def upgrade():
     with op.batch_alter_table('customer_value_snapshots', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_customer_value_snapshots_stage'), ['stage'], unique=False)
 
+    op.create_table('email_canned_replies',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=32), nullable=False),
+    sa.Column('label_en', sa.String(length=80), nullable=False),
+    sa.Column('label_zh', sa.String(length=80), nullable=False),
+    sa.Column('created_by', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['staff_users.id'], name=op.f('fk_email_canned_replies_created_by_staff_users'), ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_email_canned_replies')),
+    sa.UniqueConstraint('key', name=op.f('uq_email_canned_replies_key'))
+    )
     op.create_table('email_inbound',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('mailbox', sa.String(length=64), nullable=False),
@@ -1144,6 +1155,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_email_inbound_status'))
 
     op.drop_table('email_inbound')
+    op.drop_table('email_canned_replies')
     with op.batch_alter_table('customer_value_snapshots', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_customer_value_snapshots_stage'))
 

@@ -138,7 +138,8 @@ class EmailAttachment(db.Model):
 
 
 class EmailTemplate(db.Model):
-    """An admin's version of a built-in template (acknowledgement, reply) in one language."""
+    """An admin's version of a built-in template (acknowledgement, reply, canned reply) in one language,
+    or the text of a canned reply an admin added (``CannedReply``)."""
 
     __tablename__ = "email_templates"
 
@@ -151,6 +152,20 @@ class EmailTemplate(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (UniqueConstraint("key", "language"),)
+
+
+class CannedReply(db.Model):
+    """A canned reply an admin added (the built-in ones live in code): its key and labels. The texts are
+    ``EmailTemplate`` rows under the same key, one per language, created with it and deleted with it."""
+
+    __tablename__ = "email_canned_replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), unique=True)
+    label_en: Mapped[str] = mapped_column(String(80))
+    label_zh: Mapped[str] = mapped_column(String(80))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class UndeliverableAddress(db.Model):
