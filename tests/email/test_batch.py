@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.channels.email.batch import RawMessage, ingest_many
 from app.channels.email.models import EmailMessage, EmailThread, InboundEmail
@@ -77,3 +77,15 @@ def test_a_header_only_message_in_a_batch_is_quarantined_as_too_large(app, desk,
 def test_an_empty_batch_stores_nothing(app, desk, db_session):
     assert _many(db_session, desk, []) == []
     assert db_session.scalar(select(func.count()).select_from(InboundEmail)) == 0
+
+
+def test_large_values_are_compressed_with_lz4_where_the_server_has_it(app, desk, db_session):
+    [result] = _many(db_session, desk, [build_mail(body="my order has not arrived, please refund " * 500)])
+    assert result.status == "stored"
+    if db_session.get_bind().dialect.name != "postgresql":
+        return  # SQLite stores values as they are
+    has_lz4 = db_session.scalar(text(
+        "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"))
+    method = db_session.scalar(text("SELECT pg_column_compression(raw) FROM email_inbound WHERE id = :id"),
+                               {"id": result.inbound_id})
+    assert method == ("lz4" if has_lz4 else "pglz")
