@@ -15,7 +15,7 @@ from email import policy
 from email.message import EmailMessage as MimeMessage
 from email.headerregistry import HeaderRegistry
 from email.message import Message
-from email.parser import BytesParser
+from email.parser import BytesFeedParser, BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
 from app.channels.email.charsets import (
@@ -114,8 +114,10 @@ def _policy() -> policy.EmailPolicy:
 
 def _header_block(raw: bytes) -> bytes:
     """The header section of ``raw`` (up to and including the first blank line), or all of it."""
-    ends = [end + len(separator) for separator in (b"\r\n\r\n", b"\n\n") if (end := raw.find(separator)) >= 0]
-    return raw[:min(ends)] if ends else raw
+    end = raw.find(b"\r\n\r\n")
+    head = raw if end < 0 else raw[:end + 4]
+    bare = head.find(b"\n\n")  # a bare-LF message, or one whose header ends so before any CRLF pair
+    return head[:bare + 2] if bare >= 0 else head
 
 
 def parse_message_ids(value: str | None) -> list[str]:
@@ -147,7 +149,9 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 def parse_email(raw: bytes, *, max_parts: int = 500) -> ParsedEmail:
     """Parse ``raw`` into a ParsedEmail. Raises UnparseableEmail (reason codes: ``no_headers``,
     ``too_many_parts``, ``too_deep``, ``broken_mime``)."""
-    msg = BytesParser(policy=_policy()).parsebytes(raw)
+    feeder = BytesFeedParser(policy=_policy())  # fed at once: BytesParser would feed 8 KB pieces
+    feeder.feed(raw)
+    msg = feeder.close()
     headers = _decoded_headers(msg)
     if not headers or not ({"from", "message-id", "subject", "date", "to"} & headers.keys()):
         raise UnparseableEmail("no_headers", "no recognisable email header fields")
