@@ -41,7 +41,7 @@ def console():
         "complaint_url": _complaint_url(),
         "call_controls": _call_controls(),
         "softphone": _softphone(agent),
-        "reply_templates": reply_templates.choices(),
+        "reply_templates": reply_templates.choices(db.session, lang),
         "csrf": generate_csrf(),
         "strings": client_strings(),
     }

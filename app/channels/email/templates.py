@@ -1,10 +1,12 @@
 """Email templates: Jinja2 in a sandbox, in English and Simplified Chinese, editable by admins.
 
 Built-in texts live here; an admin's edited version (``EmailTemplate`` row) replaces one key and
-language. Templates see only plain values (``customer``, ``case``, ``desk``, ``agent``, ``body``),
-never models, and the sandbox refuses attribute tricks (``__class__`` and friends), so an admin
-template cannot reach into the application. Rendering for sending never fails: a broken stored
-template falls back to the built-in one and the problem is logged.
+language. Canned replies an admin added (``CannedReply``, see ``canned.py``) have no built-in text:
+their ``EmailTemplate`` rows are the only text, in both languages. Templates see only plain values
+(``customer``, ``case``, ``desk``, ``agent``, ``body``), never models, and the sandbox refuses
+attribute tricks (``__class__`` and friends), so an admin template cannot reach into the application.
+Rendering for sending never fails: a broken stored template falls back to the built-in one and the
+problem is logged.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.channels.email.models import EmailTemplate
+from app.channels.email.models import CannedReply, EmailTemplate
 from app.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -150,10 +152,29 @@ def render_strings(subject: str, body: str, context: dict[str, Any]) -> Rendered
     return Rendered(" ".join(out[0].split()), out[1])
 
 
+def is_canned(session: Session, key: str) -> bool:
+    """A canned reply agents can pick: a built-in one or one an admin added (read fresh, so a deleted
+    reply is gone at once in every process)."""
+    if key in CANNED_KEYS:
+        return True
+    return session.scalar(select(CannedReply.id).where(CannedReply.key == key)) is not None
+
+
+def is_known(session: Session, key: str) -> bool:
+    """Any template key: a built-in one or an added canned reply."""
+    return key in KEYS or is_canned(session, key)
+
+
 # Stored templates change rarely and are read for every acknowledgement: each process keeps them for a
 # few seconds (an admin's edit is live everywhere within CACHE_S; at once in the process that saved it).
 CACHE_S = 5.0
 _cache: dict[tuple[str, str], tuple[float, tuple[str, str, bool]]] = {}
+
+
+def forget(key: str) -> None:
+    """Drop this process's cached texts of ``key`` (after a save, reset or delete)."""
+    for language in LANGUAGES:
+        _cache.pop((key, language), None)
 
 
 def source_of(session: Session, key: str, language: str, *, fresh: bool = False) -> tuple[str, str, bool]:
@@ -164,18 +185,21 @@ def source_of(session: Session, key: str, language: str, *, fresh: bool = False)
         return cached[1]
     row = session.execute(select(EmailTemplate.subject, EmailTemplate.body).where(
         EmailTemplate.key == key, EmailTemplate.language == language)).first()
+    if row is None and (key, language) not in BUILT_IN:
+        raise KeyError(f"{key}/{language}")  # an added canned reply that was deleted meanwhile
     found = (row.subject, row.body, True) if row is not None else (*BUILT_IN[(key, language)], False)
     _cache[(key, language)] = (time.monotonic(), found)
     return found
 
 
 def render(session: Session, key: str, language: str, context: dict[str, Any]) -> Rendered:
-    """Render the live template; a broken stored template falls back to the built-in text."""
+    """Render the live template; a broken stored template falls back to the built-in text (an added
+    canned reply has none: its TemplateProblem reaches the caller). KeyError for an unknown key."""
     subject, body, customised = source_of(session, key, language)
     try:
         return render_strings(subject, body, context)
     except TemplateProblem:
-        if not customised:
+        if not customised or (key, "en") not in BUILT_IN:
             raise
         log.exception("stored email template %s/%s failed; using the built-in text", key, language)
         fallback = BUILT_IN[(key, language if language in LANGUAGES else "en")]
@@ -186,7 +210,7 @@ def save_template(session: Session, key: str, language: str, subject: str, body:
                   staff_id: int | None, desk_name: str = "Service Desk") -> EmailTemplate:
     """Store an admin's template after proving it renders with sample values.
     Raises TemplateProblem (nothing stored) or KeyError for an unknown key/language. Does not commit."""
-    if key not in KEYS or language not in LANGUAGES:
+    if language not in LANGUAGES or not is_known(session, key):
         raise KeyError(f"{key}/{language}")
     render_strings(subject, body, sample_context(language, desk_name))
     row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key, EmailTemplate.language == language))
@@ -200,7 +224,10 @@ def save_template(session: Session, key: str, language: str, subject: str, body:
 
 
 def reset_template(session: Session, key: str, language: str) -> None:
-    """Go back to the built-in text. Does not commit."""
+    """Go back to the built-in text. KeyError for a key without one (an added canned reply: deleting
+    its text would leave agents nothing to insert). Does not commit."""
+    if (key, language) not in BUILT_IN:
+        raise KeyError(f"{key}/{language}")
     row = session.scalar(select(EmailTemplate).where(EmailTemplate.key == key, EmailTemplate.language == language))
     if row is not None:
         session.delete(row)

@@ -8,12 +8,14 @@ import hmac
 from flask import (
     Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from app.audit.service import record
 from app.auth.models import Role
 from app.auth.roles import current_staff, role_required
-from app.channels.email import outbound, quarantine, templates
+from app.channels.email import canned, outbound, quarantine, templates
 from app.channels.email.access import can_access_case
 from app.channels.email.ingest import ingest_raw
 from app.channels.email.models import (
@@ -266,26 +268,38 @@ def quarantine_action(inbound_id: int, action: str):
 def template_list():
     rows = [(key, lang, templates.source_of(db.session, key, lang, fresh=True)[2])
             for key in templates.KEYS for lang in templates.LANGUAGES]
-    return render_template("email/templates_list.html", rows=rows, labels=_template_labels())
+    return render_template("email/templates_list.html", rows=rows, labels=_template_labels(),
+                           added=canned.added(db.session))
 
 
 def _template_labels() -> dict[str, str]:
+    lang = "zh" if str(get_locale()) == "zh" else "en"
     return {"acknowledgement": _("Automatic acknowledgement"), "reply": _("Agent reply"),
-            "en": _("English"), "zh": _("Chinese"), **{k: str(v) for k, v in templates.CANNED_LABELS.items()}}
+            "en": _("English"), "zh": _("Chinese"), **{k: str(v) for k, v in templates.CANNED_LABELS.items()},
+            **{r.key: _("Canned reply: %(label)s", label=canned.label(r, lang)) for r in canned.added(db.session)}}
+
+
+def _audit_template(action: str, key: str, language: str) -> None:
+    record(db.session, actor=f"staff:{current_staff().id}", action=f"email.template_{action}",
+           target_type="email_template", target_id=f"{key}/{language}", ip=request.remote_addr)
 
 
 @bp.route("/admin/email/templates/<key>/<language>", methods=["GET", "POST"])
 @role_required(Role.ADMIN)
 def template_edit(key: str, language: str):
-    if key not in templates.KEYS or language not in templates.LANGUAGES:
+    if language not in templates.LANGUAGES or not templates.is_known(db.session, key):
         abort(404)
+    built_in = (key, language) in templates.BUILT_IN
     subject, body, customised = templates.source_of(db.session, key, language, fresh=True)
     preview, problem = None, None
     if request.method == "POST":
         action = request.form.get("action", "preview")
         subject, body = request.form.get("subject", ""), request.form.get("body", "")
         if action == "reset":
+            if not built_in:
+                abort(409, description=_("An added canned reply has no built-in text to go back to."))
             templates.reset_template(db.session, key, language)
+            _audit_template("reset", key, language)
             db.session.commit()
             flash(_("The built-in template is back in use."))
             return redirect(url_for("email.template_edit", key=key, language=language))
@@ -294,6 +308,7 @@ def template_edit(key: str, language: str):
             if action == "save":
                 templates.save_template(db.session, key, language, subject, body, staff_id=current_staff().id,
                                         desk_name=_desk().desk.name)
+                _audit_template("saved", key, language)
                 db.session.commit()
                 flash(_("Template saved."))
                 return redirect(url_for("email.template_edit", key=key, language=language))
@@ -301,10 +316,15 @@ def template_edit(key: str, language: str):
             db.session.rollback()
             problem = exc
     else:
-        preview = templates.render_strings(subject, body, templates.sample_context(language, _desk().desk.name))
-    return render_template("email/template_edit.html", key=key, language=language, subject=subject, body=body,
-                           customised=customised, preview=preview, problem=problem, labels=_template_labels(),
+        try:
+            preview = templates.render_strings(subject, body, templates.sample_context(language, _desk().desk.name))
+        except templates.TemplateProblem as exc:  # stored past the check (or before a stricter one)
+            problem = exc
+    page = render_template("email/template_edit.html", key=key, language=language, subject=subject, body=body,
+                           customised=customised and built_in, preview=preview, problem=problem,
+                           labels=_template_labels(), added=not built_in,
                            variables=sorted(templates.sample_context(language)))
+    return page, 422 if problem is not None and request.method == "POST" else 200
 
 
 # --- admin: mailboxes and undeliverable addresses --------------------------------------------------------
