@@ -39,6 +39,7 @@ BLUEPRINTS = [
     "app.channels.voice:bp",
     "app.channels.voice:api",
     "app.channels.email.views:bp",
+    "app.channels.email.canned_views:bp",
     "app.channels.dev_phone:bp",
 ]
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
