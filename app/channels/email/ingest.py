@@ -253,10 +253,16 @@ class DbThreadLookup:
 
     def __init__(self, session: Session):
         self.session = session
+        self.found: dict[int, Interaction] = {}  # held, so loading the matched case again is no query
 
     def case_for_message_id(self, message_id: str) -> int | None:
-        return self.session.scalar(select(EmailMessage.interaction_id).where(EmailMessage.message_id == message_id)
-                                   .order_by(EmailMessage.id).limit(1))
+        interaction = self.session.scalar(
+            select(Interaction).join(EmailMessage, EmailMessage.interaction_id == Interaction.id)
+            .where(EmailMessage.message_id == message_id).order_by(EmailMessage.id).limit(1))
+        if interaction is None:
+            return None
+        self.found[interaction.id] = interaction
+        return interaction.id
 
     def case(self, interaction_id: int) -> threads.CaseRef | None:
         thread = self.session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction_id))
