@@ -155,6 +155,8 @@ CLIENT_STRINGS = {
     "error_empty": _l("Write a message first."),
     "error_too_long": _l("The message is too long."),
     "error_not_found": _l("Not found."),
+    "error_unknown_template": _l("That canned reply has been deleted; reload the page for the current list."),
+    "error_broken_template": _l("That canned reply has a problem; please tell an admin."),
     "customer": _l("Customer"),
     "orders": _l("Orders"),
     "shipment": _l("Shipment"),
