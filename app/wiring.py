@@ -42,6 +42,9 @@ BLUEPRINTS = [
     "app.channels.email.canned_views:bp",
     "app.channels.dev_phone:bp",
 ]
+# Blueprints only machines call (provider webhooks, checked by their own signature): nobody signs in
+# through them, so their requests skip loading a user from the session cookie.
+SESSIONLESS_BLUEPRINTS = frozenset({"voice"})
 # Each domain with a Socket.IO namespace or start-up hook adds "module.path:function(app)".
 INITIALISERS: list[str] = [
     "app.channels.chat_socket:init_chat",
@@ -194,7 +197,10 @@ def _install_request_hooks(app: Flask) -> None:
         # Locale and signed-in user are cached per app context, which a test (or CLI) may share between
         # requests; each request starts from its own cookie.
         refresh_babel()
-        g.pop("_login_user", None)
+        if request.blueprint in SESSIONLESS_BLUEPRINTS:
+            g._login_user = login_manager.anonymous_user()  # what Flask-Login would load there, without the work
+        else:
+            g.pop("_login_user", None)
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else uuid.uuid4().hex
         if request.args.get("lang") in ("en", "zh"):
