@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -125,10 +125,15 @@ class Desk:
 
 # --- looking calls up ---------------------------------------------------------------------------------
 
+# Built once: every webhook but the first looks its call up, and a prebuilt statement keeps its cache
+# key (SQLAlchemy memoises it per statement object) instead of building and hashing a new one each time.
+_CALL_BY_SID = select(Interaction).where(Interaction.channel == "voice",
+                                         Interaction.external_ref == bindparam("call_sid"))
+
+
 def find_call(session: Session, call_sid: str) -> Interaction:
     """The voice Interaction of ``call_sid``. Raises UnknownCall."""
-    interaction = session.scalar(select(Interaction).where(Interaction.channel == "voice",
-                                                           Interaction.external_ref == call_sid))
+    interaction = session.scalar(_CALL_BY_SID, {"call_sid": call_sid})
     if interaction is None:
         raise UnknownCall(f"no call {call_sid}")
     return interaction

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import event as sa_event
@@ -48,6 +50,7 @@ MAX_STEP = 100_000
 MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a bigger one is malformed, not a database error
 ATTEMPTS = 3
 _FLUSHED = "voice.flushed"  # session.info flag: the handler's changes reached the database
+_WEBHOOKS = "voice.webhooks"  # app.extensions key of the per-configuration _Webhooks
 
 
 class BadWebhook(CallError):
@@ -64,11 +67,35 @@ def init_voice(app) -> None:
 
 # --- request checks -------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class _Webhooks:
+    """What every webhook needs from the app's settings and configuration, built once per configuration
+    (not on each request): the flows' view of the desk, the public URLs and the signature validator.
+    Rebuilt when the app is given another configuration object (tests swap it)."""
+
+    config: Any
+    settings: Any
+    desk: Desk
+    urls: VoiceUrls
+    base: str
+    validator: RequestValidator
+
+
+def _webhooks() -> _Webhooks:
+    extensions = current_app.extensions
+    config, settings = extensions["desk.config"], extensions["desk.settings"]
+    cached = extensions.get(_WEBHOOKS)
+    if cached is None or cached.config is not config or cached.settings is not settings:
+        cached = extensions[_WEBHOOKS] = _Webhooks(
+            config=config, settings=settings, desk=Desk.from_config(config), urls=VoiceUrls(settings.public_base_url),
+            base=settings.public_base_url.rstrip("/"), validator=RequestValidator(settings.twilio_auth_token))
+    return cached
+
+
 def signed_url() -> str:
     """The URL Twilio signed: the public base, not whatever host the proxy handed us."""
-    base = current_app.extensions["desk.settings"].public_base_url.rstrip("/")
     query = request.query_string.decode("latin-1")
-    return base + request.path + (f"?{query}" if query else "")
+    return _webhooks().base + request.path + (f"?{query}" if query else "")
 
 
 def signature_valid() -> bool:
@@ -76,8 +103,7 @@ def signature_valid() -> bool:
     if not signature:
         return False
     algorithm = get_signature_algorithm(request.headers.get("X-Twilio-Webhooks-Signature-Settings"))
-    validator = RequestValidator(current_app.extensions["desk.settings"].twilio_auth_token)
-    return validator.validate(signed_url(), request.form, signature, algorithm)
+    return _webhooks().validator.validate(signed_url(), request.form, signature, algorithm)
 
 
 @bp.before_request
@@ -90,11 +116,11 @@ def _verify_twilio() -> Response | None:
 
 
 def _desk() -> Desk:
-    return Desk.from_config(current_app.extensions["desk.config"])
+    return _webhooks().desk
 
 
 def _urls() -> VoiceUrls:
-    return VoiceUrls(current_app.extensions["desk.settings"].public_base_url)
+    return _webhooks().urls
 
 
 def _form(name: str, pattern: re.Pattern | None = None, *, required: bool = True, max_len: int = 200) -> str:
