@@ -1,14 +1,30 @@
-"""``python -m bench voice [--json] [--levels 50,200] [--seconds 20] [--workers 2] [--statements]``
+"""``python -m bench voice [--json] [--rates 300] [--levels 50,200] [--seconds 20] [--workers 2] [--statements]``
 
-Simulated concurrent callers walk the demo IVR into a queue against the real app: gunicorn with gevent
-workers on PostgreSQL (``--database-url``, default a scratch database ``bench_voice`` that is emptied).
+Simulated callers walk the demo IVR into a queue against the real app, shaped as the Procfile runs it:
+gunicorn with gevent workers (``--workers``, one per core) and the router process (``python -m queues.router``)
+sharing PostgreSQL (``--database-url``, default a scratch database ``bench_voice`` that is emptied) and
+Redis (``--redis-url``, default db 11, flushed: the router's hints and lock, job queue, Socket.IO fan-out).
 Each caller dials, chooses English, asks for an order's status, keys the order number, asks for an
-agent, waits two turns of the queue loop and hangs up -- eight signed webhooks per call -- then dials
-again. For each level of concurrent callers it prints webhook requests per second and p50/p99 latency.
-JSON fields per level: callers, requests_per_s, p50_ms, p99_ms, errors. Figures only; nothing asserted.
+agent, waits two turns of the queue loop and hangs up -- eight signed webhooks per call.
+
+Two kinds of level, each measured for ``--seconds`` after ``--warmup``:
+
+- ``--rates``: open loop. Calls arrive at random (Poisson) so that their webhooks come at the given rate
+  per second, whatever the desk's speed -- as Twilio's traffic does. Its p99 is the figure for the aim
+  (requests/s with p99 under 100 ms). JSON: rate, callers (calls in progress, mean), requests_per_s,
+  p50_ms, p99_ms, errors.
+- ``--levels``: closed loop, N callers each sending its next webhook as soon as the last is answered (no
+  time to listen): a saturation test. Its requests/s is the desk's capacity; its latency is mostly
+  queueing (Little's law: N callers at X requests/s wait N/X seconds on average), so p99 under 100 ms
+  is out of reach there by construction. JSON: callers, requests_per_s, p50_ms, p99_ms, errors.
+
+Also printed: CPU milliseconds per webhook spent by the web workers, the router and the database during
+the measured seconds (``cpu_ms``), which say where the machine's time went. Figures only; nothing asserted.
+
 ``--statements`` instead walks calls in-process one at a time and prints, per webhook, the SQL statements
-sent and the server's CPU milliseconds (JSON fields: webhook, statements, cpu_ms) -- figures that move
-little with the load of a shared machine.
+sent, the server's CPU milliseconds and the Python function calls the app makes (JSON fields: webhook,
+statements, cpu_ms, py_calls) -- figures that move little (cpu_ms) or not at all (statements, py_calls)
+with the load of a shared machine.
 """
 from __future__ import annotations
 
@@ -27,19 +43,25 @@ REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-twilio-token"
 ACCOUNT = "AC" + "b" * 32
 ORDER_NUMBER = "10023"
+WEBHOOKS_PER_CALL = 8  # incoming, four gathers, two wait turns, the status callback
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench voice", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="one JSON line per level")
-    parser.add_argument("--levels", default="50,200", help="concurrent callers per level, comma separated")
+    parser.add_argument("--rates", default="300",
+                        help="open loop: webhooks per second per level, comma separated ('' for none)")
+    parser.add_argument("--levels", default="50,200",
+                        help="closed loop: concurrent callers per level, comma separated ('' for none)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per level")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each level")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn gevent workers")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn gevent workers (one per core)")
+    parser.add_argument("--no-router", action="store_true", help="do not start the router process")
     parser.add_argument("--statements", action="store_true",
                         help="instead: SQL statements and server CPU ms per webhook, in-process, one call at a time")
     parser.add_argument("--database-url", default=os.environ.get(
         "BENCH_VOICE_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/bench_voice"))
+    parser.add_argument("--redis-url", default=os.environ.get("BENCH_VOICE_REDIS_URL", "redis://127.0.0.1:6379/11"))
     return parser.parse_args(argv)
 
 
@@ -74,10 +96,16 @@ def _bench_config(directory: Path) -> Path:
     return path
 
 
-def _env(url: str, config: Path, port: int) -> dict[str, str]:
-    return dict(os.environ, DATABASE_URL=url, CONFIG_PATH=str(config), SECRET_KEY="bench-not-a-secret",
-                PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN,
-                LOG_LEVEL="ERROR", DESK_DEV_TOOLS="0")
+def _env(url: str, config: Path, port: int, redis_url: str | None = None) -> dict[str, str]:
+    """The processes' environment. With ``redis_url`` the desk runs as in production (router, periodic
+    jobs and workers in their own processes); without it every web worker would run an embedded router
+    and periodic thread of its own -- the single-process demo shape, not what a deployment runs."""
+    env = dict(os.environ, DATABASE_URL=url, CONFIG_PATH=str(config), SECRET_KEY="bench-not-a-secret",
+               PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", TWILIO_ACCOUNT_SID=ACCOUNT, TWILIO_AUTH_TOKEN=TOKEN,
+               LOG_LEVEL="ERROR", DESK_DEV_TOOLS="0")
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
 
 
 def _prepare(url: str, config: Path, port: int) -> None:
@@ -113,6 +141,9 @@ def _free_port() -> int:
 
 
 def _start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Popen:
+    """gunicorn as the Procfile's ``web``: gevent workers (each one process on one core; the greenlets
+    of up to ``--worker-connections`` callers share it and its database pool, which queues them for a
+    connection when more transactions are open than the pool holds)."""
     command = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", str(workers), "--worker-connections", "1000",
                "--bind", f"127.0.0.1:{port}", "--log-level", "warning", "app.wsgi:app"]
     server = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
@@ -128,6 +159,32 @@ def _start_server(env: dict[str, str], port: int, workers: int) -> subprocess.Po
     raise RuntimeError("gunicorn did not start listening within 60 s")
 
 
+def _start_router(env: dict[str, str]) -> subprocess.Popen:
+    """The router process, as the Procfile runs it (it queues nothing here: no agent is signed in)."""
+    return subprocess.Popen([sys.executable, "-m", "queues.router"], cwd=REPO, env=env, start_new_session=True)
+
+
+def _cpu_seconds(pids: list[int], database: str | None = None) -> float:
+    """User + system CPU seconds of ``pids`` and their children -- or, with ``database``, of the
+    PostgreSQL backends serving it -- from /proc (0 where it cannot be read)."""
+    wanted, total = set(pids), 0
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rfind(")") + 2:].split()  # state, ppid, ... utime is the 12th, stime the 13th
+            if database is None:
+                if int(entry.name) not in wanted and int(fields[1]) not in wanted:
+                    continue
+            else:
+                command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").split()
+                if not command or command[0] != b"postgres:" or database.encode() not in command:
+                    continue
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _stop(server: subprocess.Popen) -> None:
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGTERM)
@@ -140,7 +197,10 @@ def _stop(server: subprocess.Popen) -> None:
 
 # --- the callers (run in a gevent-patched child process) ------------------------------------------------
 
-def _drive(port: int, callers: int, warmup_s: float, seconds: float) -> dict:
+def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float = 0.0) -> dict:
+    """Closed loop (``callers`` back-to-back callers) or, with ``rate``, open loop: calls arrive at random
+    (exponential gaps) so that their webhooks come at ``rate`` per second on average, each call on its own
+    connection. Latencies count for requests that start and end inside the measured window."""
     import http.client
     import itertools
     import random
@@ -157,6 +217,9 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float) -> dict:
     window = (started + warmup_s, started + warmup_s + seconds)
     latencies: list[float] = []
     errors = [0]
+    sent = [0]
+    active = [0]
+    samples: list[int] = []
 
     def post(conn: http.client.HTTPConnection, url: str, form: dict[str, str]) -> ET.Element | None:
         body = urlencode(form)
@@ -174,46 +237,77 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float) -> dict:
             conn.close()
             text, ok = b"", False
         ended = time.monotonic()
+        sent[0] += 1
         if window[0] <= began and ended <= window[1]:
             latencies.append(ended - began)
             if not ok:
                 errors[0] += 1
         return ET.fromstring(text) if ok and text else None
 
-    def call() -> None:
+    def one_call(conn: http.client.HTTPConnection) -> None:
+        sid = f"CA{next(sids):032x}"
+        form = {"CallSid": sid, "From": f"+86138{random.randrange(10**8):08d}", "To": "+862100000000",
+                "AccountSid": ACCOUNT}
+        root = post(conn, f"{base}/voice/incoming", form)
+        for digits in ("1", "1", f"{ORDER_NUMBER}#", "0"):
+            gather = root.find("Gather") if root is not None else None
+            if gather is None:
+                break
+            root = post(conn, gather.get("action"), dict(form, Digits=digits))
+        redirect = root.find("Redirect") if root is not None else None
+        for _ in range(2):
+            if redirect is None:
+                break
+            root = post(conn, redirect.text, form)
+            redirect = root.find("Redirect") if root is not None else None
+        post(conn, f"{base}/voice/status", dict(form, CallStatus="completed", CallDuration="40"))
+
+    def caller() -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         while time.monotonic() < window[1]:
-            sid = f"CA{next(sids):032x}"
-            form = {"CallSid": sid, "From": f"+86138{random.randrange(10**8):08d}", "To": "+862100000000",
-                    "AccountSid": ACCOUNT}
-            root = post(conn, f"{base}/voice/incoming", form)
-            for digits in ("1", "1", f"{ORDER_NUMBER}#", "0"):
-                gather = root.find("Gather") if root is not None else None
-                if gather is None:
-                    break
-                root = post(conn, gather.get("action"), dict(form, Digits=digits))
-            redirect = root.find("Redirect") if root is not None else None
-            for _ in range(2):
-                if redirect is None:
-                    break
-                root = post(conn, redirect.text, form)
-                redirect = root.find("Redirect") if root is not None else None
-            post(conn, f"{base}/voice/status", dict(form, CallStatus="completed", CallDuration="40"))
+            one_call(conn)
         conn.close()
 
-    gevent.joinall([gevent.spawn(call) for _ in range(callers)])
+    def arriving_call() -> None:
+        active[0] += 1
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            one_call(conn)
+        finally:
+            conn.close()
+            active[0] -= 1
+
+    def sampler() -> None:
+        while time.monotonic() < window[1]:
+            if time.monotonic() >= window[0]:
+                samples.append(active[0])
+            gevent.sleep(0.05)
+
+    if rate > 0:
+        calls_per_s = rate / WEBHOOKS_PER_CALL
+        rng = random.Random(7)
+        greenlets = [gevent.spawn(sampler)]
+        due = time.monotonic()
+        while due < window[1]:
+            gevent.sleep(max(0.0, due - time.monotonic()))
+            greenlets.append(gevent.spawn(arriving_call))
+            due += rng.expovariate(calls_per_s)
+        gevent.joinall(greenlets, timeout=120)
+    else:
+        gevent.joinall([gevent.spawn(caller) for _ in range(callers)])
     latencies.sort()
-    return {"count": len(latencies), "errors": errors[0], "seconds": seconds,
+    return {"count": len(latencies), "errors": errors[0], "seconds": seconds, "sent": sent[0],
+            "callers": round(sum(samples) / len(samples), 1) if samples else callers,
             "p50_s": latencies[len(latencies) // 2] if latencies else None,
             "p99_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else None}
 
 
-def _drive_in_child(port: int, callers: int, warmup_s: float, seconds: float) -> dict:
+def _drive_in_child(port: int, callers: int, warmup_s: float, seconds: float, rate: float = 0.0) -> dict:
     code = ("from gevent import monkey; monkey.patch_all()\n"
             "import json, sys\nfrom bench.voice import _drive\n"
-            f"print(json.dumps(_drive({port}, {callers}, {warmup_s}, {seconds})))\n")
+            f"print(json.dumps(_drive({port}, {callers}, {warmup_s}, {seconds}, {rate})))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=warmup_s + seconds + 120)
+                          timeout=warmup_s + seconds + 180)
     if done.returncode != 0:
         raise RuntimeError(f"the caller simulation failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -221,12 +315,17 @@ def _drive_in_child(port: int, callers: int, warmup_s: float, seconds: float) ->
 
 # --- statements per webhook (in-process, one call at a time) ----------------------------------------------
 
-def _count_statements(url: str, config: Path, calls: int = 20) -> dict[str, tuple[float, float]]:
+def _count_statements(url: str, config: Path, calls: int = 50,
+                      profiled_calls: int = 5) -> dict[str, tuple[float, float, float]]:
     """Walk ``calls`` calls through the same eight webhooks in-process (Flask test client, the same
     database), one at a time: the SQL statements each webhook sends (BEGIN/COMMIT excepted) and the CPU
     time this process spends on it (the server's own work, without the database's or the load
-    generator's, so it moves little with the machine's load). The first call warms the caches and is
-    not counted. Returns {webhook: (mean statements, mean CPU ms)}."""
+    generator's). Then ``profiled_calls`` more under cProfile, counting the Python function calls the
+    app makes per webhook (the test client's own excepted): a figure the machine's load cannot move at
+    all, for judging a change on a busy shared machine. The first call warms the caches and is not
+    counted. Returns {webhook: (mean statements, mean CPU ms, mean Python function calls)}."""
+    import cProfile
+    import pstats
     import xml.etree.ElementTree as ET
     from urllib.parse import urlsplit
 
@@ -245,22 +344,41 @@ def _count_statements(url: str, config: Path, calls: int = 20) -> dict[str, tupl
     seen: list[str] = []
     with app.app_context():
         event.listen(db.engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    profiler: list[cProfile.Profile] = []
+    served = app.wsgi_app
 
-    def post(name: str, target: str, form: dict[str, str], counts: dict[str, list[tuple[int, float]]] | None):
+    def profiled_app(environ, start_response):
+        if not profiler:
+            return served(environ, start_response)
+        profiler[0].enable()
+        try:
+            return list(served(environ, start_response))
+        finally:
+            profiler[0].disable()
+
+    app.wsgi_app = profiled_app
+    timed: dict[str, list[tuple[int, float]]] = {}
+    py_calls: dict[str, list[int]] = {}
+
+    def post(name: str, target: str, form: dict[str, str], record: str):
         parts = urlsplit(target)
         seen.clear()
+        if record == "profile":
+            profiler[:] = [cProfile.Profile()]
         began = time.process_time()
         response = client.post(parts.path + (f"?{parts.query}" if parts.query else ""), data=form,
                                headers={"X-Twilio-Signature": validator.compute_signature(target, form)})
+        spent_ms = (time.process_time() - began) * 1000
         if response.status_code != 200:
             raise RuntimeError(f"{name}: HTTP {response.status_code}")
-        if counts is not None:
-            counts.setdefault(name, []).append((len(seen), (time.process_time() - began) * 1000))
+        if record == "time":
+            timed.setdefault(name, []).append((len(seen), spent_ms))
+        elif record == "profile":
+            py_calls.setdefault(name, []).append(pstats.Stats(profiler.pop()).total_calls)
         return ET.fromstring(response.data) if response.data else None
 
-    counts: dict[str, list[tuple[int, float]]] = {}
-    for n in range(calls + 1):
-        record = counts if n else None
+    for n in range(1 + calls + profiled_calls):
+        record = "warm" if n == 0 else "time" if n <= calls else "profile"
         form = {"CallSid": f"CA{n + 1:032x}", "From": f"+86137{n:08d}", "To": "+862100000000", "AccountSid": ACCOUNT}
         root = post("incoming", f"{base}/voice/incoming", form, record)
         for name, digits in (("gather language", "1"), ("gather menu", "1"), ("gather order", f"{ORDER_NUMBER}#"),
@@ -271,26 +389,49 @@ def _count_statements(url: str, config: Path, calls: int = 20) -> dict[str, tupl
         post("status", f"{base}/voice/status", dict(form, CallStatus="completed", CallDuration="40"), record)
     with app.app_context():
         db.engine.dispose()
-    return {name: (sum(n for n, _ in values) / len(values), sum(ms for _, ms in values) / len(values))
-            for name, values in counts.items()}
+    return {name: (sum(n for n, _ in values) / len(values), sum(ms for _, ms in values) / len(values),
+                   sum(py_calls.get(name, [0])) / max(len(py_calls.get(name, [])), 1))
+            for name, values in timed.items()}
 
 
-
-def _print_statements(found: dict[str, tuple[float, float]], as_json: bool) -> int:
+def _print_statements(found: dict[str, tuple[float, float, float]], as_json: bool) -> int:
     if as_json:
-        for name, (statements, cpu_ms) in found.items():
-            print(json.dumps({"webhook": name, "statements": round(statements, 2), "cpu_ms": round(cpu_ms, 2)}))
-    total_statements = sum(n for n, _ in found.values())
-    total_ms = sum(ms for _, ms in found.values())
-    print(f"\nvoice webhooks in-process, one call at a time: {total_statements:g} statements and "
-          f"{total_ms:.1f} ms of server CPU per call")
-    print(f"{'webhook':<18} {'statements':>10} {'cpu ms':>8}")
-    for name, (statements, cpu_ms) in found.items():
-        print(f"{name:<18} {statements:>10g} {cpu_ms:>8.2f}")
+        for name, (statements, cpu_ms, py_calls) in found.items():
+            print(json.dumps({"webhook": name, "statements": round(statements, 2), "cpu_ms": round(cpu_ms, 2),
+                              "py_calls": round(py_calls)}))
+    total_statements = sum(n for n, _, _ in found.values())
+    total_ms = sum(ms for _, ms, _ in found.values())
+    total_calls = sum(c for _, _, c in found.values())
+    print(f"\nvoice webhooks in-process, one call at a time: {total_statements:g} statements, "
+          f"{total_ms:.1f} ms of server CPU and {total_calls:,.0f} Python function calls per call")
+    print(f"{'webhook':<18} {'statements':>10} {'cpu ms':>8} {'py calls':>9}")
+    for name, (statements, cpu_ms, py_calls) in found.items():
+        print(f"{name:<18} {statements:>10g} {cpu_ms:>8.2f} {py_calls:>9,.0f}")
     return 0
+
+
+# --- the server under load ------------------------------------------------------------------------------
+
+def _level(port: int, args: argparse.Namespace, processes: dict[str, list[int]], database: str, *,
+           callers: int = 0, rate: float = 0.0) -> dict:
+    """Run one level and put it in the JSON shape, with the CPU each part spent per webhook sent."""
+    before = {name: _cpu_seconds(pids) for name, pids in processes.items()}
+    before["database"] = _cpu_seconds([], database)
+    measured = _drive_in_child(port, callers, args.warmup, args.seconds, rate)
+    sent = max(measured["sent"], 1)
+    cpu_ms = {name: round((_cpu_seconds(pids) - before[name]) * 1000 / sent, 2) for name, pids in processes.items()}
+    cpu_ms["database"] = round((_cpu_seconds([], database) - before["database"]) * 1000 / sent, 2)
+    result = {"rate": rate} if rate else {}
+    result.update({"callers": measured["callers"], "requests_per_s": round(measured["count"] / measured["seconds"], 1),
+                   "p50_ms": round(measured["p50_s"] * 1000, 1) if measured["p50_s"] is not None else None,
+                   "p99_ms": round(measured["p99_s"] * 1000, 1) if measured["p99_s"] is not None else None,
+                   "errors": measured["errors"], "cpu_ms": cpu_ms})
+    return result
+
 
 def main(argv: list[str]) -> int:
     args = _args(argv)
+    rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
     levels = [int(level) for level in args.levels.split(",") if level.strip()]
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
@@ -299,23 +440,34 @@ def main(argv: list[str]) -> int:
         _prepare(args.database_url, config, port)
         if args.statements:
             return _print_statements(_count_statements(args.database_url, config), args.json)
-        server = _start_server(_env(args.database_url, config, port), port, args.workers)
+        import redis
+        from sqlalchemy.engine import make_url
+
+        redis.Redis.from_url(args.redis_url).flushdb()
+        env = _env(args.database_url, config, port, args.redis_url)
+        server = _start_server(env, port, args.workers)
+        router = None if args.no_router else _start_router(env)
+        processes = {"web": [server.pid]} | ({"router": [router.pid]} if router else {})
+        database = make_url(args.database_url).database
         results = []
         try:
             _drive_in_child(port, 2 * args.workers, 0, 8)  # first requests build each worker's app: not measured
-            for callers in levels:
-                measured = _drive_in_child(port, callers, args.warmup, args.seconds)
-                result = {"callers": callers, "requests_per_s": round(measured["count"] / measured["seconds"], 1),
-                          "p50_ms": round(measured["p50_s"] * 1000, 1) if measured["p50_s"] is not None else None,
-                          "p99_ms": round(measured["p99_s"] * 1000, 1) if measured["p99_s"] is not None else None,
-                          "errors": measured["errors"]}
+            plan = [{"rate": rate} for rate in rates] + [{"callers": callers} for callers in levels]
+            for level in plan:
+                result = _level(port, args, processes, database, **level)
                 results.append(result)
                 if args.json:
                     print(json.dumps(result), flush=True)
         finally:
+            if router is not None:
+                _stop(router)
             _stop(server)
-    print(f"\nvoice webhooks: gunicorn gevent x{args.workers} on PostgreSQL, {args.seconds:g} s per level")
-    print(f"{'callers':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"\nvoice webhooks: gunicorn gevent x{args.workers}{' + router' if not args.no_router else ''} on "
+          f"PostgreSQL and Redis, {args.seconds:g} s per level; cpu ms per webhook sent")
+    print(f"{'level':>14} {'callers':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  cpu ms")
     for r in results:
-        print(f"{r['callers']:>8} {r['requests_per_s']:>8} {r['p50_ms']!s:>8} {r['p99_ms']!s:>8} {r['errors']:>7}")
+        level = f"{r['rate']:g}/s open" if "rate" in r else "closed"
+        cpu = " ".join(f"{name} {ms}" for name, ms in r["cpu_ms"].items())
+        print(f"{level:>14} {r['callers']!s:>8} {r['requests_per_s']:>8} {r['p50_ms']!s:>8} {r['p99_ms']!s:>8} "
+              f"{r['errors']:>7}  {cpu}")
     return 0
