@@ -51,6 +51,7 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a bigger one is malformed,
 ATTEMPTS = 3
 _FLUSHED = "voice.flushed"  # session.info flag: the handler's changes reached the database
 _WEBHOOKS = "voice.webhooks"  # app.extensions key of the per-configuration _Webhooks
+_RECEIPT_INSERT = VoiceWebhookReceipt.__table__.insert()
 
 
 class BadWebhook(CallError):
@@ -203,8 +204,12 @@ def answer(event: str, handler: Callable[[], tuple[Interaction | None, VoiceResp
             interaction, response = handler()
             body = str(response)
             if _changed(db.session):
-                db.session.add(VoiceWebhookReceipt(call_sid=call_sid, event=event, status_code=200, body=body,
-                                                   interaction_id=interaction.id if interaction else None))
+                # The handler's changes first (the receipt may name the interaction they insert), then the
+                # receipt as a plain insert: it is never read back, so it needs no place in the ORM's session.
+                db.session.flush()
+                db.session.execute(_RECEIPT_INSERT, {"call_sid": call_sid, "event": event, "status_code": 200,
+                                                     "body": body, "created_at": utcnow(),
+                                                     "interaction_id": interaction.id if interaction else None})
             db.session.commit()
             return Response(body, 200, mimetype="text/xml")
         except CallError as exc:
