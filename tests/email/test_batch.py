@@ -57,6 +57,22 @@ def test_unparseable_messages_cost_the_batch_no_second_pass(app, desk, db_sessio
     assert "one savepoint each" not in caplog.text
 
 
+def test_a_bug_while_parsing_quarantines_that_message_and_the_batch_flows(app, desk, db_session, monkeypatch):
+    from app.channels.email import ingest as ingest_module
+
+    real = ingest_module.parse_email
+
+    def fragile(raw, **kwargs):
+        if b"explode" in raw:
+            raise RuntimeError("parser exploded")
+        return real(raw, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "parse_email", fragile)
+    results = _many(db_session, desk, [build_mail(subject="explode"), build_mail(sender="erin@customer.test")])
+    assert [(r.status, r.reason) for r in results] == [("quarantined", "processing_error"), ("stored", None)]
+    assert "parser exploded" in db_session.get(InboundEmail, results[0].inbound_id).error
+
+
 def test_a_batch_recognises_messages_stored_before(ingest, app, desk, db_session):
     earlier = ingest(build_mail(message_id="<seen@customer.test>"))
     results = _many(db_session, desk, [build_mail(message_id="<seen@customer.test>"), build_mail()])
