@@ -105,3 +105,27 @@ def test_large_values_are_compressed_with_lz4_where_the_server_has_it(app, desk,
     method = db_session.scalar(text("SELECT pg_column_compression(raw) FROM email_inbound WHERE id = :id"),
                                {"id": result.inbound_id})
     assert method == ("lz4" if has_lz4 else "pglz")
+
+
+def test_messages_left_pending_by_an_outage_are_processed_by_the_periodic_sweep(app, desk, db_session):
+    from datetime import timedelta
+
+    from app.channels.email.jobs import STALE_PENDING_S, process_stale_pending
+    from app.db import utcnow
+
+    # stored, then the database failed before processing: the next poll sees duplicates only
+    def stored(raw: bytes, age_s: int) -> int:
+        row = InboundEmail(mailbox="support", message_key=f"mid:{age_s}@x", source="imap", raw=raw,
+                           raw_size=len(raw), raw_sha256="0" * 64, headers_only=False, status="pending",
+                           attempts=0, received_at=utcnow() - timedelta(seconds=age_s))
+        db_session.add(row)
+        db_session.commit()
+        return row.id
+
+    old = stored(build_mail(subject="Stranded"), STALE_PENDING_S + 60)
+    fresh = stored(build_mail(sender="frank@customer.test"), 5)  # maybe being processed right now
+    results = process_stale_pending(db_session, desk, secret=SECRET)
+    assert [(r.inbound_id, r.status, r.new_case) for r in results] == [(old, "stored", True)]
+    assert db_session.get(InboundEmail, old).status == "processed"
+    assert db_session.get(InboundEmail, fresh).status == "pending"
+    assert process_stale_pending(db_session, desk, secret=SECRET) == []
