@@ -33,6 +33,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -323,7 +324,8 @@ def _count_statements(url: str, config: Path, calls: int = 50,
     generator's). Then ``profiled_calls`` more under cProfile, counting the Python function calls the
     app makes per webhook (the test client's own excepted): a figure the machine's load cannot move at
     all, for judging a change on a busy shared machine. The first call warms the caches and is not
-    counted. Returns {webhook: (mean statements, mean CPU ms, mean Python function calls)}."""
+    counted. Returns {webhook: (mean statements, median CPU ms -- a burst from another process moves a
+    median less than a mean --, mean Python function calls)}."""
     import cProfile
     import pstats
     import xml.etree.ElementTree as ET
@@ -389,7 +391,7 @@ def _count_statements(url: str, config: Path, calls: int = 50,
         post("status", f"{base}/voice/status", dict(form, CallStatus="completed", CallDuration="40"), record)
     with app.app_context():
         db.engine.dispose()
-    return {name: (sum(n for n, _ in values) / len(values), sum(ms for _, ms in values) / len(values),
+    return {name: (sum(n for n, _ in values) / len(values), statistics.median(ms for _, ms in values),
                    sum(py_calls.get(name, [0])) / max(len(py_calls.get(name, [])), 1))
             for name, values in timed.items()}
 
