@@ -124,9 +124,10 @@ def _staff(session: Session, agent_id: int):
 
 def _entry(session: Session, interaction: Interaction, queue: str, now: datetime, *,
            preferred_agent_id: int | None = None, preferred_until: datetime | None = None,
-           note: str | None = None) -> QueueEntry:
-    """(Re)start the contact's stay in ``queue``: escalation and overflow count from ``now``."""
-    entry = session.get(QueueEntry, interaction.id)
+           note: str | None = None, never_queued: bool = False) -> QueueEntry:
+    """(Re)start the contact's stay in ``queue``: escalation and overflow count from ``now``.
+    ``never_queued``: the contact is new and was never queued, so it has no entry (no lookup)."""
+    entry = None if never_queued else session.get(QueueEntry, interaction.id)
     if entry is None:
         entry = QueueEntry(interaction_id=interaction.id)
         session.add(entry)
@@ -137,13 +138,16 @@ def _entry(session: Session, interaction: Interaction, queue: str, now: datetime
 
 
 # ---------------------------------------------------------------------------------------------- priority
-def priority_inputs(session: Session, interaction: Interaction) -> PriorityInputs:
-    """Tier of the customer, the level of their worst open complaint, and whether this is a callback."""
+def priority_inputs(session: Session, interaction: Interaction, *, customer_tier: str | None = None) -> PriorityInputs:
+    """Tier of the customer, the level of their worst open complaint, and whether this is a callback.
+    ``customer_tier``: the customer's recorded tier (``Customer.tier``) when the caller has just read
+    it, so it is not read again; None reads it."""
     tier, grades = None, ()
     if interaction.customer_id is not None:
         from app.crm.models import Customer
 
-        tier = session.scalar(select(Customer.tier).where(Customer.id == interaction.customer_id))
+        tier = customer_tier if customer_tier is not None else session.scalar(
+            select(Customer.tier).where(Customer.id == interaction.customer_id))
         try:
             from app.complaints.service import open_complaint_level
         except ImportError:  # a desk without the complaints domain routes on tier alone
@@ -160,12 +164,13 @@ def is_callback(interaction: Interaction) -> bool:
 
 
 def refresh_priority(session: Session, interaction: Interaction, *, config: RoutingConfig | None = None,
-                     entry: QueueEntry | None = None) -> int:
+                     entry: QueueEntry | None = None, customer_tier: str | None = None) -> int:
     """Compute and store ``interaction.priority`` and ``priority_reasons`` (tier, open complaint,
     callback, overflowed in its current queue, the IVR's ``attributes['priority_bump']``). Waiting time is
-    added at offer time. ``entry``: the contact's queue entry when the caller holds it (saves a reload)."""
+    added at offer time. ``entry``: the contact's queue entry when the caller holds it (saves a reload);
+    ``customer_tier``: see ``priority_inputs``."""
     weights = _config(config).priority
-    points, reasons = base_priority(priority_inputs(session, interaction), weights)
+    points, reasons = base_priority(priority_inputs(session, interaction, customer_tier=customer_tier), weights)
     if weights.overflowed and _overflowed_here(session, interaction, entry):
         points += weights.overflowed
         reasons.append(reason("overflow", weights.overflowed, "Waited past the queue's maximum",
@@ -189,11 +194,14 @@ def has_callback_reason(interaction: Interaction) -> bool:
 
 # ---------------------------------------------------------------------------------------------- queueing
 def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, actor: str,
-                    now: datetime | None = None, config: RoutingConfig | None = None) -> Interaction:
+                    now: datetime | None = None, config: RoutingConfig | None = None,
+                    customer_tier: str | None = None) -> Interaction:
     """Put ``interaction`` in ``queue`` to be offered to an agent, keeping its ``routing_age_origin``
     (so a contact re-entering keeps its place). From new/ivr/voicemail/closed it moves to ``queued``;
     a contact already waiting changes queue; an offered one has its offer taken back first; a connected
-    one is transferred. Computes its priority. Raises UnknownQueue, NotRoutable. Does not commit."""
+    one is transferred. Computes its priority. Raises UnknownQueue, NotRoutable. Does not commit.
+    ``customer_tier``: the customer's recorded tier when the caller has just read it (saves a query;
+    it must be ``Customer.tier`` of ``interaction.customer_id``)."""
     cfg = _config(config)
     _check_queue(cfg, queue)
     now = now or utcnow()
@@ -206,8 +214,11 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
     interaction.queue = queue
     interaction.agent_id = None
     preferred, until = _preferred_agent(session, interaction, cfg, now)
-    entry = _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until)
-    refresh_priority(session, interaction, config=cfg, entry=entry)
+    # a contact still ``new`` that never waited (no routing_age_origin) has no queue entry to reuse
+    never_queued = interaction.state == State.NEW and interaction.routing_age_origin is None
+    entry = _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until,
+                   never_queued=never_queued)
+    refresh_priority(session, interaction, config=cfg, entry=entry, customer_tier=customer_tier)
     if interaction.state in WAITING:
         record_fact(session, interaction, "routing.requeued", actor=actor, data={"queue": queue}, at=now)
     else:

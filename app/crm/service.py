@@ -50,6 +50,7 @@ class Candidate:
     matched_on: list[str]
     contact_id: int | None = None
     contact_name: str | None = None
+    language: str = "en"  # the customer's language, so a channel greeting them needs no second query
 
 
 @dataclass
@@ -130,7 +131,7 @@ def _match_stmt(via: str):
         select(CustomerContact.customer_id, CustomerContact.id, CustomerContact.name)
         .where(contact_value == value)).subquery()
     return select(matches, Customer.name, Customer.tier, Customer.kind, Customer.organisation,
-                  Customer.is_prospect).join(Customer, Customer.id == matches.c.customer_id)
+                  Customer.is_prospect, Customer.language).join(Customer, Customer.id == matches.c.customer_id)
 
 
 def _collect(session: Session, found: dict[int, Candidate], via: str, value: str) -> set[int]:
@@ -140,7 +141,7 @@ def _collect(session: Session, found: dict[int, Candidate], via: str, value: str
     ids = {row.customer_id for row in rows}
     for row in rows:
         found.setdefault(row.customer_id, Candidate(row.customer_id, row.name, row.tier, row.kind, row.organisation,
-                                                    row.is_prospect, []))
+                                                    row.is_prospect, [], language=row.language))
     rows = [(row.customer_id, row.contact_id, row.contact_name) for row in rows]
     for customer_id, contact_id, contact_name in rows:
         candidate = found[customer_id]
@@ -154,9 +155,10 @@ def _collect(session: Session, found: dict[int, Candidate], via: str, value: str
 def _load_candidates(session: Session, found: dict[int, Candidate], ids: set[int]) -> None:
     if not ids:
         return
-    for row in session.execute(select(Customer.id, Customer.name, Customer.tier, Customer.kind,
-                                      Customer.organisation, Customer.is_prospect).where(Customer.id.in_(ids))):
-        found[row.id] = Candidate(row.id, row.name, row.tier, row.kind, row.organisation, row.is_prospect, [])
+    for row in session.execute(select(Customer.id, Customer.name, Customer.tier, Customer.kind, Customer.organisation,
+                                      Customer.is_prospect, Customer.language).where(Customer.id.in_(ids))):
+        found[row.id] = Candidate(row.id, row.name, row.tier, row.kind, row.organisation, row.is_prospect, [],
+                                  language=row.language)
 
 
 def _matched(session: Session, customer_id: int, via: list[str], contact_id: int | None, e164: str | None,

@@ -76,6 +76,32 @@ def test_identify_uses_the_crm_and_never_guesses(db_session, desk):
     assert routing.customer_info(db_session, None) is None and routing.customer_addresses(db_session, None) == set()
 
 
+def test_identification_gives_the_customer_facts_without_reading_the_customer_again(db_session, desk):
+    from sqlalchemy import event
+
+    known = make_customer(db_session, email="facts@customer.test", language="zh", tier="vip", name="Wang")
+    db_session.flush()
+    sent: list[str] = []
+    engine = db_session.get_bind()
+
+    def record(conn, cursor, statement, *rest):
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        info = routing.identify_customer(db_session, "facts@customer.test", name="", language="en",
+                                         create_prospect=True)
+        prospect = routing.identify_customer(db_session, "new-one@customer.test", name="Li", language="zh",
+                                             create_prospect=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert info == routing.CustomerInfo(known.id, "Wang", "zh", "vip", False)
+    assert (prospect.name, prospect.language, prospect.tier, prospect.is_prospect) == ("Li", "zh", "small", True)
+    assert prospect == routing.customer_info(db_session, prospect.id)
+    # one matching query per sender (and the prospect's inserts), no read of the customer row afterwards
+    assert not any(s.lstrip().startswith("SELECT customers.id, customers.name, customers.language") for s in sent)
+
+
 def test_due_mailboxes_respect_the_poll_interval(app, desk, db_session):
     config = set_email_config(app, mailboxes=[
         {"name": "support", "address": "support@desk.test",

@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,6 +75,47 @@ def test_enqueue_moves_a_new_contact_to_queued_with_its_queue_and_explained_prio
     assert [r["code"] for r in interaction.priority_reasons] == ["tier", "ivr"]
     assert db_session.get(QueueEntry, interaction.id).queue == "general"
     assert ("queue.changed", {"queue": "general", "interaction_id": interaction.id}) in events
+
+
+def _statements(session, run):
+    """The SQL statements ``run()`` sends (text of each)."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+    engine = session.get_bind()
+
+    def record(conn, cursor, statement, *rest):
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return sent
+
+
+def test_a_known_tier_and_a_never_queued_contact_save_their_reads_with_the_same_outcome(db_session):
+    customer = make_customer(db_session, tier="vip")
+    read = make_interaction(db_session, customer=customer)
+    given = make_interaction(db_session, customer=customer)
+    db_session.flush()
+    plain = _statements(db_session, lambda: service.enqueue_contact(db_session, read, "general", actor="t"))
+    told = _statements(db_session, lambda: service.enqueue_contact(db_session, given, "general", actor="t",
+                                                                   customer_tier="vip"))
+    db_session.commit()
+    assert (given.state, given.queue, given.priority, given.priority_reasons) == (
+        read.state, read.queue, read.priority, read.priority_reasons) and given.priority == 300
+    assert any("customers.tier" in s for s in plain) and not any("customers.tier" in s for s in told)
+    # a contact still new has no queue entry: none is looked up, one is created
+    assert not any(s.lstrip().startswith("SELECT routing_queue_entries") for s in plain + told)
+    assert db_session.get(QueueEntry, given.id).queue == "general"
+    # re-entering looks its entry up again and keeps a single one
+    service.enqueue_contact(db_session, given, "billing", actor="t", customer_tier="vip")
+    db_session.commit()
+    assert db_session.scalar(select(func.count()).select_from(QueueEntry).where(
+        QueueEntry.interaction_id == given.id)) == 1
+    assert db_session.get(QueueEntry, given.id).queue == "billing"
 
 
 def test_an_open_complaint_and_a_callback_raise_priority(db_session, monkeypatch):

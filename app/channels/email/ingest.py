@@ -339,7 +339,7 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
     if complaint is not None:
         session.flush()
     with session.no_autoflush:
-        enqueue(session, interaction, queue, actor=ACTOR, reason="email received")
+        enqueue(session, interaction, queue, actor=ACTOR, reason="email received", customer=customer)
         ack = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
                                  customer=customer, secret=secret, now=now,
                                  content=complaint.acknowledgement if complaint else None)

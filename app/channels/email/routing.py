@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.channels.email.config import EmailConfig, Mailbox
-from app.crm.service import identify
+from app.crm.service import MatchStatus, identify
 from app.interactions.models import Interaction
 from queues.service import enqueue_contact
 
@@ -31,10 +31,13 @@ def choose_queue(config: EmailConfig, mailbox: Mailbox, sender: str, subject: st
     return mailbox.queue
 
 
-def enqueue(session: Session, interaction: Interaction, queue_name: str, *, actor: str, reason: str) -> str:
+def enqueue(session: Session, interaction: Interaction, queue_name: str, *, actor: str, reason: str,
+            customer: CustomerInfo | None = None) -> str:
     """Hand the case to the router (which records ``reason`` on the queued transition); returns
-    "router". Does not commit."""
-    enqueue_contact(session, interaction, queue_name, actor=actor)
+    "router". ``customer``: the case's customer as just read (the router then reads its tier from
+    it). Does not commit."""
+    tier = customer.tier if customer is not None and customer.id == interaction.customer_id else None
+    enqueue_contact(session, interaction, queue_name, actor=actor, customer_tier=tier)
     return "router"
 
 
@@ -65,6 +68,17 @@ def identify_customer(session: Session, address: str, *, name: str, language: st
     CRM's ``identify`` never guesses between several; it may create a prospect."""
     result = identify(session, email=address, name=name or None, language=language,
                       create_prospect=create_prospect)
+    if result.status == MatchStatus.MATCHED and len(result.candidates) == 1:
+        # the CRM read these columns while matching: no second query
+        found = result.candidates[0]
+        return CustomerInfo(found.customer_id, found.name, found.language, found.tier, found.is_prospect)
+    if result.status == MatchStatus.NEW_PROSPECT:
+        from app.crm.models import Customer
+
+        # the prospect was just created in this session: its identity-map copy, no query
+        prospect = session.get(Customer, result.customer_id)
+        if prospect is not None:
+            return CustomerInfo(prospect.id, prospect.name, prospect.language, prospect.tier, prospect.is_prospect)
     return customer_info(session, result.customer_id)
 
 
