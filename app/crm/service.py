@@ -6,6 +6,7 @@ owns the transaction, so identification and the Interaction it belongs to are st
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
@@ -134,10 +135,50 @@ def _match_stmt(via: str):
                   Customer.is_prospect, Customer.language).join(Customer, Customer.id == matches.c.customer_id)
 
 
+def identify_emails(session: Session, addresses: Iterable[str]) -> dict[str, Identification]:
+    """Identify many email addresses at once (an email batch), in one query: address -> what
+    ``identify(email=address)`` returns, for every address that matched exactly one customer.
+    Addresses matching nobody or several are left out: the caller identifies those one by one, so a
+    prospect is created (or the ambiguity reported) exactly as ``identify`` does. Does not commit."""
+    wanted = {a: a.strip().lower() for a in addresses if a and "@" in a}
+    if not wanted:
+        return {}
+    rows_by_value: dict[str, list] = {}
+    for row in session.execute(_match_many_stmt(), {"values": sorted(set(wanted.values()))}):
+        rows_by_value.setdefault(row.value, []).append(row)
+    identified: dict[str, Identification] = {}
+    for given, address in wanted.items():
+        found: dict[int, Candidate] = {}
+        ids = _gather(found, "email", rows_by_value.get(address, []))
+        if len(ids) == 1:
+            only = found[next(iter(ids))]
+            identified[given] = _matched(session, only.customer_id, only.matched_on, only.contact_id, None,
+                                         address, only)
+    return identified
+
+
+@cache
+def _match_many_stmt():
+    """``_match_stmt("email")`` for a list of addresses, each row carrying the address it matched; built once."""
+    values = bindparam("values", type_=String, expanding=True)
+    matches = union_all(
+        select(CustomerEmail.email.label("value"), CustomerEmail.customer_id.label("customer_id"),
+               literal(None, Integer).label("contact_id"), literal(None, String).label("contact_name"))
+        .where(CustomerEmail.email.in_(values)),
+        select(CustomerContact.email, CustomerContact.customer_id, CustomerContact.id, CustomerContact.name)
+        .where(CustomerContact.email.in_(values))).subquery()
+    return select(matches, Customer.name, Customer.tier, Customer.kind, Customer.organisation,
+                  Customer.is_prospect, Customer.language).join(Customer, Customer.id == matches.c.customer_id)
+
+
 def _collect(session: Session, found: dict[int, Candidate], via: str, value: str) -> set[int]:
     """Customers matching one identifier directly or through an organisation contact (one query), added
     to ``found``; returns their ids."""
-    rows = session.execute(_match_stmt(via), {"value": value}).all()
+    return _gather(found, via, session.execute(_match_stmt(via), {"value": value}).all())
+
+
+def _gather(found: dict[int, Candidate], via: str, rows) -> set[int]:
+    """Add the customers of match ``rows`` (of ``_match_stmt``) to ``found``; returns their ids."""
     ids = {row.customer_id for row in rows}
     for row in rows:
         found.setdefault(row.customer_id, Candidate(row.customer_id, row.name, row.tier, row.kind, row.organisation,

@@ -129,3 +129,40 @@ def test_messages_left_pending_by_an_outage_are_processed_by_the_periodic_sweep(
     assert db_session.get(InboundEmail, old).status == "processed"
     assert db_session.get(InboundEmail, fresh).status == "pending"
     assert process_stale_pending(db_session, desk, secret=SECRET) == []
+
+
+def test_a_batch_identifies_its_known_senders_in_one_query_and_new_ones_once(app, desk, db_session):
+    from sqlalchemy import event
+
+    from app.crm.models import Customer, CustomerEmail
+    from tests.factories import make_customer
+
+    known = make_customer(db_session, email="known@customer.test", language="zh", tier="vip")
+    make_customer(db_session, email="twice@customer.test")
+    make_customer(db_session, email="twice@customer.test")
+    db_session.commit()
+    raws = [build_mail(sender="Known@customer.test", subject="One"), build_mail(sender="new@customer.test"),
+            build_mail(sender="twice@customer.test"), build_mail(sender="new@customer.test", subject="Again"),
+            build_mail(sender="known@customer.test", subject="Two")]
+    matching: list[str] = []
+
+    def record(conn, cursor, statement, *rest):
+        if "customer_emails" in statement and statement.lstrip().startswith("SELECT"):
+            matching.append(statement)
+
+    event.listen(db_session.get_bind(), "before_cursor_execute", record)
+    try:
+        results = _many(db_session, desk, raws)
+    finally:
+        event.remove(db_session.get_bind(), "before_cursor_execute", record)
+    assert [r.status for r in results] == ["stored"] * 5 and all(r.new_case for r in results)
+    cases = [db_session.get(Interaction, r.interaction_id) for r in results]
+    assert [cases[0].customer_id, cases[4].customer_id] == [known.id, known.id]
+    assert cases[0].language == "zh" and cases[0].priority == 300  # the CRM's language and tier, read in the batch
+    assert cases[2].customer_id is None, "two customers share the address: nobody is guessed"
+    prospects = db_session.scalars(select(Customer).join(CustomerEmail).where(
+        CustomerEmail.email == "new@customer.test")).all()
+    assert len(prospects) == 1 and prospects[0].is_prospect
+    assert cases[1].customer_id == cases[3].customer_id == prospects[0].id
+    # one query for the whole batch; then one each for the senders it could not settle (new twice, twice)
+    assert len(matching) == 1 + 3

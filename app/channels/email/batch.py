@@ -5,7 +5,8 @@ anything parses them, a duplicate is stored once (the unique key decides, also w
 message that cannot be understood is quarantined and the rest flow on -- while the fixed costs are
 shared: one INSERT stores the whole batch's raw bytes (one commit); all are parsed (no database: a
 message that cannot be parsed is quarantined without any rollback); the rest are processed in one
-transaction, one statement marks them processed, one commit ends the batch. When a message fails
+transaction -- the senders the CRM knows identified together in one query first -- one statement
+marks them processed, one commit ends the batch. When a message fails
 while being processed, that transaction is rolled back and the batch processed again with a savepoint
 per message, so the failing one is rolled back alone (with the events and jobs it queued) and
 quarantined. A database outage rolls back the processing and propagates, leaving the stored messages
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select, text, update
@@ -33,6 +34,7 @@ from app.channels.email.ingest import (
 )
 from app.channels.email.models import InboundEmail, InboundStatus
 from app.channels.email.parse import ParsedEmail, message_key
+from app.channels.email.routing import identify_senders
 from app.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -131,13 +133,17 @@ def _process_batch(session: Session, desk_config, parsed: list[tuple[int, Stored
     _fast_compression(session)
     done, processed = [], []
     held: dict[str, list] = {}  # isolated: events and jobs of the processed messages, for after the commit
+    # senders known to the CRM, in one query; the others (a prospect to create) one by one, in order
+    known = identify_senders(session, {m.from_address for _, _, m in parsed
+                                       if not isinstance(m, Quarantine) and m.from_address})
     for index, row, message in parsed:
         if isinstance(message, Quarantine):
             result = _quarantined(session, row, message.reason, message.detail)
         elif isolate:
-            result = _process_one(session, desk_config, row, message, secret=secret, held=held)
+            result = _process_one(session, desk_config, row, message, secret=secret, held=held, known=known)
         else:
-            result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=message)
+            result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=message,
+                              known=known)
         if result.status == "stored":
             processed.append(row.id)
         done.append((index, result))
@@ -180,7 +186,7 @@ def _insert_raws(session: Session, rows: list[dict]) -> dict[str, int]:
 
 
 def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, *, secret: str,
-                 held: dict[str, list]) -> IngestResult:
+                 held: dict[str, list], known: Mapping | None = None) -> IngestResult:
     """Process one message inside a savepoint; on failure roll back only its work and quarantine it.
 
     SQLAlchemy runs the session's commit and rollback hooks at a savepoint's release and rollback too,
@@ -189,7 +195,8 @@ def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEm
     the rollback hooks find to drop."""
     savepoint = session.begin_nested()
     try:
-        result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=parsed)
+        result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=parsed,
+                          known=known)
         session.flush()
         queued = _take_queued(session)
         savepoint.commit()

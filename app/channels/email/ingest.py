@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -227,8 +228,9 @@ def _unreadable(raw: bytes) -> ParsedEmail:
 
 
 def _process(session: Session, desk_config, row: StoredRaw, *, secret: str, lenient: bool,
-             now: datetime, parsed: ParsedEmail | None = None) -> IngestResult:
-    """``parsed``: the message already parsed by the caller (``_parse``)."""
+             now: datetime, parsed: ParsedEmail | None = None, known: Mapping | None = None) -> IngestResult:
+    """``parsed``: the message already parsed by the caller (``_parse``); ``known``: senders a batch
+    identified together (``routing.identify_senders``)."""
     config = desk_config.email
     mailbox = config.mailbox(row.mailbox)
     parsed = parsed or _parse(row, config.limits, lenient)
@@ -245,7 +247,7 @@ def _process(session: Session, desk_config, row: StoredRaw, *, secret: str, leni
         return _continue_case(session, desk_config, row, parsed, interaction, match.via, bounce, now)
     if bounce is not None and bounce.definite and not lenient:
         raise Quarantine("unmatched_bounce", f"no message of ours among {bounce.original_message_ids[:5]}")
-    return _new_case(session, desk_config, mailbox, row, parsed, bounce, secret=secret, now=now)
+    return _new_case(session, desk_config, mailbox, row, parsed, bounce, secret=secret, now=now, known=known)
 
 
 class DbThreadLookup:
@@ -311,13 +313,14 @@ def _language_for(parsed: ParsedEmail, customer_language: str | None, mailbox: M
 
 
 def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, parsed: ParsedEmail,
-              bounce: BounceReport | None, *, secret: str, now: datetime) -> IngestResult:
+              bounce: BounceReport | None, *, secret: str, now: datetime,
+              known: Mapping | None = None) -> IngestResult:
     config = desk_config.email
     automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
     sender = parsed.from_address
     guessed = _language_for(parsed, None, mailbox)
     customer = identify_customer(session, sender, name=parsed.from_name, language=guessed,
-                                 create_prospect=not automatic) if sender else None
+                                 create_prospect=not automatic, known=known) if sender else None
     customer_id = customer.id if customer else None
     language = customer.language if customer and customer.language in ("en", "zh") else guessed
     queue = choose_queue(config, mailbox, sender, parsed.subject)

@@ -3,13 +3,14 @@ identification and the router's enqueue."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.channels.email.config import EmailConfig, Mailbox
-from app.crm.service import MatchStatus, identify
+from app.crm.service import Identification, MatchStatus, identify, identify_emails
 from app.interactions.models import Interaction
 from queues.service import enqueue_contact
 
@@ -63,11 +64,12 @@ def customer_info(session: Session, customer_id: int | None) -> CustomerInfo | N
 
 
 def identify_customer(session: Session, address: str, *, name: str, language: str,
-                      create_prospect: bool) -> CustomerInfo | None:
+                      create_prospect: bool, known: Mapping[str, Identification] | None = None) -> CustomerInfo | None:
     """The customer a sender address belongs to; None when nobody (or several customers) match. The
-    CRM's ``identify`` never guesses between several; it may create a prospect."""
-    result = identify(session, email=address, name=name or None, language=language,
-                      create_prospect=create_prospect)
+    CRM's ``identify`` never guesses between several; it may create a prospect. ``known``: addresses a
+    batch already identified together (``identify_senders``); the others are identified here."""
+    result = (known or {}).get(address) or identify(session, email=address, name=name or None, language=language,
+                                                    create_prospect=create_prospect)
     if result.status == MatchStatus.MATCHED and len(result.candidates) == 1:
         # the CRM read these columns while matching: no second query
         found = result.candidates[0]
@@ -80,6 +82,12 @@ def identify_customer(session: Session, address: str, *, name: str, language: st
         if prospect is not None:
             return CustomerInfo(prospect.id, prospect.name, prospect.language, prospect.tier, prospect.is_prospect)
     return customer_info(session, result.customer_id)
+
+
+def identify_senders(session: Session, addresses: Iterable[str]) -> dict[str, Identification]:
+    """The senders of a batch that match exactly one customer, identified in one query (the CRM's
+    ``identify_emails``), for ``identify_customer(known=...)``."""
+    return identify_emails(session, addresses)
 
 
 def customer_addresses(session: Session, customer_id: int | None) -> set[str]:
