@@ -44,6 +44,24 @@ def test_identify_by_email_is_case_insensitive(db_session):
     assert result.status == MatchStatus.MATCHED and result.customer_id == customer.id
 
 
+def test_identify_emails_answers_like_identify_for_the_addresses_it_settles(db_session):
+    one = make_customer(db_session, email="one@example.cn", language="zh", tier="vip")
+    org = make_customer(db_session, name="Globex", kind="business")
+    db_session.add(CustomerContact(customer_id=org.id, name="Buyer", email="buyer@globex.test"))
+    make_customer(db_session, email="shared@example.cn")
+    make_customer(db_session, email="shared@example.cn")
+    db_session.flush()
+    addresses = [" One@Example.CN", "buyer@globex.test", "shared@example.cn", "nobody@example.cn", "not-an-address"]
+    found = service.identify_emails(db_session, addresses)
+    assert set(found) == {" One@Example.CN", "buyer@globex.test"}, "ambiguous and unknown are left to identify"
+    for address, result in found.items():
+        assert result.to_dict() == identify(db_session, email=address, create_prospect=False).to_dict()
+    assert found[" One@Example.CN"].customer_id == one.id and found[" One@Example.CN"].candidates[0].language == "zh"
+    assert found["buyer@globex.test"].customer_id == org.id and found["buyer@globex.test"].contact_id is not None
+    assert service.identify_emails(db_session, []) == {}
+    assert db_session.scalar(select(func.count()).select_from(Customer)) == 4, "never creates a prospect"
+
+
 def test_two_customers_sharing_a_phone_are_shown_never_guessed(db_session):
     a = make_customer(db_session, name="Wang Fang", phone="+8613900001111", tier="vip")
     b = make_customer(db_session, name="Wang Lei", phone="+8613900001111", tier="small")
