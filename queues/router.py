@@ -110,6 +110,8 @@ def on_event(name: str, payload: dict) -> None:
     """Realtime listener: a committed change routing may care about becomes a hint."""
     if not (name == "interaction.state" or name.startswith("offer.") or name in ("agent.presence", "queue.changed")):
         return
+    if name == "interaction.state" and payload.get("from") not in _LIVE and payload.get("to") not in _LIVE:
+        return  # e.g. new -> ivr, ivr -> abandoned, wrap_up -> closed: nothing the engine holds or will hold
     interaction_id, agent_id = _ids(name, payload)
     if interaction_id is None and agent_id is None:
         _hub.wake.set()

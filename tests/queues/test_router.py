@@ -222,10 +222,13 @@ def test_the_router_publishes_figures_for_wait_announcements(app, db_session, re
 
 def test_hints_from_realtime_events(app):
     router.reset(app)
-    router.on_event("interaction.state", {"id": 7, "agent_id": 3})
+    router.on_event("interaction.state", {"id": 7, "agent_id": 3, "from": "connected", "to": "wrap_up"})
     router.on_event("offer.rejected", {"interaction_id": 8, "agent_id": 4})
     router.on_event("chat.message", {"interaction_id": 9})
-    assert router._hub.drain() == ({7, 8}, {3, 4})
+    router.on_event("interaction.state", {"id": 10, "from": "new", "to": "ivr"})  # the engine never held it
+    router.on_event("interaction.state", {"id": 11, "agent_id": 5, "from": "wrap_up", "to": "closed"})
+    router.on_event("interaction.state", {"id": 12, "from": "ivr", "to": "queued"})
+    assert router._hub.drain() == ({7, 8, 12}, {3, 4})
 
 
 def test_one_router_leads_and_a_standby_takes_over_when_the_lock_lapses(redis_client):
