@@ -282,7 +282,8 @@ def _await_complaint_recording(session: Session, desk: Desk, interaction: Intera
     if customer_id is None:
         record_fact(session, interaction, "ivr.complaint_unidentified", actor=ACTOR, at=now,
                     data={"node": step.state.node, "category": action.category})
-        said = Say(desk.ivr.messages.complaint_unidentified.text(step.state.language), step.state.language)
+        message = node.unidentified or desk.ivr.messages.complaint_unidentified
+        said = Say(message.text(step.state.language), step.state.language)
         fallback = engine.resume(desk.ivr, step.state, _context(session, desk, interaction, now), node.fallback,
                                  prompts=(said,))
         return _apply_step(session, desk, interaction, fallback, urls, seq=seq, now=now)

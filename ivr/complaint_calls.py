@@ -136,7 +136,7 @@ def complaint_not_recorded(session: Session, desk: Desk, *, call_sid: str, seq: 
     _set_attrs(interaction, ivr_complaint=None)
     record_fact(session, interaction, "ivr.complaint_not_recorded", actor=ACTOR, at=now,
                 data={"node": pending["node"], "category": pending.get("category")})
-    said = (Say(desk.ivr.messages.complaint_not_recorded.text(language), language),)
+    said = (Say((node.not_recorded or desk.ivr.messages.complaint_not_recorded).text(language), language),)
     return interaction, _walk_on(session, desk, interaction, node.fallback, said, seq=seq, urls=urls, now=now)
 
 

@@ -267,6 +267,10 @@ class ComplaintNode(_Retrying):
     registered: Prompt = Prompt(
         en="Thank you. Your complaint reference is {reference}. We will give you our final response by {resolve_by}.",
         zh="谢谢。您的投诉编号是{reference}。我们将在{resolve_by}前给您最终答复。")
+    # what the caller hears before ``fallback`` when the desk cannot tell who they are, or nothing was
+    # recorded; unset: the desk-wide messages (which promise a colleague -- wrong where no one is there)
+    unidentified: Prompt | None = None
+    not_recorded: Prompt | None = None
     next: NodeId
 
     @field_validator("categories", mode="before")

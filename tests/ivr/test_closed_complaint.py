@@ -53,7 +53,8 @@ def test_the_demo_graph_still_validates_and_the_closed_menu_reaches_the_complain
     assert "press 4" in closed.prompt.text("en") and "投诉请按4" in closed.prompt.text("zh")
     node = config.ivr.nodes["closed_complaint"]
     assert node.type == "complaint" and node.next == "goodbye"
-    assert config.ivr.nodes[node.fallback].next == "closed_voicemail"  # never an agent queue
+    assert node.fallback == "closed_voicemail"  # never an agent queue
+    assert "colleague" not in node.unidentified.text("en") and "colleague" not in node.not_recorded.text("en")
 
 
 def test_a_known_caller_makes_a_complaint_while_the_desk_is_closed(app, phone, db_session):
@@ -107,8 +108,21 @@ def test_a_withheld_number_out_of_hours_is_offered_a_voicemail_not_a_queue(phone
     phone.press("1")
     reply = phone.press("4")
     reply = phone.press("1")
-    assert reply.said[0].startswith("To take your complaint we need to know who you are")
-    assert any("leave your complaint as a message" in said for said in reply.said)
+    assert reply.said[0].startswith("To register a complaint we need to know who you are")
+    assert "leave it as a message" in reply.said[0] and not any("colleague" in said for said in reply.said)
     assert reply.first("Record") is not None and "/voice/voicemail" in reply.first("Record").get("action")
     interaction = _interaction(db_session, phone)
     assert interaction.state != State.QUEUED and _complaints(db_session) == []
+
+
+def test_nothing_recorded_out_of_hours_offers_a_voicemail_in_the_closed_wording(phone, db_session):
+    make_customer(db_session, phone="+8613800138000", language="en", name="Ada Lin")
+    db_session.commit()
+    phone.dial()
+    phone.press("4")
+    phone.press("2")
+    answered = phone.follow()  # Twilio reads on past <Record> when nothing was recorded
+    assert answered.said[0].startswith("Sorry, we did not get a message. Please try once more as a voicemail")
+    assert not any("colleague" in said for said in answered.said)
+    assert answered.first("Record") is not None and "/voice/voicemail" in answered.first("Record").get("action")
+    assert _complaints(db_session) == [] and _interaction(db_session, phone).state != State.QUEUED
