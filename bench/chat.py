@@ -1,6 +1,6 @@
-"""``python -m bench chat [--json] [--customers 500] [--agents 100] [--seconds 30] [--rate 0.2]``
+"""``python -m bench chat [--json] [--customers 500] [--agents 100] [--seconds 30] [--rate 0.2] [--workers 2]``
 
-Customer-to-agent chat latency through the real server: gunicorn (gevent, the Procfile's ``web``) on
+Customer-to-agent chat latency through the real server: gunicorn (gevent, the Procfile's ``web``; one worker per core by default) on
 PostgreSQL (scratch database ``bench_chat``; a SQLite file when PostgreSQL is unreachable) and Redis
 (Socket.IO's message queue). ``--customers`` python-socketio clients start chats on ``/customer`` and
 ``--agents`` clients sign in to the agent console's ``/agent`` namespace; every chat is given to an agent
@@ -39,7 +39,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--rate", type=float, default=0.2, help="messages per second per customer")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn gevent workers (websocket-only clients)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn gevent workers, one per core (websocket-only clients need no stickiness)")
     parser.add_argument("--pool", type=int, default=0,
                         help="database pool size for the server (0: the desk's own setting)")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_CHAT_REDIS_URL", "redis://127.0.0.1:6379/12"))
