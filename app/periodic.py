@@ -87,8 +87,13 @@ def start_scheduler(app: Flask, *, enqueue: bool, tick_s: float = 5.0) -> thread
 
 
 def init_app(app: Flask) -> None:
-    """Embedded default: run periodic tasks on a thread of this process (never under tests)."""
+    """Embedded default: run periodic tasks on a thread of this process (never under tests, and never in
+    a ``flask ...`` command: ``flask db upgrade`` on a fresh machine has no tables for them yet)."""
+    import click
+
     settings = app.extensions["desk.settings"]
     if app.config.get("TESTING") or settings.redis_url or not app.config.get("PERIODIC_THREAD", True):
         return
-    start_scheduler(app, enqueue=False)
+    if click.get_current_context(silent=True) is not None:
+        return
+    app.extensions["desk.periodic.stop"] = start_scheduler(app, enqueue=False)

@@ -53,3 +53,26 @@ def test_audit_purge_job(app, db_session):
     record(db_session, actor="system", action="x", at=utcnow() - timedelta(days=3000))
     db_session.commit()
     assert purge_expired_entries() == 1
+
+
+def test_the_embedded_scheduler_starts_in_the_server_but_not_in_a_flask_command(monkeypatch):
+    """``make run`` runs ``flask db upgrade`` before any table exists: its process must not schedule."""
+    from types import SimpleNamespace
+
+    import click
+    from click.testing import CliRunner
+    from flask import Flask
+
+    started = []
+    monkeypatch.setattr(periodic, "start_scheduler", lambda app, enqueue: started.append(app) or "stop")
+    embedded = Flask("embedded")
+    embedded.extensions["desk.settings"] = SimpleNamespace(redis_url=None)
+
+    @click.command()
+    def upgrade():
+        periodic.init_app(embedded)
+
+    assert CliRunner().invoke(upgrade).exit_code == 0
+    assert started == [] and "desk.periodic.stop" not in embedded.extensions
+    periodic.init_app(embedded)  # the server: no click context
+    assert started == [embedded] and embedded.extensions["desk.periodic.stop"] == "stop"
