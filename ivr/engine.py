@@ -400,20 +400,21 @@ def _retry_message(config: IvrConfig, node, reason: str) -> Prompt:
 def _menu_input(walk: _Walk, state: IvrState, node: MenuNode, user_input: CallInput) -> Step:
     if user_input.empty:
         return _retry(walk, state, node, "no_input")
-    key = user_input.digits[:1] if user_input.digits else ""
-    option = node.options.get(key) if key else None
-    via = "dtmf"
-    if option is None and node.speech and user_input.speech:
-        key, option, via = _match_words(node, walk.language, user_input.speech)
+    key, option, via = _choose(node.options, node.speech, walk.language, user_input)
     if option is None:
         return _retry(walk, state, node, "invalid", user_input.digits or user_input.speech)
     walk.fact("ivr.menu", node=state.node, key=key, via=via, goto=option.goto)
     return _run(walk, option.goto)
 
 
-def _match_words(node: MenuNode | ComplaintNode, language: str, speech: str):
-    heard = speech.casefold()
-    choices = node.options if isinstance(node, MenuNode) else node.categories
+def _choose(choices: dict, speech: bool, language: str, user_input: CallInput):
+    """(key, choice, via) for a menu option or complaint category picked by key, or by a spoken word
+    when the node listens for speech; choice is None when nothing matched."""
+    key = user_input.digits[:1] if user_input.digits else ""
+    choice = choices.get(key) if key else None
+    if choice is not None or not (speech and user_input.speech):
+        return key, choice, "dtmf"
+    heard = user_input.speech.casefold()
     for key, option in choices.items():
         if any(word.casefold() in heard for word in option.words.of(language) if word):
             return key, option, "speech"
@@ -424,11 +425,7 @@ def _complaint_input(walk: _Walk, state: IvrState, node: ComplaintNode, user_inp
     """The caller chose a category: ask for the description and record it."""
     if user_input.empty:
         return _retry(walk, state, node, "no_input")
-    key = user_input.digits[:1] if user_input.digits else ""
-    choice = node.categories.get(key) if key else None
-    via = "dtmf"
-    if choice is None and node.speech and user_input.speech:
-        key, choice, via = _match_words(node, walk.language, user_input.speech)
+    key, choice, via = _choose(node.categories, node.speech, walk.language, user_input)
     if choice is None:
         return _retry(walk, state, node, "invalid", user_input.digits or user_input.speech)
     walk.vars["complaint_category"] = choice.category
