@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from twilio.request_validator import RequestValidator
 
 from app.channels import voice
 from app.channels.telephony import RecordingTelephony
@@ -13,7 +14,7 @@ from app.interactions.states import State
 from ivr.models import VoiceWebhookReceipt
 from tests.factories import make_customer, make_order
 from tests.ivr.helpers import CLOSED_AT, OPEN_AT
-from tests.ivr.phone import BASE, Caller, sign
+from tests.ivr.phone import BASE, TOKEN, Caller, sign
 
 
 @pytest.fixture()
@@ -172,6 +173,37 @@ def test_signature_is_checked_against_the_public_url_whatever_the_host(phone, cl
     response = client.post("/voice/incoming", data=form, base_url="http://10.0.0.7:8000",
                            headers={"X-Twilio-Signature": sign(f"{BASE}/voice/incoming", form)})
     assert response.status_code == 200
+
+
+def test_a_signature_over_the_url_with_its_default_port_is_accepted(phone, client):
+    # Twilio has signed some URLs with the scheme's port spelled out: the validator's slower check of
+    # both variants still accepts them when the exact URL's signature does not match.
+    form = {"CallSid": phone.call_sid, "From": "+8613800138000", "To": "+862100000000"}
+    response = client.post("/voice/incoming", data=form,
+                           headers={"X-Twilio-Signature": sign("http://desk.test:80/voice/incoming", form)})
+    assert response.status_code == 200
+
+
+def test_a_sha256_signature_named_in_the_settings_header_is_checked_with_sha256(phone, client, db_session):
+    form = {"CallSid": phone.call_sid, "From": "+8613800138000", "To": "+862100000000"}
+    url = f"{BASE}/voice/incoming"
+    validator = RequestValidator(TOKEN)
+    settings = {"X-Twilio-Webhooks-Signature-Settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256"}
+    sha1_signed = client.post("/voice/incoming", data=form,
+                              headers={"X-Twilio-Signature": validator.compute_signature(url, form), **settings})
+    assert sha1_signed.status_code == 403
+    sha256_signed = client.post("/voice/incoming", data=form, headers={
+        "X-Twilio-Signature": validator.compute_signature(url, form, "HMAC_SHA256"), **settings})
+    assert sha256_signed.status_code == 200
+
+
+def test_an_unknown_signature_algorithm_is_refused(phone, client, db_session):
+    form = {"CallSid": phone.call_sid, "From": "+8613800138000", "To": "+862100000000"}
+    response = client.post("/voice/incoming", data=form, headers={
+        "X-Twilio-Signature": sign(f"{BASE}/voice/incoming", form),
+        "X-Twilio-Webhooks-Signature-Settings": "algorithm=HMAC_MD5"})
+    assert response.status_code == 403
+    assert db_session.scalar(select(func.count()).select_from(Interaction)) == 0
 
 
 def test_a_get_is_refused(client, db_session):
