@@ -5,18 +5,22 @@ queues the realtime announcement, which ``app.realtime`` sends only after the co
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 
 from app import realtime
 from app.db import utcnow
 from app.interactions.models import Interaction, InteractionEvent
 from app.interactions.states import State, check_transition
 
-__all__ = ["create_interaction", "transition", "record_fact", "InvalidTransition"]
+__all__ = ["create_interaction", "transition", "record_fact", "update_attributes", "InvalidTransition"]
 
 from app.interactions.states import InvalidTransition  # noqa: E402  (re-export for callers)
 
@@ -24,14 +28,19 @@ from app.interactions.states import InvalidTransition  # noqa: E402  (re-export 
 def create_interaction(session: Session, *, channel: str, actor: str, external_ref: str | None = None,
                        customer_id: int | None = None, language: str = "en", direction: str = "inbound",
                        subject: str | None = None, attributes: dict[str, Any] | None = None,
-                       at: datetime | None = None) -> Interaction:
-    """Add a new Interaction in state ``new`` with its first event row. Does not commit."""
+                       at: datetime | None = None, interaction_id: int | None = None) -> Interaction:
+    """Add a new Interaction in state ``new`` with its first event row. Does not commit.
+    ``interaction_id``: an id the caller reserved from the table's sequence; the interaction is then
+    written with the caller's next flush (none here), so a batch writes all its rows in one INSERT."""
     at = at or utcnow()
     interaction = Interaction(channel=channel, direction=direction, state=State.NEW, external_ref=external_ref,
                               customer_id=customer_id, language=language, subject=subject,
                               attributes=dict(attributes or {}), created_at=at, state_changed_at=at)
     session.add(interaction)
-    session.flush()
+    if interaction_id is None:
+        session.flush()
+    else:
+        interaction.id = interaction_id
     session.add(InteractionEvent(interaction_id=interaction.id, kind="created", from_state=None,
                                  to_state=State.NEW, actor=actor, reason="created", occurred_at=at,
                                  data={"channel": channel}))
@@ -74,3 +83,54 @@ def record_fact(session: Session, interaction: Interaction, kind: str, *, actor:
 def events_of(session: Session, interaction_id: int) -> list[InteractionEvent]:
     return list(session.scalars(select(InteractionEvent).where(
         InteractionEvent.interaction_id == interaction_id).order_by(InteractionEvent.id)))
+
+
+# --- writes outside the unit of work (hot paths) -------------------------------------------------------
+
+WRITTEN_KEY = "interactions.written"  # session.info flag: update_attributes wrote rows without a flush
+_INTERACTIONS = Interaction.__table__
+_SET_ATTRIBUTES = (_INTERACTIONS.update()
+                   .where(_INTERACTIONS.c.id == bindparam("b_id"), _INTERACTIONS.c.version == bindparam("b_version"))
+                   .values(attributes=bindparam("b_attributes"), language=bindparam("b_language"),
+                           version=bindparam("b_next_version")))
+_INSERT_EVENTS = InteractionEvent.__table__.insert()
+
+
+def update_attributes(session: Session, interaction: Interaction, changes: dict[str, Any], *,
+                      language: str | None = None, facts: Sequence[tuple[str, dict[str, Any]]] = (),
+                      actor: str, at: datetime | None = None) -> None:
+    """Merge ``changes`` into ``interaction.attributes`` (and set its ``language``) and log ``facts``
+    -- ``(kind, data)`` pairs, as ``record_fact`` logs them -- without a state change. Does not commit.
+
+    A hot path (every step of a phone menu): for an interaction loaded unchanged, the change is written
+    at once as one UPDATE and one INSERT, not through the ORM's unit of work, and the object is left
+    as if loaded after it (so later ORM changes in the transaction build on it); ``WRITTEN_KEY`` is
+    set in ``session.info``. The mapper's optimistic check holds: raises StaleDataError, having written
+    nothing, when another transaction changed the interaction since it was loaded. An interaction
+    with unflushed changes, or not yet inserted, gets ordinary ORM changes written at the next flush."""
+    attributes = dict(interaction.attributes or {})  # JSON columns change only on reassignment
+    attributes.update(changes)
+    language = language or interaction.language
+    state = sa_inspect(interaction)
+    if not state.persistent or state.modified or session.new:  # keep the event log in the order of the calls
+        interaction.attributes = attributes
+        interaction.language = language
+        for kind, data in facts:
+            record_fact(session, interaction, kind, actor=actor, data=data, at=at)
+        return
+    version = interaction.version
+    written = session.execute(_SET_ATTRIBUTES, {"b_id": interaction.id, "b_version": version,
+                                                "b_attributes": attributes, "b_language": language,
+                                                "b_next_version": version + 1})
+    if written.rowcount != 1:
+        raise StaleDataError(f"interaction {interaction.id} changed since it was loaded (version {version})")
+    set_committed_value(interaction, "attributes", attributes)
+    set_committed_value(interaction, "language", language)
+    set_committed_value(interaction, "version", version + 1)
+    if facts:
+        at = at or utcnow()
+        session.execute(_INSERT_EVENTS, [
+            {"interaction_id": interaction.id, "kind": kind, "from_state": interaction.state,
+             "to_state": interaction.state, "actor": actor, "reason": "", "data": dict(data or {}),
+             "occurred_at": at} for kind, data in facts])
+    session.info[WRITTEN_KEY] = True
