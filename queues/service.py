@@ -138,7 +138,8 @@ def _entry(session: Session, interaction: Interaction, queue: str, now: datetime
 
 
 # ---------------------------------------------------------------------------------------------- priority
-def priority_inputs(session: Session, interaction: Interaction, *, customer_tier: str | None = None) -> PriorityInputs:
+def priority_inputs(session: Session, interaction: Interaction, *, customer_tier: str | None = None,
+                    customer_is_new: bool = False) -> PriorityInputs:
     """Tier of the customer, the level of their worst open complaint, and whether this is a callback.
     ``customer_tier``: the customer's recorded tier (``Customer.tier``) when the caller has just read
     it, so it is not read again; None reads it."""
@@ -152,8 +153,8 @@ def priority_inputs(session: Session, interaction: Interaction, *, customer_tier
             from app.complaints.service import open_complaint_level
         except ImportError:  # a desk without the complaints domain routes on tier alone
             level = None
-        else:
-            level = open_complaint_level(session, interaction.customer_id)
+        else:  # a customer created in this transaction has no complaints yet
+            level = None if customer_is_new else open_complaint_level(session, interaction.customer_id)
         grades = (level,) if level else ()
     return PriorityInputs(tier=tier, open_complaint_grades=grades, callback=is_callback(interaction))
 
@@ -164,13 +165,15 @@ def is_callback(interaction: Interaction) -> bool:
 
 
 def refresh_priority(session: Session, interaction: Interaction, *, config: RoutingConfig | None = None,
-                     entry: QueueEntry | None = None, customer_tier: str | None = None) -> int:
+                     entry: QueueEntry | None = None, customer_tier: str | None = None,
+                     customer_is_new: bool = False) -> int:
     """Compute and store ``interaction.priority`` and ``priority_reasons`` (tier, open complaint,
     callback, overflowed in its current queue, the IVR's ``attributes['priority_bump']``). Waiting time is
     added at offer time. ``entry``: the contact's queue entry when the caller holds it (saves a reload);
-    ``customer_tier``: see ``priority_inputs``."""
+    ``customer_tier``, ``customer_is_new``: see ``priority_inputs`` and ``enqueue_contact``."""
     weights = _config(config).priority
-    points, reasons = base_priority(priority_inputs(session, interaction, customer_tier=customer_tier), weights)
+    points, reasons = base_priority(priority_inputs(session, interaction, customer_tier=customer_tier,
+                                                    customer_is_new=customer_is_new), weights)
     if weights.overflowed and _overflowed_here(session, interaction, entry):
         points += weights.overflowed
         reasons.append(reason("overflow", weights.overflowed, "Waited past the queue's maximum",
@@ -195,13 +198,14 @@ def has_callback_reason(interaction: Interaction) -> bool:
 # ---------------------------------------------------------------------------------------------- queueing
 def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, actor: str,
                     now: datetime | None = None, config: RoutingConfig | None = None,
-                    customer_tier: str | None = None) -> Interaction:
+                    customer_tier: str | None = None, customer_is_new: bool = False) -> Interaction:
     """Put ``interaction`` in ``queue`` to be offered to an agent, keeping its ``routing_age_origin``
     (so a contact re-entering keeps its place). From new/ivr/voicemail/closed it moves to ``queued``;
     a contact already waiting changes queue; an offered one has its offer taken back first; a connected
     one is transferred. Computes its priority. Raises UnknownQueue, NotRoutable. Does not commit.
     ``customer_tier``: the customer's recorded tier when the caller has just read it (saves a query;
-    it must be ``Customer.tier`` of ``interaction.customer_id``)."""
+    it must be ``Customer.tier`` of ``interaction.customer_id``). ``customer_is_new``: that customer was
+    created in this transaction (a prospect), so has no earlier contacts or complaints to look up."""
     cfg = _config(config)
     _check_queue(cfg, queue)
     now = now or utcnow()
@@ -213,12 +217,13 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
         raise NotRoutable(f"interaction {interaction.id} is {interaction.state}")
     interaction.queue = queue
     interaction.agent_id = None
-    preferred, until = _preferred_agent(session, interaction, cfg, now)
+    preferred, until = (None, None) if customer_is_new else _preferred_agent(session, interaction, cfg, now)
     # a contact still ``new`` that never waited (no routing_age_origin) has no queue entry to reuse
     never_queued = interaction.state == State.NEW and interaction.routing_age_origin is None
     entry = _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until,
                    never_queued=never_queued)
-    refresh_priority(session, interaction, config=cfg, entry=entry, customer_tier=customer_tier)
+    refresh_priority(session, interaction, config=cfg, entry=entry, customer_tier=customer_tier,
+                     customer_is_new=customer_is_new)
     if interaction.state in WAITING:
         record_fact(session, interaction, "routing.requeued", actor=actor, data={"queue": queue}, at=now)
     else:
