@@ -41,3 +41,29 @@ def test_a_badly_signed_webhook_is_still_refused(app, client, loads):
                            headers={"X-Twilio-Signature": "not-a-signature"})
     assert response.status_code == 403
     assert loads == []
+
+
+def test_a_webhook_neither_reads_nor_writes_the_session_cookie(app, client, db_session, monkeypatch):
+    monkeypatch.setitem(app.extensions, "desk.telephony", RecordingTelephony())
+    opened: list[str] = []
+    interface = app.session_interface
+    real_open = type(interface).__mro__[1].open_session
+
+    def counting_open(self, flask_app, request):
+        opened.append(request.path)
+        return real_open(self, flask_app, request)
+
+    monkeypatch.setattr(type(interface).__mro__[1], "open_session", counting_open)
+    agent = make_staff(db_session)
+    db_session.commit()
+    login(client, agent)
+    opened.clear()
+    caller = Caller(client)
+    reply = caller.dial()
+    assert reply.status == 200 and opened == []
+    response = client.post("/voice/incoming?lang=zh", data={"CallSid": caller.call_sid},
+                           headers={"X-Twilio-Signature": "forged"})
+    assert response.status_code == 403  # ?lang= on a webhook asks nothing of the null session
+    assert "Set-Cookie" not in response.headers and opened == []
+    assert client.get("/console/").status_code == 200
+    assert opened == ["/console/"]
