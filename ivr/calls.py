@@ -21,7 +21,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from app.crm.phones import try_normalise_phone
 from app.interactions.models import Interaction
-from app.interactions.service import create_interaction, record_fact, transition
+from app.interactions.service import create_interaction, record_fact, transition, update_attributes
 from app.interactions.states import State
 from ivr import engine, routing, twiml
 from ivr.config import IvrConfig
@@ -229,16 +229,28 @@ def state_language(stored: dict[str, Any]) -> str:
 
 def _apply_step(session: Session, desk: Desk, interaction: Interaction, step: Step, urls: VoiceUrls, *,
                 seq: int, now: datetime) -> VoiceResponse:
-    """Persist the step's state and facts, carry out its action, and render it."""
+    """Persist the step's state and facts, carry out its action, and render it.
+
+    A step that only moves the caller through the menu (no action: most of them) is written at once
+    by ``update_attributes``, outside the ORM's unit of work; one with an action goes through the
+    ORM with the changes the action makes."""
     path = list((interaction.attributes or {}).get("ivr_path") or [])
+    facts = []
     for fact in step.facts:
         if fact.kind == "ivr.node":  # the path is kept compactly on the interaction, not as event rows
             path.append(fact.data["node"])
         else:
-            record_fact(session, interaction, fact.kind, actor=ACTOR, data=dict(fact.data), at=now)
-    _set_attrs(interaction, ivr={**step.state.to_dict(), "seq": seq}, ivr_path=path[-100:])
-    interaction.language = step.state.language
+            facts.append((fact.kind, dict(fact.data)))
     action = step.action
+    changes = {"ivr": {**step.state.to_dict(), "seq": seq}, "ivr_path": path[-100:]}
+    if action is None:
+        update_attributes(session, interaction, changes, language=step.state.language, facts=facts, actor=ACTOR,
+                          at=now)
+        return twiml.render_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
+    for kind, data in facts:
+        record_fact(session, interaction, kind, actor=ACTOR, data=data, at=now)
+    _set_attrs(interaction, **changes)
+    interaction.language = step.state.language
     if isinstance(action, engine.Enqueue):
         routing.enqueue_call(session, interaction, action.queue, skills=list(action.skills),
                              priority_bump=action.priority_bump, actor=ACTOR, now=now)

@@ -31,6 +31,7 @@ from app.channels.telephony import TelephonyError
 from app.db import utcnow
 from app.extensions import csrf, db
 from app.interactions.models import Interaction
+from app.interactions.service import WRITTEN_KEY
 from ivr import agent_leg, calls, twiml
 from ivr.calls import CallError, Desk, VoiceUrls
 from ivr.models import VoiceWebhookReceipt
@@ -194,7 +195,7 @@ def _note_flush(session: OrmSession, flush_context) -> None:
 def _changed(session) -> bool:
     """Did the handler change anything (pending, already flushed, or announced after commit)?"""
     return bool(session.new or session.dirty or session.deleted or session.info.get(_FLUSHED)
-                or session.info.get(realtime.PENDING_KEY))
+                or session.info.get(WRITTEN_KEY) or session.info.get(realtime.PENDING_KEY))
 
 
 def answer(event: str, handler: Callable[[], tuple[Interaction | None, VoiceResponse]]) -> Response:
@@ -212,6 +213,7 @@ def answer(event: str, handler: Callable[[], tuple[Interaction | None, VoiceResp
         return _twiml_error(exc.status, str(exc))
     for attempt in range(ATTEMPTS):
         db.session.info.pop(_FLUSHED, None)
+        db.session.info.pop(WRITTEN_KEY, None)
         try:
             interaction, response = handler()
             body = str(response)

@@ -1,0 +1,109 @@
+"""An IVR step that only moves the caller through the menu is written outside the ORM's unit of work
+(``interactions.service.update_attributes``): one UPDATE with the version check, one INSERT of its facts."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.channels import voice
+from app.channels.telephony import RecordingTelephony
+from app.extensions import db
+from app.interactions.models import Interaction, InteractionEvent
+from app.interactions.service import WRITTEN_KEY, events_of, record_fact, transition, update_attributes
+from tests.factories import make_interaction
+from tests.ivr.helpers import OPEN_AT
+from tests.ivr.phone import Caller
+
+
+@pytest.fixture()
+def phone(app, client, monkeypatch):
+    monkeypatch.setattr(voice, "utcnow", lambda: OPEN_AT)  # the desk is open: the menu, not voicemail
+    monkeypatch.setitem(app.extensions, "desk.telephony", RecordingTelephony())
+    return Caller(client)
+
+
+@pytest.fixture()
+def statements(app):
+    seen: list[str] = []
+
+    def note(*args):
+        seen.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    yield seen
+    event.remove(db.engine, "before_cursor_execute", note)
+
+
+def test_an_unchanged_interaction_is_written_at_once_with_its_facts(db_session):
+    call = make_interaction(db_session, external_ref="CA-step", attributes={"from": "+8613800138000"})
+    transition(db_session, call, "ivr", actor="test")
+    db_session.commit()
+    version = call.version
+    update_attributes(db_session, call, {"ivr": {"node": "menu"}}, language="zh",
+                      facts=[("ivr.menu", {"key": "1"}), ("ivr.retry", {"reason": "silence"})], actor="ivr")
+    assert db_session.info[WRITTEN_KEY] is True
+    assert not db_session.dirty and not db_session.new  # nothing left for the unit of work
+    assert call.attributes == {"from": "+8613800138000", "ivr": {"node": "menu"}} and call.language == "zh"
+    assert call.version == version + 1
+    db_session.commit()
+    db_session.expire_all()
+    stored = db_session.get(Interaction, call.id)
+    assert stored.attributes["ivr"] == {"node": "menu"} and stored.language == "zh" and stored.version == version + 1
+    kinds = [(e.kind, e.from_state, e.to_state, e.actor, e.data) for e in events_of(db_session, call.id)]
+    assert kinds[-2:] == [("ivr.menu", "ivr", "ivr", "ivr", {"key": "1"}),
+                          ("ivr.retry", "ivr", "ivr", "ivr", {"reason": "silence"})]
+
+
+def test_later_orm_changes_build_on_the_written_version(db_session):
+    call = make_interaction(db_session)
+    db_session.commit()
+    update_attributes(db_session, call, {"a": 1}, actor="ivr")
+    transition(db_session, call, "ivr", actor="test")  # an ORM change after it: no stale-version refusal
+    db_session.commit()
+    db_session.expire_all()
+    stored = db_session.get(Interaction, call.id)
+    assert stored.state == "ivr" and stored.attributes == {"a": 1}
+
+
+def test_a_stale_copy_is_refused_and_writes_nothing(app, db_session):
+    call = make_interaction(db_session)
+    db_session.commit()
+    with Session(db.engine) as other:
+        stale = other.get(Interaction, call.id)
+        transition(db_session, call, "ivr", actor="router")
+        db_session.commit()
+        with pytest.raises(StaleDataError):
+            update_attributes(other, stale, {"ivr": {"node": "menu"}}, facts=[("ivr.menu", {})], actor="ivr")
+        other.rollback()
+    db_session.expire_all()
+    assert "ivr" not in (db_session.get(Interaction, call.id).attributes or {})
+    assert db_session.scalar(select(InteractionEvent).where(InteractionEvent.kind == "ivr.menu")) is None
+
+
+@pytest.mark.parametrize("pending", ["modified", "new_row"])
+def test_pending_orm_changes_keep_the_unit_of_work(db_session, statements, pending):
+    call = make_interaction(db_session)
+    db_session.commit()
+    db_session.refresh(call)  # loaded: reading it below flushes nothing
+    if pending == "modified":
+        call.subject = "changed first"
+    else:
+        record_fact(db_session, call, "note", actor="test")
+    statements.clear()
+    update_attributes(db_session, call, {"ivr": {"node": "menu"}}, language="zh", facts=[("ivr.menu", {})],
+                      actor="ivr")
+    assert statements == [] and WRITTEN_KEY not in db_session.info  # left to the next flush
+    db_session.commit()
+    assert call.attributes == {"ivr": {"node": "menu"}} and call.language == "zh"
+    assert [e.kind for e in events_of(db_session, call.id)][-1] == "ivr.menu"
+
+
+def test_a_menu_step_costs_one_update_and_one_insert_of_facts(phone, db_session, statements):
+    phone.dial()
+    statements.clear()
+    reply = phone.press("1")  # English: the main menu
+    assert reply.status == 200
+    writes = [s.split()[0] for s in statements if not s.startswith("SELECT")]
+    assert writes == ["UPDATE", "INSERT", "INSERT"]  # the interaction, its fact, the webhook's receipt
