@@ -10,8 +10,8 @@ Browser -> server, each answered through its acknowledgement ``{"ok": true}`` or
 {agent_id, presence, reason}, ``move_contact`` {interaction_id, queue | agent_id, note}.
 Only supervisors (and admins) may connect or act; payloads are pydantic models with ``extra="forbid"``.
 
-The same module keeps the agents' presence history (``app.reports.models.AgentPresenceLog``) from the
-routing service's ``agent.presence`` announcements, which occupancy and time-in-state are computed from.
+The agents' presence history (``app.reports.models.AgentPresenceLog``), which occupancy and time in state
+are computed from, is written by the routing service in the same transaction as each presence change.
 """
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ from app import realtime
 from app.auth.models import Role
 from app.auth.roles import current_staff, socket_role_required, staff_allowed
 from app.extensions import db, socketio
-from app.reports.service import record_presence
 from app.reports.wallboard import wallboard_snapshot
 
 log = logging.getLogger(__name__)
@@ -192,25 +191,11 @@ class SupervisorNamespace(Namespace):
                     InMoveContact, data)
 
 
-def _parse_at(raw: Any) -> datetime | None:
-    if isinstance(raw, str):
-        try:
-            at = datetime.fromisoformat(raw)
-        except ValueError:
-            return None
-        return at if at.tzinfo else None
-    return None
-
-
 def make_listener(app):
-    """The realtime listener: keep the presence history, and mark the wallboard dirty on any change."""
+    """The realtime listener: mark the wallboard dirty on any change. (The presence history is written by
+    the routing service in the transaction that changes the presence.)"""
 
     def listener(name: str, payload: dict[str, Any]) -> None:
-        if name == "agent.presence" and isinstance(payload.get("agent_id"), int) and payload.get("presence"):
-            with app.app_context(), Session(db.engine) as session:
-                record_presence(session, payload["agent_id"], str(payload["presence"]),
-                                reason=payload.get("reason"), at=_parse_at(payload.get("at")))
-                session.commit()
         if name.startswith(DIRTY_EVENTS):
             app.extensions["supervisor.pusher"].mark_dirty()
 

@@ -14,7 +14,8 @@ alternate nodes; the real router picks an agent and writes the offer; the figure
 delivery to the agent's socket on whichever node holds it. Each console then answers like an agent in a
 hurry (accept, wrap up with a disposition), so agents come back and calls may outnumber them.
 JSON fields: agents, nodes, calls, calls_per_s (offered load; 0 = closed loop), p50_ms, p99_ms, missed
-(offers that never arrived; should be 0), and the parts: webhook_p50/p99_ms (the webhook's own response
+(offers that never arrived; should be 0), cpu_ms_per_call (web nodes, router, database backends, and this
+process's consoles and callers, while the calls ran), and the parts: webhook_p50/p99_ms (the webhook's own response
 time), routing_p50/p99_ms (from the contact's ``queued`` transition to the router's offer decision).
 Figures only; nothing asserted.
 """
@@ -33,7 +34,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.voice import _bench_config, _free_port, _start_server, _stop
+from bench.voice import _bench_config, _cpu_seconds, _free_port, _start_server, _stop
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "bench-twilio-token"
@@ -42,7 +43,7 @@ SECRET = "bench-not-a-secret"
 USER_AGENT = "bench-screenpop/1.0"
 NODES = 2
 ARRIVAL_TIMEOUT_S = 20.0  # after the last webhook; more than one offer lease, so a re-offer still counts late
-ANSWERING_THREADS = 8
+ANSWERING_THREADS = int(os.environ.get("BENCH_ANSWERING_THREADS", "8"))
 
 
 def _args(argv: list[str]) -> argparse.Namespace:
@@ -295,7 +296,46 @@ def _run_calls(app, ports, people, calls, concurrency, arrivals, lock, rate=0.0,
         else:
             missed += 1
     latencies.sort()
+    if os.environ.get("BENCH_TRACE"):
+        _write_trace(app, os.environ["BENCH_TRACE"], done, ids, arrivals, lock)
     return latencies, missed, errors, list(ids.values()), sorted(answered)
+
+
+def _write_trace(app, path: str, done, ids: dict[str, int], arrivals: dict, lock) -> None:
+    """Per call, on one clock (ms from the webhook being sent): queued (the contact's ``queued``
+    transition), offered (the router's offer row), arrived (the console's event) -- to see which stage
+    a slow call spent its time in."""
+    from sqlalchemy import func, select
+
+    from app.extensions import db
+    from app.interactions.models import InteractionEvent
+    from queues.models import Offer
+
+    to_wall = time.time() - time.perf_counter()
+    wanted = list(ids.values())
+    with app.app_context():
+        try:
+            queued = dict(db.session.execute(select(InteractionEvent.interaction_id, func.min(InteractionEvent.occurred_at))
+                                             .where(InteractionEvent.interaction_id.in_(wanted),
+                                                    InteractionEvent.to_state == "queued")
+                                             .group_by(InteractionEvent.interaction_id)).all())
+            offered = dict(db.session.execute(select(Offer.interaction_id, func.min(Offer.created_at))
+                                              .where(Offer.interaction_id.in_(wanted))
+                                              .group_by(Offer.interaction_id)).all())
+        finally:
+            db.session.remove()
+    with open(path, "w") as out:
+        for sid, began, _status in done:
+            i = ids.get(sid)
+            if i is None or i not in queued or i not in offered:
+                continue
+            with lock:
+                arrived = arrivals.get(i)
+            start = began + to_wall
+            out.write(json.dumps({"id": i, "queued": round((queued[i].timestamp() - start) * 1000, 1),
+                                  "offered": round((offered[i].timestamp() - start) * 1000, 1),
+                                  "arrived": round((arrived[0] + to_wall - start) * 1000, 1) if arrived else None,
+                                  "sent_at": round(start, 3)}) + "\n")
 
 
 def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
@@ -320,6 +360,19 @@ def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
             db.session.remove()
     return sorted((offered[i] - queued[i]).total_seconds() * 1000 for i in interaction_ids
                   if i in queued and i in offered)
+
+
+def _cpu_snapshot(processes: dict[str, list[int]], database: str | None) -> dict[str, float]:
+    """CPU seconds so far of each process group, the database backends and this process (the 500
+    consoles and the callers): divided by calls, a cost that noise on the machine hardly moves."""
+    import resource
+
+    snapshot = {name: _cpu_seconds(pids) for name, pids in processes.items()}
+    if database:
+        snapshot["database"] = _cpu_seconds([], database)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    snapshot["bench"] = usage.ru_utime + usage.ru_stime
+    return snapshot
 
 
 def _start_router(env: dict[str, str]) -> subprocess.Popen:
@@ -357,8 +410,13 @@ def main(argv: list[str]) -> int:
                                   answers)
                 console.connect()
                 consoles.append(console)
+            processes = {"web": [s.pid for s in servers[:NODES]], "router": [servers[NODES].pid]}
+            database = db_url.rsplit("/", 1)[-1] if db_url.startswith("postgresql") else None
+            before = _cpu_snapshot(processes, database)
             latencies, missed, errors, routed, webhooks = _run_calls(app, ports, people, args.calls, args.concurrency,
                                                            arrivals, lock, rate=0.0 if args.concurrency else args.rate)
+            after = _cpu_snapshot(processes, database)
+            cpu_ms = {name: round((after[name] - before[name]) * 1000 / max(args.calls, 1), 2) for name in after}
             routing = _routing_delays_ms(app, routed)
         finally:
             stop.set()
@@ -374,6 +432,7 @@ def main(argv: list[str]) -> int:
               "routing_p99_ms": round(_percentile(routing, 0.99), 2),
               "webhook_p50_ms": round(_percentile(webhooks, 0.50), 2),
               "webhook_p99_ms": round(_percentile(webhooks, 0.99), 2),
+              "cpu_ms_per_call": cpu_ms,
               "database": db_url.split(":")[0], "offer_by": "router process (queues.router)"}
     if args.json:
         print(json.dumps(result))

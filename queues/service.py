@@ -408,12 +408,23 @@ def _change_presence(session: Session, state: AgentState, presence: str, reason_
         state.wrap_up_until = now + timedelta(seconds=cfg.agent_group(group).wrap_up_s)
     else:
         state.wrap_up_until = None
+    if changed:
+        _log_presence(session, state.agent_id, presence, reason_code, now)
     if changed or presence == "wrap_up":
         state.since = now
         realtime.after_commit(session, "agent.presence", {
             "agent_id": state.agent_id, "presence": presence, "reason": reason_code, "at": now.isoformat(),
             "since": now.isoformat(),
             "wrap_up_until": state.wrap_up_until.isoformat() if state.wrap_up_until else None})
+
+
+def _log_presence(session: Session, agent_id: int, presence: str, reason: str | None, now: datetime) -> None:
+    """The presence history row (occupancy and time in state are computed from it), in the same
+    transaction as the change it records: it can neither miss a change nor hold one that was rolled back,
+    and costs no second transaction after the commit."""
+    from app.reports.models import AgentPresenceLog
+
+    session.add(AgentPresenceLog(agent_id=agent_id, presence=presence, reason=reason, occurred_at=now))
 
 
 def agent_disconnected(session: Session, agent_id: int, *, now: datetime | None = None,

@@ -14,7 +14,7 @@ from app.extensions import db
 class AgentPresenceLog(db.Model):
     """One row per presence change of an agent (append-only): a span runs from its row to the next.
 
-    Written from the routing service's "agent.presence" announcements (after their commit)."""
+    Written by the routing service in the transaction that changes the presence."""
 
     __tablename__ = "agent_presence_log"
 

@@ -92,20 +92,32 @@ def test_moves_are_checked_before_routing(db_session, desk_config, setup, queue,
     assert err.value.code == code
 
 
-def test_the_listener_keeps_the_presence_history_and_marks_the_board_dirty(app, db_session):
+def test_presence_changes_are_logged_in_their_own_transaction(app, db_session):
+    """The routing service writes the history row with the change: a repeat adds nothing, a rolled-back
+    change leaves no row."""
+    from queues import service as routing_service
+
     agent = make_staff(db_session)
     db_session.commit()
+    at = utcnow() - timedelta(seconds=10)
+    routing_service.set_presence(db_session, agent.id, "available", now=at)
+    db_session.commit()
+    routing_service.set_presence(db_session, agent.id, "available")  # repeated: no row
+    db_session.commit()
+    routing_service.set_presence(db_session, agent.id, "break", "lunch")
+    db_session.rollback()  # never happened: no row
+    routing_service.set_presence(db_session, agent.id, "break", "coaching")
+    db_session.commit()
+    rows = db_session.query(AgentPresenceLog).filter_by(agent_id=agent.id).order_by(AgentPresenceLog.id).all()
+    assert [(r.presence, r.reason) for r in rows] == [("available", None), ("break", "coaching")]
+    assert rows[0].occurred_at == at
+
+
+def test_the_listener_marks_the_board_dirty(app):
     listener = make_listener(app)
     pusher = app.extensions["supervisor.pusher"]
     pusher.wake.clear()
-    at = utcnow() - timedelta(seconds=10)
-    listener("agent.presence", {"agent_id": agent.id, "presence": "available", "reason": None, "at": at.isoformat()})
-    listener("agent.presence", {"agent_id": agent.id, "presence": "available"})  # repeated: one row
-    listener("agent.presence", {"agent_id": agent.id, "presence": "break", "reason": "lunch", "at": "garbage"})
-    listener("agent.presence", {"agent_id": "x", "presence": "break"})  # malformed: ignored
-    rows = db_session.query(AgentPresenceLog).order_by(AgentPresenceLog.id).all()
-    assert [(r.presence, r.reason) for r in rows] == [("available", None), ("break", "lunch")]
-    assert rows[0].occurred_at == at
+    listener("agent.presence", {"agent_id": 1, "presence": "available"})
     assert pusher.wake.is_set()
     pusher.wake.clear()
     listener("crm.customer_changed", {})
