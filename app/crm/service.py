@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 from app.crm.config import CustomAttribute
 from app.crm.errors import CustomerNotFound, DuplicateOrder, InvalidAttributes, MergeConflict
 from app.crm.models import (
-    Customer, CustomerConsent, CustomerContact, CustomerEmail, CustomerFeedback, CustomerMerge, CustomerPhone,
-    CustomerTag, CustomerValueSnapshot, Order, OrderLine, Shipment,
+    Customer, CustomerConsent, CustomerContact, CustomerEmail, CustomerFeedback, CustomerKind, CustomerMerge,
+    CustomerPhone, CustomerTag, CustomerValueSnapshot, Order, OrderLine, Shipment,
 )
 from app.crm.phones import try_normalise_phone
 from app.crm.schemas import CustomerIn, CustomerPatch, OrderIn
@@ -74,13 +74,15 @@ class Identification:
 
 def identify(session: Session, *, phone: str | None = None, email: str | None = None,
              account_id: int | None = None, default_region: str = "CN", create_prospect: bool = True,
-             name: str | None = None, language: str = "en") -> Identification:
+             name: str | None = None, language: str = "en", prospect_id: int | None = None) -> Identification:
     """Who is contacting: by portal account (authoritative), caller id / phone and email address.
 
     Promises: MATCHED only when exactly one customer agrees with every identifier that found anyone;
     AMBIGUOUS lists every candidate otherwise (customers and organisations whose contacts match);
     with nobody found, NEW_PROSPECT creates a prospect carrying the phone/email (when
     ``create_prospect``), else UNKNOWN. An unusable caller id ('anonymous') counts as no phone.
+    ``prospect_id``: an id the caller reserved from the customers' sequence for a prospect; the
+    prospect is then written with the caller's next flush (none here) and is the answer's one candidate.
     Does not commit."""
     e164 = try_normalise_phone(phone, default_region) if phone else None
     address = email.strip().lower() if email and "@" in email else None
@@ -114,9 +116,16 @@ def identify(session: Session, *, phone: str | None = None, email: str | None = 
     prospect.phones = [CustomerPhone(e164=e164)] if e164 else []
     prospect.emails = [CustomerEmail(email=address)] if address else []
     session.add(prospect)
-    session.flush()
+    candidates = []
+    if prospect_id is None:
+        session.flush()
+    else:
+        prospect.id = prospect_id
+        candidates = [Candidate(prospect_id, prospect.name, prospect.tier, prospect.kind or CustomerKind.INDIVIDUAL,
+                                None, True, [], language=prospect.language)]
     return Identification(MatchStatus.NEW_PROSPECT, customer_id=prospect.id, phone=e164, email=address,
-                          message_en="new contact: recorded as a prospect", message_zh="新联系人：已记录为潜在客户")
+                          candidates=candidates, message_en="new contact: recorded as a prospect",
+                          message_zh="新联系人：已记录为潜在客户")
 
 
 @cache

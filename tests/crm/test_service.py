@@ -117,6 +117,22 @@ def test_unknown_caller_becomes_a_prospect_once(db_session):
     assert again.status == MatchStatus.MATCHED and again.customer_id == first.customer_id
 
 
+def test_a_prospect_with_a_reserved_id_is_written_with_the_next_flush(db_session):
+    from sqlalchemy import text
+
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("ids are reserved from PostgreSQL sequences")
+    reserved = db_session.scalar(text("SELECT nextval(pg_get_serial_sequence('customers', 'id'))"))
+    result = identify(db_session, email="Fresh@example.com", name="Fresh", language="zh", prospect_id=reserved)
+    assert result.status == MatchStatus.NEW_PROSPECT and result.customer_id == reserved
+    [candidate] = result.candidates  # the prospect's facts, as a matched customer's are given
+    assert (candidate.name, candidate.tier, candidate.language, candidate.is_prospect) == ("Fresh", "small", "zh", True)
+    with db_session.no_autoflush:  # nothing written yet
+        assert db_session.scalar(text("SELECT count(*) FROM customers WHERE id = :id"), {"id": reserved}) == 0
+    db_session.flush()
+    assert db_session.get(Customer, reserved).emails[0].email == "fresh@example.com"
+
+
 def test_unknown_email_prospect_and_no_prospect_when_not_wanted(db_session):
     result = identify(db_session, email="new@example.com", name="New Person")
     assert result.status == MatchStatus.NEW_PROSPECT
