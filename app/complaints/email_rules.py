@@ -133,6 +133,7 @@ def raise_from_new_email(session: Session, desk_config, *, mailbox: str, parsed,
                        body=parsed.text)
     if match is None:
         return None
+    session.flush()  # the case's rows first: a caller may have added them unwritten (an email batch)
     skipped = _reason_to_skip(session, desk_config, parsed, interaction, match, now)
     if skipped:
         record_fact(session, interaction, "complaint_rule_skipped", actor=ACTOR, reason=skipped,

@@ -166,3 +166,129 @@ def test_a_batch_identifies_its_known_senders_in_one_query_and_new_ones_once(app
     assert cases[1].customer_id == cases[3].customer_id == prospects[0].id
     # one query for the whole batch; then one each for the senders it could not settle (new twice, twice)
     assert len(matching) == 1 + 3
+
+
+def _statements(db_session, run):
+    """(result of ``run()``, the SQL statements it sent)."""
+    from sqlalchemy import event
+
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *rest):
+        sent.append(statement)
+
+    event.listen(db_session.get_bind(), "before_cursor_execute", record)
+    try:
+        return run(), sent
+    finally:
+        event.remove(db_session.get_bind(), "before_cursor_execute", record)
+
+
+def test_a_batch_writes_its_new_cases_together_with_ids_reserved_in_order(app, desk, db_session):
+    raws = [build_mail(sender=f"p{n}@customer.test", subject=f"Case {n}") for n in range(4)]
+    results, sent = _statements(db_session, lambda: _many(db_session, desk, raws))
+    assert all(r.status == "stored" and r.new_case and r.acknowledged for r in results)
+    ids = [r.interaction_id for r in results]
+    assert ids == sorted(ids) and ids[-1] - ids[0] == 3  # in arrival order, no gaps
+    inserts = [s for s in sent if s.lstrip().startswith("INSERT INTO interactions")]
+    if db_session.get_bind().dialect.name == "postgresql":
+        assert len(inserts) == 1, "one multi-row INSERT for the batch's cases"
+    messages = db_session.scalars(select(EmailMessage).order_by(EmailMessage.id)).all()
+    assert [(m.interaction_id, m.kind) for m in messages] == [(i, k) for i in ids for k in ("customer", "ack")]
+    for interaction_id in ids:
+        case = db_session.get(Interaction, interaction_id)
+        assert case.state == "queued" and case.queue == "general"
+        kinds = [e.kind for e in case.events]
+        assert kinds[:3] == ["created", "transition", "email_acknowledgement"]  # then the sending job's
+
+
+def test_a_reply_threads_onto_a_case_opened_earlier_in_the_same_batch(app, desk, db_session):
+    first = build_mail(message_id="<opening@customer.test>", subject="Broken kettle")
+    by_reference = build_mail(sender="bob@customer.test", message_id="<ref@customer.test>", subject="Re: kettle",
+                              references=["unknown@elsewhere.test", "opening@customer.test"])
+    second = build_mail(sender="carol@customer.test", subject="Another matter")
+    results = _many(db_session, desk, [first, by_reference, second])
+    assert [r.new_case for r in results] == [True, False, True]
+    assert results[1].interaction_id == results[0].interaction_id
+    message = db_session.scalar(select(EmailMessage).where(EmailMessage.message_id == "ref@customer.test"))
+    assert message.details["threaded_via"] == "references"
+    # a later batch's reply by the case tag of a case the same batch opened, from its customer
+    tag_case = build_mail(sender="dave@customer.test", message_id="<dave1@customer.test>", subject="Lost parcel")
+    results = _many(db_session, desk, [tag_case])
+    tagged = build_mail(sender="dave@customer.test", subject=f"Re: Lost parcel [#C-{results[0].interaction_id}]")
+    again = _many(db_session, desk, [build_mail(sender="erin@customer.test"), tagged])
+    assert again[1].interaction_id == results[0].interaction_id and not again[1].new_case
+
+
+def test_a_tag_naming_a_case_opened_in_the_same_batch_finds_it(app, desk, db_session):
+    [earlier] = _many(db_session, desk, [build_mail(sender="gina@customer.test", subject="Where is my order")])
+    nxt = earlier.interaction_id + 1  # the case the next batch opens first (ids are reserved in order)
+    opening = build_mail(sender="hank@customer.test", subject="Missing item")
+    tagged = build_mail(sender="hank@customer.test", subject=f"Re: Missing item [#C-{nxt}]", message_id="<t@x.test>")
+    results = _many(db_session, desk, [opening, tagged])
+    assert results[0].interaction_id == nxt and results[1].interaction_id == nxt and not results[1].new_case
+    via = db_session.scalar(select(EmailMessage.details).where(EmailMessage.message_id == "t@x.test"))
+    assert via["threaded_via"] == "subject_tag"
+
+
+def test_acknowledgements_in_one_batch_respect_the_sender_limit(app, desk, db_session, outbox):
+    # max_per_sender is 3 in the test config: a burst of five new cases from one address gets three answers
+    raws = [build_mail(sender="loop@customer.test", subject=f"Auto {n}") for n in range(5)]
+    results = _many(db_session, desk, raws)
+    assert [r.acknowledged for r in results] == [True, True, True, False, False]
+    # the next batch counts them as sent (read from the database)
+    [later] = _many(db_session, desk, [build_mail(sender="loop@customer.test", subject="Auto 6")])
+    assert not later.acknowledged
+    [other] = _many(db_session, desk, [build_mail(sender="fresh@customer.test")])
+    assert other.acknowledged
+
+
+def test_no_acknowledgement_to_an_address_marked_undeliverable(app, desk, db_session):
+    from app.channels.email.models import UndeliverableAddress
+
+    db_session.add(UndeliverableAddress(address="gone@customer.test", status_code="5.1.1", diagnostic="no such user"))
+    db_session.commit()
+    results = _many(db_session, desk, [build_mail(sender="Gone@customer.test"), build_mail(sender="ok@customer.test")])
+    assert [r.acknowledged for r in results] == [False, True]
+
+
+def test_a_failure_after_ids_were_reserved_redoes_the_batch_with_the_same_ids(app, desk, db_session, outbox):
+    desk = set_email_config(app, rules=[{"subject_contains": ["poison"], "queue": "no-such-queue"}])
+    raws = [build_mail(sender="ann@customer.test", subject="One"),
+            build_mail(sender="ann@customer.test", subject="poison"),
+            build_mail(sender="ann@customer.test", subject="Three", message_id="<three@customer.test>"),
+            build_mail(sender="bea@customer.test", subject="Re: Three", in_reply_to="three@customer.test")]
+    results = _many(db_session, desk, raws)
+    assert [r.status for r in results] == ["stored", "quarantined", "stored", "stored"]
+    assert results[3].interaction_id == results[2].interaction_id and not results[3].new_case
+    first, third = results[0].interaction_id, results[2].interaction_id
+    assert first < third
+    # the poisoned message's acknowledgement went with it: ann got two, one per kept case
+    assert sorted(m.recipients[0] for m in outbox.sent) == ["ann@customer.test", "ann@customer.test"]
+    assert db_session.scalar(select(func.count()).select_from(Interaction)) == 2
+    assert db_session.scalar(select(func.count()).where(EmailMessage.kind == "ack")) == 2
+
+
+def test_a_bounce_in_a_batch_marks_the_address_before_the_next_acknowledgement(ingest, app, desk, db_session):
+    from app.channels.email.models import UndeliverableAddress
+
+    opened = ingest(build_mail(sender="ivy@customer.test", subject="Hello"))
+    ack = db_session.scalar(select(EmailMessage).where(EmailMessage.interaction_id == opened.interaction_id,
+                                                       EmailMessage.kind == "ack"))
+    bounce = build_bounce(ack.message_id, "ivy@customer.test")
+    results = _many(db_session, desk, [bounce, build_mail(sender="ivy@customer.test", subject="Another")])
+    assert results[0].interaction_id == opened.interaction_id
+    assert db_session.scalar(select(UndeliverableAddress.address)) == "ivy@customer.test"
+    assert results[1].new_case and not results[1].acknowledged
+
+
+def build_bounce(original_message_id: str, recipient: str) -> bytes:
+    return (
+        "From: MAILER-DAEMON@mx.customer.test\r\nTo: support@desk.test\r\nSubject: Undelivered Mail\r\n"
+        "Message-ID: <bounce-1@mx.customer.test>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n\r\n"
+        "--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.test\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"Message-ID: <{original_message_id}>\r\nSubject: x\r\n\r\n--B--\r\n").encode()

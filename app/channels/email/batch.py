@@ -18,6 +18,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
@@ -34,6 +35,7 @@ from app.channels.email.ingest import (
 )
 from app.channels.email.models import InboundEmail, InboundStatus
 from app.channels.email.parse import ParsedEmail, message_key
+from app.channels.email.pending import BatchWrites
 from app.channels.email.routing import identify_senders
 from app.db import utcnow
 
@@ -79,15 +81,16 @@ def ingest_many(session: Session, desk_config, mailbox_name: str, messages: Sequ
         for index, key in duplicates:
             results[index] = IngestResult("duplicate", winners.get(key))
     parsed = [(index, row, _parse_or_quarantine(row, config.limits)) for index, row in todo]
+    writes: list[BatchWrites] = []  # the first attempt's reserved ids serve the second
     try:
         try:
-            done = _process_batch(session, desk_config, parsed, secret=secret, isolate=False)
+            done = _process_batch(session, desk_config, parsed, secret=secret, isolate=False, writes=writes)
         except OperationalError:
             raise
         except Exception:  # one message failed: roll the batch back, process each in its own savepoint
             session.rollback()
             log.info("email batch: a message failed; processing the %d messages one savepoint each", len(parsed))
-            done = _process_batch(session, desk_config, parsed, secret=secret, isolate=True)
+            done = _process_batch(session, desk_config, parsed, secret=secret, isolate=True, writes=writes)
     except OperationalError:
         session.rollback()
         raise
@@ -127,23 +130,26 @@ def _parse_or_quarantine(row: StoredRaw, limits) -> ParsedEmail | Quarantine:
 
 
 def _process_batch(session: Session, desk_config, parsed: list[tuple[int, StoredRaw, ParsedEmail | Quarantine]],
-                   *, secret: str, isolate: bool) -> list[tuple[int, IngestResult]]:
+                   *, secret: str, isolate: bool, writes: list[BatchWrites]) -> list[tuple[int, IngestResult]]:
     """Process the parsed messages in one transaction and commit it. Without ``isolate`` any failure
-    propagates (the caller rolls back and tries again isolated); with it each message has a savepoint."""
+    propagates (the caller rolls back and tries again isolated); with it each message has a savepoint.
+    ``writes``: empty, or the ``BatchWrites`` of a rolled-back attempt (its reserved ids are reused)."""
     _fast_compression(session)
     done, processed = [], []
     held: dict[str, list] = {}  # isolated: events and jobs of the processed messages, for after the commit
+    readable = [m for _, _, m in parsed if not isinstance(m, Quarantine)]
     # senders known to the CRM, in one query; the others (a prospect to create) one by one, in order
-    known = identify_senders(session, {m.from_address for _, _, m in parsed
-                                       if not isinstance(m, Quarantine) and m.from_address})
+    known = identify_senders(session, {m.from_address for m in readable if m.from_address})
+    batch = _batch_writes(session, desk_config, readable, writes, known)
     for index, row, message in parsed:
         if isinstance(message, Quarantine):
             result = _quarantined(session, row, message.reason, message.detail)
         elif isolate:
-            result = _process_one(session, desk_config, row, message, secret=secret, held=held, known=known)
+            result = _process_one(session, desk_config, row, message, secret=secret, held=held, known=known,
+                                  batch=batch)
         else:
             result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=message,
-                              known=known)
+                              known=known, batch=batch)
         if result.status == "stored":
             processed.append(row.id)
         done.append((index, result))
@@ -154,6 +160,24 @@ def _process_batch(session: Session, desk_config, parsed: list[tuple[int, Stored
         session.info.setdefault(key, []).extend(items)
     session.commit()
     return done
+
+
+def _batch_writes(session: Session, desk_config, readable: list[ParsedEmail], writes: list[BatchWrites],
+                  known: Mapping) -> BatchWrites:
+    """The batch's ``BatchWrites``: ids reserved for its likely new cases (no reply headers: a reply that
+    threads nowhere draws its id when it needs one), two messages each (theirs and an acknowledgement)
+    and a prospect per sender the CRM does not know; the acknowledgement history of its senders read.
+    After a rollback, the same ids again."""
+    if writes:
+        writes[0].reset()
+        return writes[0]
+    window_s = desk_config.email.autoreply.window_s
+    writes.append(BatchWrites(
+        session, new_cases=sum(1 for m in readable if not (m.in_reply_to or m.references)),
+        messages=2 * len(readable), prospects=len({m.from_address for m in readable} - known.keys()),
+        ack_addresses={m.reply_to or m.from_address for m in readable},
+        window_since=utcnow() - timedelta(seconds=window_s)))
+    return writes[0]
 
 
 def _values(config, mailbox_name: str, message: RawMessage, source: str) -> dict:
@@ -186,7 +210,8 @@ def _insert_raws(session: Session, rows: list[dict]) -> dict[str, int]:
 
 
 def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, *, secret: str,
-                 held: dict[str, list], known: Mapping | None = None) -> IngestResult:
+                 held: dict[str, list], known: Mapping | None = None,
+                 batch: BatchWrites | None = None) -> IngestResult:
     """Process one message inside a savepoint; on failure roll back only its work and quarantine it.
 
     SQLAlchemy runs the session's commit and rollback hooks at a savepoint's release and rollback too,
@@ -194,9 +219,12 @@ def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEm
     release -- delivered only when the batch commits -- and a rolled-back message's own items are all
     the rollback hooks find to drop."""
     savepoint = session.begin_nested()
+    mark = batch.mark() if batch is not None else None
     try:
         result = _process(session, desk_config, row, secret=secret, lenient=False, now=utcnow(), parsed=parsed,
-                          known=known)
+                          known=known, batch=batch)
+        if batch is not None:
+            batch.flush()
         session.flush()
         queued = _take_queued(session)
         savepoint.commit()
@@ -213,6 +241,8 @@ def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEm
         return result
     if savepoint.is_active:
         savepoint.rollback()
+    if batch is not None:
+        batch.undo(mark)
     return _quarantined(session, row, reason, detail)
 
 

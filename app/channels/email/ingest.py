@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,6 +41,7 @@ from app.channels.email.outbound import (
     reply_domain,
     schedule_acknowledgement,
 )
+from app.channels.email.pending import BatchWrites
 from app.channels.email.parse import (
     ParsedEmail,
     UnparseableEmail,
@@ -228,26 +230,42 @@ def _unreadable(raw: bytes) -> ParsedEmail:
 
 
 def _process(session: Session, desk_config, row: StoredRaw, *, secret: str, lenient: bool,
-             now: datetime, parsed: ParsedEmail | None = None, known: Mapping | None = None) -> IngestResult:
+             now: datetime, parsed: ParsedEmail | None = None, known: Mapping | None = None,
+             batch: BatchWrites | None = None) -> IngestResult:
     """``parsed``: the message already parsed by the caller (``_parse``); ``known``: senders a batch
-    identified together (``routing.identify_senders``)."""
+    identified together (``routing.identify_senders``); ``batch``: the batch's reserved ids and
+    unwritten rows (``pending``): rows are then added without flushing."""
     config = desk_config.email
     mailbox = config.mailbox(row.mailbox)
     parsed = parsed or _parse(row, config.limits, lenient)
     bounce = analyse_bounce(parsed)
     if bounce is not None:
+        if batch is not None:
+            batch.flush()  # a bounce's lookups and marks take the ordinary, autoflushing way
+            batch.forget_history()  # it may mark an address undeliverable
         handled = _handle_bounce(session, config, row, parsed, bounce)
         if handled is not None:
             return handled
-    lookup = DbThreadLookup(session)
-    match = threads.find_case(secret=secret, lookup=lookup, sender=parsed.from_address, recipients=parsed.recipients,
-                              in_reply_to=parsed.in_reply_to, references=parsed.references, subject=parsed.subject)
-    interaction = session.get(Interaction, match.interaction_id) if match else None
+    if batch is not None:
+        batch.before_thread_lookup(recipients=parsed.recipients, in_reply_to=parsed.in_reply_to,
+                                   references=parsed.references, subject=parsed.subject)
+    with _unless_flushed(session, batch):
+        lookup = DbThreadLookup(session)
+        match = threads.find_case(secret=secret, lookup=lookup, sender=parsed.from_address,
+                                  recipients=parsed.recipients, in_reply_to=parsed.in_reply_to,
+                                  references=parsed.references, subject=parsed.subject)
+        interaction = session.get(Interaction, match.interaction_id) if match else None
     if interaction is not None and interaction.state != State.ABANDONED:
-        return _continue_case(session, desk_config, row, parsed, interaction, match.via, bounce, now)
+        return _continue_case(session, desk_config, row, parsed, interaction, match.via, bounce, now, batch=batch)
     if bounce is not None and bounce.definite and not lenient:
         raise Quarantine("unmatched_bounce", f"no message of ours among {bounce.original_message_ids[:5]}")
-    return _new_case(session, desk_config, mailbox, row, parsed, bounce, secret=secret, now=now, known=known)
+    return _new_case(session, desk_config, mailbox, row, parsed, bounce, secret=secret, now=now, known=known,
+                     batch=batch)
+
+
+def _unless_flushed(session: Session, batch: BatchWrites | None):
+    """No autoflush inside a batch (it flushed already wherever a lookup could need its rows)."""
+    return session.no_autoflush if batch is not None else nullcontext()
 
 
 class DbThreadLookup:
@@ -276,7 +294,8 @@ class DbThreadLookup:
 
 
 def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail, thread: EmailThread,
-                   interaction: Interaction, *, kind: str, automatic: bool, details: dict) -> EmailMessage:
+                   interaction: Interaction, *, kind: str, automatic: bool, details: dict,
+                   batch: BatchWrites | None = None) -> EmailMessage:
     message = EmailMessage(
         thread=thread, interaction_id=interaction.id, inbound_id=row.id, direction="in", kind=kind,
         mailbox=row.mailbox, message_id=(parsed.message_id or "")[:255] or None,
@@ -288,6 +307,9 @@ def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail
     limits = config.limits
     for attachment in parsed.attachments:
         message.attachments.append(_attachment_row(attachment, limits))
+    if batch is not None:
+        message.id = batch.message_id()
+        batch.added(message)
     session.add(message)
     return message
 
@@ -314,26 +336,36 @@ def _language_for(parsed: ParsedEmail, customer_language: str | None, mailbox: M
 
 def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, parsed: ParsedEmail,
               bounce: BounceReport | None, *, secret: str, now: datetime,
-              known: Mapping | None = None) -> IngestResult:
+              known: Mapping | None = None, batch: BatchWrites | None = None) -> IngestResult:
     config = desk_config.email
     automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
     sender = parsed.from_address
     guessed = _language_for(parsed, None, mailbox)
-    customer = identify_customer(session, sender, name=parsed.from_name, language=guessed,
-                                 create_prospect=not automatic, known=known) if sender else None
+    customer = None
+    if sender:
+        prospect_id = None
+        if batch is not None:
+            batch.before_identify(sender)
+            prospect_id = batch.prospect_id() if not automatic and sender not in (known or {}) else None
+        with _unless_flushed(session, batch):
+            customer = identify_customer(session, sender, name=parsed.from_name, language=guessed,
+                                         create_prospect=not automatic, known=known, prospect_id=prospect_id)
+        if batch is not None and customer is not None and customer.new:
+            batch.created(sender)
     customer_id = customer.id if customer else None
     language = customer.language if customer and customer.language in ("en", "zh") else guessed
     queue = choose_queue(config, mailbox, sender, parsed.subject)
     interaction = create_interaction(
         session, channel="email", actor=ACTOR, external_ref=f"{row.mailbox}/{row.id}", customer_id=customer_id,
         language=language, subject=parsed.subject[:1000],
-        attributes={"mailbox": row.mailbox, "from": sender, "automatic": automatic}, at=now)
+        attributes={"mailbox": row.mailbox, "from": sender, "automatic": automatic}, at=now,
+        interaction_id=batch.case_id() if batch is not None else None)
     thread = EmailThread(interaction_id=interaction.id, mailbox=row.mailbox, customer_address=sender,
                          cc=sorted(set(parsed.cc) - config.own_addresses()), subject=parsed.subject[:1000],
                          created_at=now)
     session.add(thread)
     message = _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
-                             details={})
+                             details={}, batch=batch)
     # before routing, so the new complaint's level counts in the case's priority
     complaint = raise_from_new_email(session, desk_config, mailbox=row.mailbox, parsed=parsed,
                                      interaction=interaction, automatic=automatic, now=now)
@@ -345,7 +377,7 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
         enqueue(session, interaction, queue, actor=ACTOR, reason="email received", customer=customer)
         ack = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
                                  customer=customer, secret=secret, now=now,
-                                 content=complaint.acknowledgement if complaint else None)
+                                 content=complaint.acknowledgement if complaint else None, batch=batch)
     if complaint is not None and ack is not None:
         complaint.settle(session, ack)
     return IngestResult("stored", row.id, interaction.id, new_case=True, acknowledged=ack is not None)
@@ -354,13 +386,14 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
 def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, interaction: Interaction,
                        thread: EmailThread, message: EmailMessage, bounce: BounceReport | None, *,
                        customer: CustomerInfo | None, secret: str, now: datetime,
-                       content: tuple[str, str] | None = None) -> EmailMessage | None:
+                       content: tuple[str, str] | None = None, batch: BatchWrites | None = None) -> EmailMessage | None:
     """Queue the case's acknowledgement unless loop protection forbids it (``content``: a complaint's
     acknowledgement to send instead of the generic one). The queued message, or None."""
     config = desk_config.email
     to = parsed.reply_to or parsed.from_address
     window_start = now - timedelta(seconds=config.autoreply.window_s)
-    sent, undeliverable = _ack_history(session, to, window_start)
+    history = batch.ack_history(to, window_start) if batch is not None else None
+    sent, undeliverable = history if history is not None else _ack_history(session, to, window_start)
     decision = decide_acknowledgement(
         enabled=config.autoreply.enabled, headers=parsed.headers, is_bounce=bounce is not None,
         addresses=[parsed.from_address, to], own_addresses=config.own_addresses(),
@@ -372,8 +405,13 @@ def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, inter
                 data={"send": decision.send, "to": to})
     if not decision.send:
         return None
-    return schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now,
-                                    customer=customer, content=content)
+    ack = schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now,
+                                   customer=customer, content=content,
+                                   reserved_id=batch.message_id() if batch is not None else None)
+    if batch is not None:
+        batch.added(ack)
+        batch.acknowledged(to)
+    return ack
 
 
 def _ack_history(session: Session, to: str, window_start: datetime) -> tuple[int, bool]:
@@ -388,15 +426,19 @@ def _ack_history(session: Session, to: str, window_start: datetime) -> tuple[int
 
 
 def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, interaction: Interaction,
-                   via: str, bounce: BounceReport | None, now: datetime) -> IngestResult:
+                   via: str, bounce: BounceReport | None, now: datetime,
+                   batch: BatchWrites | None = None) -> IngestResult:
     config = desk_config.email
-    thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
+    with _unless_flushed(session, batch):  # the case is written (the lookup flushed if it was the batch's)
+        thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
     automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
     message = _store_message(session, config, row, parsed, thread, interaction, kind="customer",
-                             automatic=automatic, details={"threaded_via": via})
+                             automatic=automatic, details={"threaded_via": via}, batch=batch)
     live.announce_inbound(session, interaction, message)
     sender = parsed.from_address
-    allowed = customer_addresses(session, interaction.customer_id) | {thread.customer_address} | set(thread.cc)
+    with _unless_flushed(session, batch):
+        addresses = customer_addresses(session, interaction.customer_id)
+    allowed = addresses | {thread.customer_address} | set(thread.cc)
     if sender in allowed:
         thread.cc = sorted((set(thread.cc) | set(parsed.cc)) - config.own_addresses() - {thread.customer_address})
     record_fact(session, interaction, "email_received", actor=ACTOR, reason=via,

@@ -187,10 +187,12 @@ def _last_inbound(session: Session, thread_id: int) -> EmailMessage | None:
 def schedule_acknowledgement(session: Session, desk_config, interaction: Interaction, thread: EmailThread,
                              parent: EmailMessage, to: str, *, secret: str, now: datetime,
                              customer: CustomerInfo | None = None,
-                             content: tuple[str, str] | None = None) -> EmailMessage:
+                             content: tuple[str, str] | None = None,
+                             reserved_id: int | None = None) -> EmailMessage:
     """Compose the automatic acknowledgement and queue it to go at once (after commit). ``content``
-    (subject, body) replaces the "acknowledgement" template, e.g. a complaint's acknowledgement. Does
-    not commit."""
+    (subject, body) replaces the "acknowledgement" template, e.g. a complaint's acknowledgement.
+    ``reserved_id``: an id drawn from the table's sequence, so the message is written with the
+    caller's next flush instead of one here. Does not commit."""
     if content is None:
         rendered = render(session, "acknowledgement", interaction.language,
                           template_context(session, desk_config, interaction, thread, now=now, customer=customer))
@@ -199,7 +201,10 @@ def schedule_acknowledgement(session: Session, desk_config, interaction: Interac
     message = _new_outbound(desk_config.email, thread, interaction, kind="ack", to=to, subject=subject,
                             body=body, secret=secret, parent=parent, send_after=now, sent_by=None)
     session.add(message)
-    session.flush()
+    if reserved_id is None:
+        session.flush()
+    else:
+        message.id = reserved_id
     enqueue_after_commit(session, message.id)
     return message
 

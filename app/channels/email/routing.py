@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -37,8 +37,9 @@ def enqueue(session: Session, interaction: Interaction, queue_name: str, *, acto
     """Hand the case to the router (which records ``reason`` on the queued transition); returns
     "router". ``customer``: the case's customer as just read (the router then reads its tier from
     it). Does not commit."""
-    tier = customer.tier if customer is not None and customer.id == interaction.customer_id else None
-    enqueue_contact(session, interaction, queue_name, actor=actor, customer_tier=tier)
+    own = customer is not None and customer.id == interaction.customer_id
+    enqueue_contact(session, interaction, queue_name, actor=actor, customer_tier=customer.tier if own else None,
+                    customer_is_new=own and customer.new)
     return "router"
 
 
@@ -51,6 +52,7 @@ class CustomerInfo:
     language: str
     tier: str
     is_prospect: bool
+    new: bool = field(default=False, compare=False)  # created in this transaction: it has no history
 
 
 def customer_info(session: Session, customer_id: int | None) -> CustomerInfo | None:
@@ -64,23 +66,29 @@ def customer_info(session: Session, customer_id: int | None) -> CustomerInfo | N
 
 
 def identify_customer(session: Session, address: str, *, name: str, language: str,
-                      create_prospect: bool, known: Mapping[str, Identification] | None = None) -> CustomerInfo | None:
+                      create_prospect: bool, known: Mapping[str, Identification] | None = None,
+                      prospect_id: int | None = None) -> CustomerInfo | None:
     """The customer a sender address belongs to; None when nobody (or several customers) match. The
     CRM's ``identify`` never guesses between several; it may create a prospect. ``known``: addresses a
-    batch already identified together (``identify_senders``); the others are identified here."""
+    batch already identified together (``identify_senders``); the others are identified here.
+    ``prospect_id``: an id reserved for a prospect (written with the caller's next flush)."""
     result = (known or {}).get(address) or identify(session, email=address, name=name or None, language=language,
-                                                    create_prospect=create_prospect)
+                                                    create_prospect=create_prospect, prospect_id=prospect_id)
     if result.status == MatchStatus.MATCHED and len(result.candidates) == 1:
         # the CRM read these columns while matching: no second query
         found = result.candidates[0]
         return CustomerInfo(found.customer_id, found.name, found.language, found.tier, found.is_prospect)
+    if result.status == MatchStatus.NEW_PROSPECT and result.candidates:  # written with the next flush
+        found = result.candidates[0]
+        return CustomerInfo(found.customer_id, found.name, found.language, found.tier, True, new=True)
     if result.status == MatchStatus.NEW_PROSPECT:
         from app.crm.models import Customer
 
         # the prospect was just created in this session: its identity-map copy, no query
         prospect = session.get(Customer, result.customer_id)
         if prospect is not None:
-            return CustomerInfo(prospect.id, prospect.name, prospect.language, prospect.tier, prospect.is_prospect)
+            return CustomerInfo(prospect.id, prospect.name, prospect.language, prospect.tier, prospect.is_prospect,
+                                new=True)
     return customer_info(session, result.customer_id)
 
 

@@ -90,6 +90,16 @@ def _tokens(secret: str, recipients: Iterable[str], ids: Iterable[str]) -> Itera
             yield found
 
 
+def cases_named(recipients: Iterable[str], ids: Iterable[str], subject: str) -> set[int]:
+    """Every case number the message names -- in reply tokens and our Message-IDs (signed or not) and
+    in subject tags: all ``find_case`` may look a case up by."""
+    named = {int(number) for number in TAG.findall(subject or "")}
+    tokens = [m.group(1) for m in (_REPLY_LOCAL.match(a.rpartition("@")[0]) for a in recipients) if m]
+    tokens += [m.group(1) for m in (_OUR_ID.match(i) for i in ids) if m]
+    named.update(int(_TOKEN.match(token.lower()).group(1)) for token in tokens)
+    return named
+
+
 def find_case(*, secret: str, lookup: ThreadLookup, sender: str, recipients: list[str], in_reply_to: list[str],
               references: list[str], subject: str) -> ThreadMatch | None:
     """The case this message continues, or None for a new case."""

@@ -1,0 +1,189 @@
+"""What an ingest batch holds back so its rows go to the database together.
+
+Processing a batch one message after another used to flush the session several times per message
+(the new case's id, the acknowledgement's id, a query that autoflushed), each flush a unit of work and
+a statement per table. A batch instead reserves its ids from the sequences up front (one statement) and
+adds its rows without flushing; the session writes them all when the batch ends, one multi-row INSERT
+per table. Reading what the batch wrote stays exact: before a lookup that could find one of the
+batch's unwritten rows (a reply to a message of the same batch, a case tag naming a new case, a second
+mail from a sender who just became a prospect) the batch flushes first; other lookups skip the
+autoflush. Acknowledgement loop protection reads the history of every sender of the batch in one query
+and counts the batch's own acknowledgements in memory.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import bindparam, literal, select, text, union_all
+from sqlalchemy.orm import Session
+
+from app.channels.email import threads
+from app.channels.email.models import EmailMessage, UndeliverableAddress
+
+_RESERVE = text(", ".join(
+    f"array(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :{count}))"
+    for table, count in (("interactions", "cases"), ("email_messages", "messages"), ("customers", "prospects"))
+).join(("SELECT ", "")))
+_ONE_ID = {table: text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")
+           for table in ("interactions", "customers")}
+
+
+class IdPool:
+    """Ids reserved from a sequence, handed out in order; ``None`` where nothing was reserved (the
+    caller then lets the flush assign one)."""
+
+    def __init__(self, ids: Iterable[int] = ()):
+        self.ids = list(ids)
+        self.used = 0
+
+    def take(self) -> int | None:
+        if self.used >= len(self.ids):
+            return None
+        self.used += 1
+        return self.ids[self.used - 1]
+
+    def peek(self) -> int | None:
+        return self.ids[self.used] if self.used < len(self.ids) else None
+
+    def rewind(self) -> None:
+        """Hand the ids out again from the first: the transaction that used them was rolled back, and
+        a sequence value, once drawn, is never drawn by anyone else."""
+        self.used = 0
+
+
+class BatchWrites:
+    """One batch's reserved ids, its added-but-unwritten rows, and its senders' acknowledgement history."""
+
+    def __init__(self, session: Session, *, new_cases: int, messages: int, prospects: int,
+                 ack_addresses: Iterable[str], window_since: datetime):
+        self.session = session
+        self.reserving = session.get_bind().dialect.name == "postgresql"
+        self.case_ids, self.message_ids, self.prospect_ids = IdPool(), IdPool(), IdPool()
+        if self.reserving and (new_cases or messages):
+            cases, ids, prospect_ids = session.execute(_RESERVE, {
+                "cases": new_cases, "messages": messages, "prospects": prospects}).one()
+            self.case_ids, self.message_ids, self.prospect_ids = IdPool(cases), IdPool(ids), IdPool(prospect_ids)
+        self.ack_addresses = set(ack_addresses)
+        self.window_since = window_since
+        self.reset()
+        if self.ack_addresses:
+            self._read_history()  # before the batch adds anything: nothing to flush
+
+    def reset(self) -> None:
+        """Forget the rows of a rolled-back transaction; reserved ids are handed out again."""
+        self.case_ids.rewind()
+        self.message_ids.rewind()
+        self.prospect_ids.rewind()
+        self.unwritten_message_ids: set[str] = set()  # Message-IDs of EmailMessage rows added, not flushed
+        self.unwritten_cases: set[int] = set()  # interactions added, not flushed
+        self.prospect_addresses: set[str] = set()  # senders made prospects in this batch
+        self._history: dict[str, list[datetime]] | None = None
+        self._generation = 0  # bumped at every read of the history
+        self._undeliverable: set[str] = set()
+        self.acked: list[str] = []  # acknowledgements queued since the history was read, by recipient
+
+    # --- ids ---------------------------------------------------------------------------------------
+    def case_id(self) -> int | None:
+        """An id for a new case: reserved, else drawn now (one statement), else None (not PostgreSQL)."""
+        found = self.case_ids.take()
+        if found is None and self.reserving:
+            found = self.session.scalar(_ONE_ID["interactions"])
+        if found is not None:
+            self.unwritten_cases.add(found)
+        return found
+
+    def prospect_id(self) -> int | None:
+        """The id the next prospect gets (drawn now when none is left; None: not PostgreSQL); it stays
+        the next one until ``created`` says it was used."""
+        if self.prospect_ids.used >= len(self.prospect_ids.ids) and self.reserving:
+            self.prospect_ids.ids.append(self.session.scalar(_ONE_ID["customers"]))
+        return self.prospect_ids.peek()
+
+    def created(self, address: str) -> None:
+        """A prospect was created for ``address`` with the id ``prospect_id`` gave: identifying
+        ``address`` again must flush first."""
+        self.prospect_ids.take()
+        self.prospect_addresses.add(address.strip().lower())
+
+    def message_id(self) -> int | None:
+        """An id for an EmailMessage about to be added (None: let the flush assign it)."""
+        return self.message_ids.take()
+
+    def added(self, message: EmailMessage) -> None:
+        """``message`` was added unwritten: a lookup by its Message-ID must flush first."""
+        if message.message_id:
+            self.unwritten_message_ids.add(message.message_id)
+
+    # --- reading what the batch wrote ------------------------------------------------------------------
+    def flush(self) -> None:
+        self.session.flush()
+        self.unwritten_message_ids.clear()
+        self.unwritten_cases.clear()
+        self.prospect_addresses.clear()
+
+    def before_thread_lookup(self, *, recipients: list[str], in_reply_to: list[str], references: list[str],
+                             subject: str) -> None:
+        """Flush when the threading lookups could name a row of this batch not yet written."""
+        if not (self.unwritten_message_ids or self.unwritten_cases):
+            return
+        if self.unwritten_message_ids.intersection(in_reply_to + references) or self.unwritten_cases.intersection(
+                threads.cases_named(recipients, in_reply_to + references, subject)):
+            self.flush()
+
+    def before_identify(self, address: str) -> None:
+        """Flush when ``address`` became a prospect in this batch (identify must find it)."""
+        if address.strip().lower() in self.prospect_addresses:
+            self.flush()
+
+    # --- acknowledgement history -----------------------------------------------------------------------
+    def ack_history(self, to: str, window_start: datetime) -> tuple[int, bool] | None:
+        """(acknowledgements sent to ``to`` since ``window_start``, whether ``to`` is undeliverable), as
+        ``ingest._ack_history`` answers it; None for an address the batch did not read (ask the database)."""
+        if to not in self.ack_addresses or window_start < self.window_since:
+            return None
+        if self._history is None:
+            self.flush()  # every acknowledgement queued so far is then among the rows read
+            self._read_history()
+        sent = sum(1 for at in self._history.get(to, ()) if at >= window_start) + self.acked.count(to)
+        return sent, to.lower() in self._undeliverable
+
+    def acknowledged(self, to: str) -> None:
+        self.acked.append(to)
+
+    def forget_history(self) -> None:
+        """Read the history again at the next acknowledgement (a bounce may have marked an address)."""
+        self._history = None
+
+    def mark(self) -> tuple[int, int]:
+        return len(self.acked), self._generation
+
+    def undo(self, mark: tuple[int, int]) -> None:
+        """A message's savepoint was rolled back: its acknowledgement and unwritten rows are gone."""
+        self.unwritten_message_ids.clear()
+        self.unwritten_cases.clear()
+        self.prospect_addresses.clear()
+        if self._generation != mark[1]:
+            self._history = None  # read while the message was processed: its rows may be in it
+        else:
+            del self.acked[mark[0]:]
+
+    def _read_history(self) -> None:
+        self.acked = []
+        self._generation += 1
+        addresses = sorted(self.ack_addresses)
+        sent = select(EmailMessage.recipient.label("address"), EmailMessage.created_at.label("at")).where(
+            EmailMessage.recipient.in_(bindparam("addresses", expanding=True)), EmailMessage.kind == "ack",
+            EmailMessage.created_at >= bindparam("since"))
+        blocked = select(UndeliverableAddress.address, literal(None, EmailMessage.created_at.type).label("at")).where(
+            UndeliverableAddress.address.in_(bindparam("lowered", expanding=True)))
+        history: dict[str, list[datetime]] = {}
+        self._undeliverable = set()
+        rows = self.session.execute(union_all(sent, blocked), {
+            "addresses": addresses, "since": self.window_since, "lowered": sorted({a.lower() for a in addresses})})
+        for address, at in rows:
+            if at is None:
+                self._undeliverable.add(address)
+            else:
+                history.setdefault(address, []).append(at)
+        self._history = history
