@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -20,7 +20,8 @@ from app.db import utcnow
 from app.interactions.models import Interaction, InteractionEvent
 from app.interactions.states import State, check_transition
 
-__all__ = ["create_interaction", "transition", "record_fact", "update_attributes", "InvalidTransition"]
+__all__ = ["create_interaction", "transition", "record_fact", "update_attributes", "reserve_interaction_id",
+           "InvalidTransition"]
 
 from app.interactions.states import InvalidTransition  # noqa: E402  (re-export for callers)
 
@@ -47,6 +48,18 @@ def create_interaction(session: Session, *, channel: str, actor: str, external_r
     realtime.after_commit(session, "interaction.created", {"id": interaction.id, "channel": channel,
                                                            "state": State.NEW})
     return interaction
+
+
+_NEXT_ID = text("SELECT nextval(pg_get_serial_sequence('interactions', 'id'))")
+
+
+def reserve_interaction_id(session: Session) -> int | None:
+    """An id drawn from the interactions' sequence for ``create_interaction(interaction_id=...)`` (one
+    statement), so a new interaction is inserted once, with everything the transaction sets on it, at
+    the caller's flush. None where the database has no sequences (SQLite): create without an id."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    return session.scalar(_NEXT_ID)
 
 
 def transition(session: Session, interaction: Interaction, to_state: str, *, actor: str, reason: str = "",
