@@ -21,7 +21,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from app.crm.phones import try_normalise_phone
 from app.interactions.models import Interaction
-from app.interactions.service import create_interaction, record_fact, transition, update_attributes
+from app.interactions.service import (create_interaction, record_fact, reserve_interaction_id, transition,
+                                      update_attributes)
 from app.interactions.states import State
 from ivr import engine, routing, twiml
 from ivr.config import IvrConfig
@@ -190,17 +191,21 @@ def incoming_call(session: Session, desk: Desk, *, call_sid: str, from_: str, to
 
     found = identify(session, phone=from_, default_region=desk.default_region, create_prospect=False)
     customer_id = found.customer_id if found.status == MatchStatus.MATCHED else None
+    # A reserved id: the interaction is inserted once, in state ivr with its first step, at the webhook's
+    # flush (which also meets a retried CallSid's unique key) -- not inserted here and updated there.
     interaction = create_interaction(session, channel="voice", actor=ACTOR, external_ref=call_sid,
-                                     customer_id=customer_id, at=now, attributes={
+                                     customer_id=customer_id, at=now,
+                                     interaction_id=reserve_interaction_id(session), attributes={
                                          "from": from_, "to": to, "identification": str(found.status),
                                          "candidates": [c.customer_id for c in found.candidates][:10]})
     transition(session, interaction, State.IVR, actor=ACTOR, reason="call_answered", at=now)
-    step = engine.start(desk.ivr, _context(session, desk, interaction, now))
-    if desk.ivr.recording.enabled and desk.ivr.recording.consent is not None:
-        consent = Say(desk.ivr.recording.consent.text(step.state.language), step.state.language)
-        step = Step(state=step.state, prompts=(consent, *step.prompts), gather=step.gather, action=step.action,
-                    facts=step.facts)
-    return interaction, _apply_step(session, desk, interaction, step, urls, seq=1, now=now)
+    with session.no_autoflush:  # the reads below (caller, lookups, queue) never need the new row written
+        step = engine.start(desk.ivr, _context(session, desk, interaction, now))
+        if desk.ivr.recording.enabled and desk.ivr.recording.consent is not None:
+            consent = Say(desk.ivr.recording.consent.text(step.state.language), step.state.language)
+            step = Step(state=step.state, prompts=(consent, *step.prompts), gather=step.gather,
+                        action=step.action, facts=step.facts)
+        return interaction, _apply_step(session, desk, interaction, step, urls, seq=1, now=now)
 
 
 def gather_input(session: Session, desk: Desk, *, call_sid: str, seq: int, digits: str, speech: str,

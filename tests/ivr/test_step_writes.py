@@ -107,3 +107,36 @@ def test_a_menu_step_costs_one_update_and_one_insert_of_facts(phone, db_session,
     assert reply.status == 200
     writes = [s.split()[0] for s in statements if not s.startswith("SELECT")]
     assert writes == ["UPDATE", "INSERT", "INSERT"]  # the interaction, its fact, the webhook's receipt
+
+
+def test_a_new_call_is_inserted_once_in_the_ivr(phone, db_session, statements):
+    reply = phone.dial()
+    assert reply.status == 200 and reply.verbs == ["Gather"]
+    writes = [" ".join(s.split()[:3]) for s in statements if not s.startswith("SELECT")]
+    assert writes == ["INSERT INTO interactions", "INSERT INTO interaction_events",
+                      "INSERT INTO voice_webhook_receipts"]  # no UPDATE of the row just inserted
+    call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
+    assert call.state == "ivr" and call.attributes["ivr"]["seq"] == 1
+    assert [e.to_state for e in events_of(db_session, call.id)][:2] == ["new", "ivr"]
+
+
+def test_a_known_caller_queued_at_once_is_inserted_once(phone, db_session, statements):
+    from tests.factories import make_customer
+
+    make_customer(db_session, tier="vip", phone="+8613800138000", language="zh")
+    db_session.commit()
+    statements.clear()
+    reply = phone.dial()
+    assert reply.status == 200
+    assert not [s for s in statements if s.startswith("UPDATE interactions")]
+    call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
+    assert call.state == "queued" and call.language == "zh"
+
+
+def test_no_id_is_reserved_without_a_sequence():
+    from sqlalchemy import create_engine
+
+    from app.interactions.service import reserve_interaction_id
+
+    with Session(create_engine("sqlite://")) as session:
+        assert reserve_interaction_id(session) is None
