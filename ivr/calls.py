@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -160,18 +160,30 @@ def _set_attrs(interaction: Interaction, **changes: Any) -> dict[str, Any]:
     return attributes
 
 
-def caller_facts(session: Session, interaction: Interaction) -> CallerFacts:
-    """What IVR branches may test, from the CRM record the call was matched to."""
-    from app.crm.bridges import open_complaints
+@cache
+def _caller_statement():
+    """The customer's tier, language and whether a complaint of theirs is open, in one statement (built
+    once, on first use: the CRM and complaints models load after this module)."""
+    from app.complaints.models import Complaint
+    from app.crm.bridges import CLOSED_STATES
     from app.crm.models import Customer
 
+    open_complaint = exists().where(Complaint.customer_id == Customer.id, Complaint.state.not_in(CLOSED_STATES))
+    return (select(Customer.id, Customer.is_prospect, Customer.tier, Customer.language,
+                   open_complaint.label("open_complaint"))
+            .where(Customer.id == bindparam("customer_id")))
+
+
+def caller_facts(session: Session, interaction: Interaction) -> CallerFacts:
+    """What IVR branches may test, from the CRM record the call was matched to (one statement, asked
+    at every step: the caller's tier or complaints may change during the call)."""
     if interaction.customer_id is None:
         return CallerFacts()
-    customer = session.get(Customer, interaction.customer_id)
+    customer = session.execute(_caller_statement(), {"customer_id": interaction.customer_id}).first()
     if customer is None or customer.is_prospect:
         return CallerFacts(customer_id=interaction.customer_id)
     return CallerFacts(known=True, customer_id=customer.id, tier=customer.tier,
-                       open_complaint=bool(open_complaints(session, customer.id, limit=1)),
+                       open_complaint=bool(customer.open_complaint),
                        language=customer.language if customer.language in ("en", "zh") else None)
 
 

@@ -82,3 +82,48 @@ def test_complaint_status_by_the_digits_of_its_reference(db_session):
     assert closed.fields["status"] == "closed" and closed.fields["due_on"] is None
     stranger = make_customer(db_session)
     assert lookups.lookup("complaint_status", "123", CallerFacts(known=True, customer_id=stranger.id)) is None
+
+
+@pytest.mark.parametrize("state, is_open", [("investigating", True), ("received", True), ("resolved", False),
+                                            ("closed", False), ("rejected", False)])
+def test_caller_facts_read_the_customer_and_their_open_complaints_in_one_statement(db_session, state, is_open):
+    from sqlalchemy import event
+
+    from app.extensions import db
+    from ivr.calls import caller_facts
+    from tests.factories import make_interaction
+
+    customer = make_customer(db_session, tier="vip", language="zh")
+    _complaint(db_session, customer, "CMP-2026-000777", state)
+    call = make_interaction(db_session, customer=customer)
+    db_session.commit()
+    db_session.refresh(call)
+    seen: list[str] = []
+
+    def note(*args):
+        seen.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", note)
+    try:
+        facts = caller_facts(db_session, call)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", note)
+    assert facts == CallerFacts(known=True, customer_id=customer.id, tier="vip", open_complaint=is_open,
+                                language="zh")
+    assert len(seen) == 1
+
+
+def test_caller_facts_of_a_prospect_an_unknown_or_a_missing_customer(db_session):
+    from ivr.calls import caller_facts
+    from tests.factories import make_interaction
+
+    prospect = make_customer(db_session, is_prospect=True, language="fr")
+    known_in_french = make_customer(db_session, language="fr")
+    assert caller_facts(db_session, make_interaction(db_session, customer=prospect)) == CallerFacts(
+        customer_id=prospect.id)
+    assert caller_facts(db_session, make_interaction(db_session)) == CallerFacts()
+    assert caller_facts(db_session, make_interaction(db_session, customer=known_in_french)).language is None
+    from app.interactions.models import Interaction
+
+    gone = Interaction(channel="voice", customer_id=2**31 - 1)  # a customer row deleted meanwhile
+    assert caller_facts(db_session, gone) == CallerFacts(customer_id=2**31 - 1)
