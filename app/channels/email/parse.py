@@ -154,6 +154,7 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 # from a newline (so tried only at newlines); possessive: a maximal run, found in one pass without backtracking
 _BASE64_RUN = re.compile(rb"\n((?:[A-Za-z0-9+/]{40,998}+\r?\n)++)")
 _MIN_RUN_LINES = 32
+_PLACEHOLDER = re.compile(r"desk-set-aside-[0-9a-f]{12}-\d+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
@@ -184,10 +185,8 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, str], str]:
 
 def _put_back(msg: Message, runs: dict[str, str], prefix: str) -> None:
     """Put the set-aside runs back wherever the parser placed their placeholders."""
-    token = re.compile(re.escape(prefix) + r"\d+")
-
     def restore(text: str | None) -> str | None:
-        return token.sub(lambda m: runs[m.group(0)], text) if text and prefix in text else text
+        return _PLACEHOLDER.sub(lambda m: runs.get(m.group(0), m.group(0)), text) if text and prefix in text else text
 
     for part in msg.walk():
         if isinstance(part._payload, str):
