@@ -9,6 +9,7 @@ from flask import Flask, current_app, g, jsonify, render_template, request, sess
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import get_locale, refresh as refresh_babel
 from flask_login import current_user
+from sqlalchemy.orm import lazyload
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
@@ -172,8 +173,9 @@ def _load_user(user_id: str):
     kind, _, raw_id = user_id.partition(":")
     if not raw_id.isdigit():
         return None
-    model = {"staff": StaffUser, "customer": CustomerAccount}.get(kind)
-    return db.session.get(model, int(raw_id)) if model else None
+    if kind == "staff":  # skills load when something reads them, not on every request and socket event
+        return db.session.get(StaffUser, int(raw_id), options=[lazyload(StaffUser.skills)])
+    return db.session.get(CustomerAccount, int(raw_id)) if kind == "customer" else None
 
 
 class _WebhookFreeSessions(SecureCookieSessionInterface):

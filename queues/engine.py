@@ -136,6 +136,7 @@ class RoutingEngine:
         self._queue_buckets: dict[tuple[str, str], list[_Bucket]] = defaultdict(list)
         self._staff_version = 0  # bumped on every agent change; keys the staffing cache
         self._staffing_cache: dict[tuple[str, str], tuple[int, int, int]] = {}
+        self._qualified: dict[str, list[int]] = {}  # queue -> agents meeting its first step; skills-keyed
 
     # ------------------------------------------------------------------ contacts
     def add_contact(self, contact: Contact, now: float) -> None:
@@ -195,6 +196,8 @@ class RoutingEngine:
         """Add an agent (offline) or update their skills and group, keeping presence and load."""
         settings = self.config.agent_group(group)
         agent = self.agents.get(agent_id)
+        if agent is None or agent.skills != skills:
+            self._qualified.clear()  # who meets which queue may have changed
         if agent is None:
             agent = Agent(agent_id, dict(skills), idle_since=now)
             self.agents[agent_id] = agent
@@ -638,6 +641,7 @@ class RoutingEngine:
         for skill in agent.skills:
             self._skill_holders[skill].discard(agent_id)
         del self.agents[agent_id]
+        self._qualified.clear()
         self._agent_buckets.pop(agent_id, None)
         self._dirty_agents.discard(agent_id)
 
@@ -682,10 +686,15 @@ class RoutingEngine:
         cached = self._staffing_cache.get((queue, channel))
         if cached is not None and cached[0] == self._staff_version:
             return cached[1], cached[2]
-        requirement = self.steps[queue][0].alternatives
+        qualified = self._qualified.get(queue)
+        if qualified is None:  # skills change rarely, presence often: the skill test is kept apart
+            requirement = self.steps[queue][0].alternatives
+            qualified = self._qualified[queue] = [agent.id for agent in self.agents.values()
+                                                  if matching.meets(agent.skills, requirement)]
         staffed = free = 0
-        for agent in self.agents.values():
-            if agent.presence not in ("available", "wrap_up") or not matching.meets(agent.skills, requirement):
+        for agent_id in qualified:
+            agent = self.agents[agent_id]
+            if agent.presence not in ("available", "wrap_up"):
                 continue
             cost = agent.cost(channel)
             staffed += agent.capacity // cost

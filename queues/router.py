@@ -243,39 +243,51 @@ class Router:
         self.built, self.last_full = True, ts
 
     def sync_agents(self, session: Session, agent_ids: set[int], ts: float) -> None:
-        from app.auth.models import StaffUser
+        """Re-read these agents (who they are, skills, routing state) as plain column rows: the router
+        only compares and copies the values, so no ORM objects are built for them."""
+        from app.auth.models import AgentSkill, StaffUser
 
         ids = sorted(agent_ids)
-        staff_rows, states = {}, {}
+        rows: dict[int, tuple] = {}
+        skills: dict[int, dict[str, int]] = {}
         for start in range(0, len(ids), 500):
             chunk = ids[start:start + 500]
-            for staff, state in session.execute(
-                    select(StaffUser, AgentState).outerjoin(AgentState, AgentState.agent_id == StaffUser.id)
-                    .where(StaffUser.id.in_(chunk)).execution_options(populate_existing=True)):
-                staff_rows[staff.id], states[staff.id] = staff, state
+            for row in session.execute(
+                    select(StaffUser.id, StaffUser.role, StaffUser.active, StaffUser.agent_group,
+                           AgentState.agent_id, AgentState.presence, AgentState.reason, AgentState.idle_since,
+                           AgentState.backoff_until, AgentState.missed_offers, AgentState.wrap_up_until,
+                           AgentSkill.skill, AgentSkill.level)
+                    .outerjoin(AgentState, AgentState.agent_id == StaffUser.id)
+                    .outerjoin(AgentSkill, AgentSkill.staff_user_id == StaffUser.id)
+                    .where(StaffUser.id.in_(chunk))):
+                rows[row[0]] = row
+                held = skills.setdefault(row[0], {})
+                if row.skill is not None:
+                    held[row.skill] = row.level
         for agent_id in ids:
-            staff, state = staff_rows.get(agent_id), states.get(agent_id)
-            if staff is None or staff.role != "agent" or not staff.active:
+            row = rows.get(agent_id)
+            if row is None or row.role != "agent" or not row.active:
                 if agent_id in self.engine.agents:
                     self.engine.remove_agent(agent_id, ts)
                 self._agent_sig.pop(agent_id, None)
                 continue
-            skills = staff.skill_levels()
-            presence = state.presence if state else "offline"
-            sig = (tuple(sorted(skills.items())), staff.agent_group, presence, state and state.reason,
-                   _ts(state and state.idle_since), _ts(state and state.backoff_until),
-                   state.missed_offers if state else 0)
+            has_state = row.agent_id is not None
+            agent_skills = skills[agent_id]
+            presence = row.presence if has_state else "offline"
+            missed = row.missed_offers if has_state else 0
+            sig = (tuple(sorted(agent_skills.items())), row.agent_group, presence, row.reason,
+                   _ts(row.idle_since), _ts(row.backoff_until), missed)
             if self._agent_sig.get(agent_id) == sig and agent_id in self.engine.agents:
                 continue
-            agent = self.engine.upsert_agent(agent_id, skills, ts, group=staff.agent_group)
-            agent.presence, agent.reason = presence, (state.reason if state else None)
-            agent.idle_since = _ts(state and state.idle_since, ts)
-            agent.backoff_until = _ts(state and state.backoff_until)
-            agent.missed_offers = state.missed_offers if state else 0
-            agent.wrap_up_until = _ts(state.wrap_up_until) if state and state.wrap_up_until else None
+            agent = self.engine.upsert_agent(agent_id, agent_skills, ts, group=row.agent_group)
+            agent.presence, agent.reason = presence, row.reason
+            agent.idle_since = _ts(row.idle_since, ts)
+            agent.backoff_until = _ts(row.backoff_until)
+            agent.missed_offers = missed
+            agent.wrap_up_until = _ts(row.wrap_up_until) if row.wrap_up_until else None
             if agent.backoff_until > ts:
                 self._backoff_wake[agent_id] = agent.backoff_until
-            self.engine.upsert_agent(agent_id, skills, ts, group=staff.agent_group)  # re-index as restored
+            self.engine.upsert_agent(agent_id, agent_skills, ts, group=row.agent_group)  # re-index as restored
             self._agent_sig[agent_id] = sig
 
     def _due_backoffs(self, ts: float) -> set[int]:

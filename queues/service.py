@@ -25,8 +25,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session, lazyload
 
 from app import realtime
 from app.db import utcnow
@@ -116,7 +116,7 @@ def agent_state(session: Session, agent_id: int, *, lock: bool = False) -> Agent
 def _staff(session: Session, agent_id: int):
     from app.auth.models import StaffUser
 
-    staff = session.get(StaffUser, agent_id)
+    staff = session.get(StaffUser, agent_id, options=[lazyload(StaffUser.skills)])  # group and role only
     if staff is None:
         raise UnknownAgent(f"no staff user {agent_id}")
     return staff
@@ -395,7 +395,7 @@ def set_presence(session: Session, agent_id: int, presence: str, reason: str | N
 
 
 def _change_presence(session: Session, state: AgentState, presence: str, reason_code: str | None, now: datetime,
-                     cfg: RoutingConfig) -> None:
+                     cfg: RoutingConfig, *, group: str | None = None) -> None:
     reason_code = reason_code if presence == "break" else None
     if presence == "available" and state.presence != "available":
         state.idle_since, state.missed_offers, state.backoff_until = now, 0, None
@@ -404,7 +404,9 @@ def _change_presence(session: Session, state: AgentState, presence: str, reason_
     if presence == "wrap_up":
         from app.auth.models import StaffUser
 
-        group = session.scalar(select(StaffUser.agent_group).where(StaffUser.id == state.agent_id)) or "default"
+        if group is None:
+            group = session.scalar(select(StaffUser.agent_group).where(StaffUser.id == state.agent_id))
+        group = group or "default"
         state.wrap_up_until = now + timedelta(seconds=cfg.agent_group(group).wrap_up_s)
     else:
         state.wrap_up_until = None
@@ -456,7 +458,7 @@ def release_agent(session: Session, interaction: Interaction, *, now: datetime |
     state = agent_state(session, interaction.agent_id, lock=True)
     staff = _staff(session, interaction.agent_id)
     if state.presence == "available" and cfg.agent_group(staff.agent_group).wrap_up_s > 0:
-        _change_presence(session, state, "wrap_up", None, now, cfg)
+        _change_presence(session, state, "wrap_up", None, now, cfg, group=staff.agent_group)
     _wake(session, queue=interaction.queue, interaction_id=interaction.id, agent_id=interaction.agent_id)
     return state
 
@@ -510,12 +512,11 @@ def _cas(session: Session, offer: Offer, status: str, now: datetime, *, cause: s
     stmt = update(Offer).where(Offer.id == offer.id, Offer.status == "pending", Offer.version == offer.version)
     if live_only:
         stmt = stmt.where(Offer.expires_at > now)
-    result = session.execute(stmt.values(status=status, version=Offer.version + 1, answered_at=now, cause=cause)
-                             .execution_options(synchronize_session=False))
-    if result.rowcount != 1:
-        return False
-    session.refresh(offer)
-    return True
+    # RETURNING refreshes the loaded offer in the same round trip (no separate refresh SELECT).
+    won = session.scalars(stmt.values(status=status, version=Offer.version + 1, answered_at=now, cause=cause)
+                          .returning(Offer).execution_options(synchronize_session=False, populate_existing=True)
+                          ).one_or_none()
+    return won is not None
 
 
 _EVENT_FOR = {"rejected": "offer.rejected", "expired": "offer.expired", "rescinded": "offer.rescinded"}
@@ -562,10 +563,11 @@ def accept_offer(session: Session, offer_id: int, agent_id: int, *, now: datetim
         raise OfferNotAvailable(f"offer {offer_id}: the contact is no longer offered")
     transition(session, interaction, State.CONNECTED, actor=f"agent:{agent_id}", reason="offer accepted",
                data={"agent_id": agent_id, "offer_id": offer.id, "queue": interaction.queue}, at=now)
-    agent_state(session, agent_id).missed_offers = 0
-    entry = session.get(QueueEntry, interaction.id)
-    if entry is not None:
-        session.delete(entry)
+    # Plain statements: nothing later in the accept reads these rows back.
+    session.execute(update(AgentState).where(AgentState.agent_id == agent_id, AgentState.missed_offers != 0)
+                    .values(missed_offers=0).execution_options(synchronize_session=False))
+    session.execute(delete(QueueEntry).where(QueueEntry.interaction_id == interaction.id)
+                    .execution_options(synchronize_session=False))
     realtime.after_commit(session, "offer.accepted", {
         "offer_id": offer.id, "interaction_id": interaction.id, "agent_id": agent_id,
         "channel": interaction.channel, "queue": interaction.queue})
