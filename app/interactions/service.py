@@ -106,7 +106,7 @@ _SET_ATTRIBUTES = (_INTERACTIONS.update()
                    .where(_INTERACTIONS.c.id == bindparam("b_id"), _INTERACTIONS.c.version == bindparam("b_version"))
                    .values(attributes=bindparam("b_attributes"), language=bindparam("b_language"),
                            version=bindparam("b_next_version")))
-_INSERT_EVENTS = InteractionEvent.__table__.insert()
+_INSERT_EVENTS = InteractionEvent.__table__.insert().inline()  # inline: no RETURNING of ids never read
 
 
 def update_attributes(session: Session, interaction: Interaction, changes: dict[str, Any], *,
