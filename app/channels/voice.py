@@ -53,7 +53,7 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a bigger one is malformed,
 ATTEMPTS = 3
 _FLUSHED = "voice.flushed"  # session.info flag: the handler's changes reached the database
 _WEBHOOKS = "voice.webhooks"  # app.extensions key of the per-configuration _Webhooks
-_RECEIPT_INSERT = VoiceWebhookReceipt.__table__.insert()
+_RECEIPT_INSERT = VoiceWebhookReceipt.__table__.insert().inline()  # inline: no RETURNING of an id never read
 _SIGNING_ALGORITHMS = (HMAC_SHA1, HMAC_SHA256)
 
 
