@@ -54,6 +54,7 @@ FULL_SYNC_S = 60.0
 HINT_CHANNEL = "desk:routing:hints"
 LOCK_KEY = "desk:router:leader"
 LIVE_SWEEP_S = 0.25  # a live router runs the database sweeper at most this often (leases are seconds long)
+LIVE_REPAIR_S = 2.0  # and its repairs (orphaned offers, stranded contacts) at most this often
 LIVE_STATS_S = 1.0  # and refreshes the wait-announcement figures in Redis at most this often
 RENEW_S = 1.0  # the active router re-checks its lock this often (well inside ``lock_ttl_s``)
 _LIVE = (State.QUEUED, State.CALLBACK_PENDING, State.OFFERED, State.CONNECTED)
@@ -171,6 +172,8 @@ class Router:
         self.sweep_every_s = 0.0  # ``serve`` sets the live pace; 0 sweeps every cycle
         self.stats_every_s = 0.0
         self._next_sweep = 0.0
+        self.repair_every_s = 0.0  # likewise for the sweeper's repairs
+        self._next_repair = 0.0
         self._next_stats = 0.0
 
     # ------------------------------------------------------------------ the cycle
@@ -213,22 +216,28 @@ class Router:
         return True
 
     def _sweep(self, session: Session, now: datetime, report: CycleReport) -> None:
-        for step in (service.end_due_wrap_ups, service.expire_due_offers):
+        """The timers (wrap-ups, offer leases) on every sweep; the repairs (orphaned offers, stranded
+        contacts), which only a crash or a hand edit calls for, every ``repair_every_s``. A step that
+        changed something commits on its own, so one failing step never undoes another; steps that
+        found nothing share one read-only transaction."""
+        ts = now.timestamp()
+        steps = [service.end_due_wrap_ups, service.expire_due_offers]
+        if not self.repair_every_s or ts >= self._next_repair:
+            steps += [service.rescind_orphan_offers, service.requeue_stranded_offered]
+            self._next_repair = ts + self.repair_every_s
+        for step in steps:
             try:
-                done = step(session, now=now, config=self.config)
-                session.commit()
+                timer = step in (service.end_due_wrap_ups, service.expire_due_offers)
+                done = step(session, now=now, config=self.config) if timer else step(session, now=now)
+                if done:
+                    session.commit()
             except _RETRYABLE:
                 session.rollback()
                 log.info("routing sweep %s will retry", step.__name__, exc_info=True)
                 continue
             if step is service.expire_due_offers:
                 report.expired += len(done)
-        for fix in (service.rescind_orphan_offers, service.requeue_stranded_offered):
-            try:
-                fix(session, now=now)
-                session.commit()
-            except _RETRYABLE:
-                session.rollback()
+        session.commit()
 
     # ------------------------------------------------------------------ sync: database -> engine
     def sync_all(self, session: Session, ts: float) -> None:
@@ -523,6 +532,7 @@ def serve(app: Flask, stop: threading.Event) -> None:
                 with app.app_context():
                     router = router_for(app)
                     router.sweep_every_s, router.stats_every_s = LIVE_SWEEP_S, LIVE_STATS_S
+                    router.repair_every_s = LIVE_REPAIR_S
                     router.cycle()
             elif leading:
                 log.warning("router %s lost the lock; standing by", identity)

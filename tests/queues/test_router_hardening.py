@@ -306,3 +306,27 @@ def test_killing_the_router_mid_load_and_starting_again_leaves_every_contact_whe
         assert mine == sorted(mine, key=arrived.index), f"{channel} not offered in arrival order"
     created = [p["interaction_id"] for n, p in events if n == "offer.created"]
     assert sorted(set(created)) == sorted(arrived)  # every contact was offered; none twice at once
+
+
+def test_a_live_router_repairs_at_its_own_pace_and_the_timers_every_sweep(app, db_session):
+    """The repairs (stranded contacts) run every ``repair_every_s``; a lease that runs out is taken back on
+    the next sweep whatever the repair pace."""
+    now = utcnow()
+    agent(db_session)
+    first = queued(db_session, now=now - timedelta(seconds=40))
+    db_session.commit()
+    router.run_once(app, now)
+    [offer] = pending(db_session)
+    live = router.router_for(app)
+    live.repair_every_s = 60.0
+    live._next_repair = now.timestamp() + 60.0  # the last repair has just run
+    db_session.execute(update(Offer).where(Offer.id == offer.id).values(status="expired"))  # stranded
+    db_session.commit()
+    with app.app_context():
+        live.cycle(now + timedelta(seconds=1))
+    reasons = select(InteractionEvent.reason).where(InteractionEvent.interaction_id == first.id,
+                                                    InteractionEvent.kind == "transition")
+    assert "offer lost" not in db_session.scalars(reasons).all()  # not repaired yet
+    with app.app_context():
+        live.cycle(now + timedelta(seconds=61))
+    assert "offer lost" in db_session.scalars(reasons).all()  # swept back (and offered again)
