@@ -22,6 +22,7 @@ The router learns about every change from the announcements (``interaction.state
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,6 +44,7 @@ ROUTER_ACTOR = "router"
 TRANSFER_HOLD_S = 120
 STATS_KEY = "desk:routing:stats:{queue}:{channel}"  # written by the router, read by position_and_wait
 _REQUEUABLE = (State.NEW, State.IVR, State.VOICEMAIL, State.CLOSED)
+_SERVED = (State.CONNECTED, State.WRAP_UP, State.CLOSED)  # states of a contact an agent served
 
 
 class RoutingError(Exception):
@@ -138,11 +140,37 @@ def _entry(session: Session, interaction: Interaction, queue: str, now: datetime
 
 
 # ---------------------------------------------------------------------------------------------- priority
+@dataclass(frozen=True)
+class CustomerHistory:
+    """What routing looks up about a customer's past, read ahead for many customers at once (an email
+    batch): their most recent contact an agent served (``customer_histories``) and the worst level of
+    their open complaints. Valid while none of their contacts or complaints changed since it was read."""
+
+    last_agent_id: int | None = None
+    last_agent_at: datetime | None = None  # that contact's state_changed_at
+    open_complaint_level: str | None = None
+
+
+def last_served_by(session: Session, customer_ids: set[int], *, since: datetime) -> dict[int, tuple[int, datetime]]:
+    """customer id -> (agent, when) of the customer's most recent contact an agent served since ``since``
+    -- the contact ``_preferred_agent`` would find -- for many customers in one query."""
+    if not customer_ids:
+        return {}
+    ranked = select(Interaction.customer_id, Interaction.agent_id, Interaction.state_changed_at, func.row_number().over(
+        partition_by=Interaction.customer_id,
+        order_by=(Interaction.state_changed_at.desc(), Interaction.id.desc())).label("rank")).where(
+        Interaction.customer_id.in_(customer_ids), Interaction.agent_id.is_not(None),
+        Interaction.state.in_(_SERVED), Interaction.state_changed_at >= since).subquery()
+    rows = session.execute(select(ranked.c.customer_id, ranked.c.agent_id, ranked.c.state_changed_at)
+                           .where(ranked.c.rank == 1))
+    return {customer_id: (agent_id, at) for customer_id, agent_id, at in rows}
+
+
 def priority_inputs(session: Session, interaction: Interaction, *, customer_tier: str | None = None,
-                    customer_is_new: bool = False) -> PriorityInputs:
+                    customer_is_new: bool = False, history: CustomerHistory | None = None) -> PriorityInputs:
     """Tier of the customer, the level of their worst open complaint, and whether this is a callback.
     ``customer_tier``: the customer's recorded tier (``Customer.tier``) when the caller has just read
-    it, so it is not read again; None reads it."""
+    it, so it is not read again; None reads it. ``history``: the customer's, read ahead (no lookup)."""
     tier, grades = None, ()
     if interaction.customer_id is not None:
         from app.crm.models import Customer
@@ -154,7 +182,8 @@ def priority_inputs(session: Session, interaction: Interaction, *, customer_tier
         except ImportError:  # a desk without the complaints domain routes on tier alone
             level = None
         else:  # a customer created in this transaction has no complaints yet
-            level = None if customer_is_new else open_complaint_level(session, interaction.customer_id)
+            level = None if customer_is_new else history.open_complaint_level if history is not None \
+                else open_complaint_level(session, interaction.customer_id)
         grades = (level,) if level else ()
     return PriorityInputs(tier=tier, open_complaint_grades=grades, callback=is_callback(interaction))
 
@@ -166,14 +195,14 @@ def is_callback(interaction: Interaction) -> bool:
 
 def refresh_priority(session: Session, interaction: Interaction, *, config: RoutingConfig | None = None,
                      entry: QueueEntry | None = None, customer_tier: str | None = None,
-                     customer_is_new: bool = False) -> int:
+                     customer_is_new: bool = False, history: CustomerHistory | None = None) -> int:
     """Compute and store ``interaction.priority`` and ``priority_reasons`` (tier, open complaint,
     callback, overflowed in its current queue, the IVR's ``attributes['priority_bump']``). Waiting time is
     added at offer time. ``entry``: the contact's queue entry when the caller holds it (saves a reload);
-    ``customer_tier``, ``customer_is_new``: see ``priority_inputs`` and ``enqueue_contact``."""
+    ``customer_tier``, ``customer_is_new``, ``history``: see ``priority_inputs`` and ``enqueue_contact``."""
     weights = _config(config).priority
     points, reasons = base_priority(priority_inputs(session, interaction, customer_tier=customer_tier,
-                                                    customer_is_new=customer_is_new), weights)
+                                                    customer_is_new=customer_is_new, history=history), weights)
     if weights.overflowed and _overflowed_here(session, interaction, entry):
         points += weights.overflowed
         reasons.append(reason("overflow", weights.overflowed, "Waited past the queue's maximum",
@@ -198,14 +227,17 @@ def has_callback_reason(interaction: Interaction) -> bool:
 # ---------------------------------------------------------------------------------------------- queueing
 def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, actor: str,
                     now: datetime | None = None, config: RoutingConfig | None = None,
-                    customer_tier: str | None = None, customer_is_new: bool = False) -> Interaction:
+                    customer_tier: str | None = None, customer_is_new: bool = False,
+                    history: CustomerHistory | None = None) -> Interaction:
     """Put ``interaction`` in ``queue`` to be offered to an agent, keeping its ``routing_age_origin``
     (so a contact re-entering keeps its place). From new/ivr/voicemail/closed it moves to ``queued``;
     a contact already waiting changes queue; an offered one has its offer taken back first; a connected
     one is transferred. Computes its priority. Raises UnknownQueue, NotRoutable. Does not commit.
     ``customer_tier``: the customer's recorded tier when the caller has just read it (saves a query;
     it must be ``Customer.tier`` of ``interaction.customer_id``). ``customer_is_new``: that customer was
-    created in this transaction (a prospect), so has no earlier contacts or complaints to look up."""
+    created in this transaction (a prospect), so has no earlier contacts or complaints to look up.
+    ``history``: that customer's ``CustomerHistory``, read ahead (a new contact only: it is not among
+    the contacts read), so neither is looked up here."""
     cfg = _config(config)
     _check_queue(cfg, queue)
     now = now or utcnow()
@@ -217,13 +249,14 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
         raise NotRoutable(f"interaction {interaction.id} is {interaction.state}")
     interaction.queue = queue
     interaction.agent_id = None
-    preferred, until = (None, None) if customer_is_new else _preferred_agent(session, interaction, cfg, now)
+    preferred, until = (None, None) if customer_is_new else _preferred_agent(session, interaction, cfg, now,
+                                                                             history)
     # a contact still ``new`` that never waited (no routing_age_origin) has no queue entry to reuse
     never_queued = interaction.state == State.NEW and interaction.routing_age_origin is None
     entry = _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until,
                    never_queued=never_queued)
     refresh_priority(session, interaction, config=cfg, entry=entry, customer_tier=customer_tier,
-                     customer_is_new=customer_is_new)
+                     customer_is_new=customer_is_new, history=history)
     if interaction.state in WAITING:
         record_fact(session, interaction, "routing.requeued", actor=actor, data={"queue": queue}, at=now)
     else:
@@ -233,18 +266,23 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
 
 
 def _preferred_agent(session: Session, interaction: Interaction, cfg: RoutingConfig,
-                     now: datetime) -> tuple[int | None, datetime | None]:
-    """The agent who last served this customer within the queue's window, if they are at work."""
+                     now: datetime, history: CustomerHistory | None = None) -> tuple[int | None, datetime | None]:
+    """The agent who last served this customer within the queue's window, if they are at work.
+    ``history``: the customer's, read ahead (``last_served_by``)."""
     queue = cfg.queue(interaction.queue)
     if interaction.customer_id is None or not queue.preferred_agent_wait_s or not queue.preferred_agent_window_days:
         return None, None
     since = now - timedelta(days=queue.preferred_agent_window_days)
-    agent_id = session.scalar(
-        select(Interaction.agent_id).where(
-            Interaction.customer_id == interaction.customer_id, Interaction.id != interaction.id,
-            Interaction.agent_id.is_not(None), Interaction.state.in_((State.CONNECTED, State.WRAP_UP, State.CLOSED)),
-            Interaction.state_changed_at >= since)
-        .order_by(Interaction.state_changed_at.desc(), Interaction.id.desc()).limit(1))
+    if history is not None:
+        served = history.last_agent_at is not None and history.last_agent_at >= since
+        agent_id = history.last_agent_id if served else None
+    else:
+        agent_id = session.scalar(
+            select(Interaction.agent_id).where(
+                Interaction.customer_id == interaction.customer_id, Interaction.id != interaction.id,
+                Interaction.agent_id.is_not(None), Interaction.state.in_(_SERVED),
+                Interaction.state_changed_at >= since)
+            .order_by(Interaction.state_changed_at.desc(), Interaction.id.desc()).limit(1))
     if agent_id is None:
         return None, None
     state = session.get(AgentState, agent_id)

@@ -434,6 +434,42 @@ def test_a_returning_customer_is_held_briefly_for_the_agent_who_last_served_them
     assert entry.preferred_agent_id == staff.id and entry.preferred_until is not None
 
 
+def test_a_history_read_ahead_gives_the_same_preferred_agent_and_priority_without_lookups(db_session):
+    staff = agent(db_session)
+    served, other = make_customer(db_session), make_customer(db_session)
+    first = queued(db_session, customer=served)
+    service.accept_offer(db_session, offer(db_session, first, staff).id, staff.id)
+    db_session.commit()
+    since = utcnow() - timedelta(days=30)
+    found = service.last_served_by(db_session, {served.id, other.id}, since=since)
+    assert found == {served.id: (staff.id, first.state_changed_at)}
+    assert service.last_served_by(db_session, set(), since=since) == {}
+    agent_id, at = found[served.id]
+    history = service.CustomerHistory(agent_id, at, open_complaint_level="P2")
+    contact = make_interaction(db_session, channel="chat", customer=served)
+    statements: list[str] = []
+    from sqlalchemy import event
+
+    def record(conn, cursor, statement, *rest):
+        statements.append(statement)
+
+    event.listen(db_session.get_bind(), "before_cursor_execute", record)
+    try:
+        with db_session.no_autoflush:
+            service.enqueue_contact(db_session, contact, "general", actor="test", customer_tier=served.tier,
+                                    history=history)
+    finally:
+        event.remove(db_session.get_bind(), "before_cursor_execute", record)
+    assert not [s for s in statements if "FROM interactions" in s or "FROM complaints" in s]
+    assert db_session.get(QueueEntry, contact.id).preferred_agent_id == staff.id
+    assert any(r["code"] == "open_complaint" for r in contact.priority_reasons), contact.priority_reasons
+    # a history whose served contact is older than the queue's window names nobody
+    stale = service.CustomerHistory(agent_id, at - timedelta(days=400))
+    late = make_interaction(db_session, channel="chat", customer=served)
+    service.enqueue_contact(db_session, late, "general", actor="test", history=stale)
+    assert db_session.get(QueueEntry, late.id).preferred_agent_id is None
+
+
 # ------------------------------------------------------------------ position and wait
 def test_position_follows_priority_then_first_arrival(db_session, redis_client):
     vip = make_customer(db_session, tier="vip")
