@@ -138,6 +138,10 @@ _CALL_BY_SID = select(Interaction).where(Interaction.channel == "voice",
                                          Interaction.external_ref == bindparam("call_sid"))
 
 
+_WAITING_CALL_BY_SID = select(Interaction.id, Interaction.state, Interaction.agent_id, Interaction.language).where(
+    Interaction.channel == "voice", Interaction.external_ref == bindparam("call_sid"))
+
+
 def find_call(session: Session, call_sid: str) -> Interaction:
     """The voice Interaction of ``call_sid``. Raises UnknownCall."""
     interaction = session.scalar(_CALL_BY_SID, {"call_sid": call_sid})
@@ -379,24 +383,39 @@ def _pull_bridge(session: Session, interaction: Interaction, urls: VoiceUrls, no
 
 
 def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: VoiceUrls, now: datetime,
-              announced: int | None = None) -> tuple[Interaction, VoiceResponse]:
+              announced: int | None = None) -> tuple[Interaction | None, VoiceResponse]:
     """One turn of the wait loop: position and estimated wait every ``announce_every_s`` (counted
     from ``announced``, the epoch second of the last announcement carried by the turn's URL); once an
-    agent has accepted, the way to them. A waiting turn changes nothing in the database."""
+    agent has accepted, the way to them. A waiting turn changes nothing in the database.
+
+    The most frequent webhook of a busy desk: a call still waiting is read as the four columns the
+    turn needs (no ORM object; the interaction returned is then None); any other state loads the call
+    and takes the longer way (the bridge to the agent, or the refusal)."""
+    call = session.execute(_WAITING_CALL_BY_SID, {"call_sid": call_sid}).first()
+    if call is None:
+        raise UnknownCall(f"no call {call_sid}")
+    if call.state in (State.QUEUED, State.OFFERED):
+        return None, _waiting_turn(session, desk, call.id, call.language, turn=turn, urls=urls, now=now,
+                                   announced=announced)
     interaction = find_call(session, call_sid)
-    language = interaction.language if interaction.language in ("en", "zh") else "en"
     if interaction.state == State.CONNECTED and interaction.agent_id is not None:
         return interaction, _pull_bridge(session, interaction, urls, now)
-    if interaction.state not in (State.QUEUED, State.OFFERED):
+    if interaction.state not in (State.QUEUED, State.OFFERED):  # (back in the queue since the first read: wait)
         raise CallStateError(f"call {call_sid} is not waiting (state {interaction.state})")
+    return interaction, _waiting_turn(session, desk, interaction.id, interaction.language, turn=turn, urls=urls,
+                                      now=now, announced=announced)
+
+
+def _waiting_turn(session: Session, desk: Desk, interaction_id: int, language: str, *, turn: int, urls: VoiceUrls,
+                  now: datetime, announced: int | None) -> VoiceResponse:
+    language = language if language in ("en", "zh") else "en"
     due = announced is None or now.timestamp() - announced >= desk.ivr.waiting.announce_every_s
-    position, ewt_s = routing.position_and_wait(session, interaction) if due else (None, None)
+    position, ewt_s = routing.position_and_wait(session, interaction_id) if due else (None, None)
     if due:
         announced = int(now.timestamp())
-    response = twiml.render_wait(desk.ivr, language, key_action=urls.wait_key(turn, announced),
-                                 wait_url=urls.wait(turn + 1, announced), position=position, ewt_s=ewt_s,
-                                 announce=due)
-    return interaction, response
+    return twiml.render_wait(desk.ivr, language, key_action=urls.wait_key(turn, announced),
+                             wait_url=urls.wait(turn + 1, announced), position=position, ewt_s=ewt_s,
+                             announce=due)
 
 
 def wait_key(session: Session, desk: Desk, *, call_sid: str, turn: int, digits: str, urls: VoiceUrls,

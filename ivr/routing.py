@@ -78,10 +78,10 @@ def abandon(session: Session, interaction: Interaction, *, actor: str, wait_s: i
     transition(session, interaction, State.ABANDONED, actor=actor, reason="caller_hung_up", data=data, at=now)
 
 
-def position_and_wait(session: Session, interaction: Interaction) -> tuple[int | None, int | None]:
+def position_and_wait(session: Session, interaction_id: int) -> tuple[int | None, int | None]:
     """(place in its queue counting from 1, estimated wait in seconds or None while the router's
     forecasts are not accurate enough to announce) -- ``queues.service.position_and_wait``."""
-    return service.position_and_wait(session, interaction.id)
+    return service.position_and_wait(session, interaction_id)
 
 
 def transfer_to_queue(session: Session, interaction: Interaction, queue: str, *, actor: str, note: str = "",

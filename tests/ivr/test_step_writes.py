@@ -140,3 +140,45 @@ def test_no_id_is_reserved_without_a_sequence():
 
     with Session(create_engine("sqlite://")) as session:
         assert reserve_interaction_id(session) is None
+
+
+def test_a_waiting_turn_reads_four_columns_and_writes_nothing(phone, db_session, statements):
+    phone.dial()
+    phone.press("1")
+    phone.press("0")  # an agent: queued, the wait loop begins
+    phone.follow()  # the first turn announces the position
+    statements.clear()
+    reply = phone.post(phone.last.redirect_url)  # a quiet turn
+    assert reply.status == 200 and reply.verbs == ["Gather", "Redirect"]
+    call_reads = [s for s in statements if "FROM interactions" in s]
+    assert len(statements) == 1 and len(call_reads) == 1
+    assert call_reads[0].startswith("SELECT interactions.id, interactions.state, interactions.agent_id, "
+                                    "interactions.language \\nFROM".replace("\\n", "\n"))
+
+
+def test_a_call_back_in_the_queue_between_the_two_reads_still_waits(app, db_session, monkeypatch):
+    from ivr import calls
+
+    call = make_interaction(db_session, external_ref="CA" + "e" * 32, language="zh")
+    db_session.commit()  # state new: the first read sends the turn the longer way
+    requeued = Interaction(id=call.id, channel="voice", state="queued", language="zh")
+    monkeypatch.setattr(calls, "find_call", lambda session, call_sid: requeued)
+    desk = calls.Desk.from_config(app.extensions["desk.config"])
+    interaction, response = calls.wait_turn(db_session, desk, call_sid="CA" + "e" * 32, turn=2,
+                                            urls=calls.VoiceUrls("http://desk.test"), now=OPEN_AT, announced=None)
+    assert interaction is requeued
+    assert "/voice/wait?t=3" in str(response) and 'language="cmn-CN"' in str(response)
+
+
+def test_a_turn_for_a_call_that_left_the_queue_is_refused(app, db_session):
+    from ivr import calls
+
+    make_interaction(db_session, external_ref="CA" + "d" * 32)
+    db_session.commit()
+    desk = calls.Desk.from_config(app.extensions["desk.config"])
+    with pytest.raises(calls.CallStateError):
+        calls.wait_turn(db_session, desk, call_sid="CA" + "d" * 32, turn=1, urls=calls.VoiceUrls("http://desk.test"),
+                        now=OPEN_AT)
+    with pytest.raises(calls.UnknownCall):
+        calls.wait_turn(db_session, desk, call_sid="CA" + "c" * 32, turn=1, urls=calls.VoiceUrls("http://desk.test"),
+                        now=OPEN_AT)
