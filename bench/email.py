@@ -14,7 +14,9 @@ into earlier cases. Sending is not measured (the acknowledgement jobs are collec
 JSON fields per kind: kind, messages, messages_per_s, batch, p50_ms, p99_ms (per call: a message, or a
 batch), cpu_ms_per_message (this process's CPU: with the database waits excluded it shows what one
 uncontended worker could do), statements_per_message (SQL statements sent, savepoints included),
-new_cases, threaded, acks.
+new_cases, threaded, acks; with ``--calls``, python_calls_per_message (Python function calls counted by
+cProfile: a figure other processes' load does not move; the run is then slower and its CPU and rates
+include the profiler's cost).
 Figures only; nothing is asserted.
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, default=50, help="messages per batch; 1: one at a time (ingest_raw)")
+    parser.add_argument("--calls", action="store_true", help="count Python function calls per message (cProfile)")
     return parser.parse_args(argv)
 
 
@@ -129,7 +132,8 @@ def _seed_customers(db, count: int) -> None:
         db.session.commit()
 
 
-def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, batch_size: int = 50) -> dict:
+def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, batch_size: int = 50,
+             calls: bool = False) -> dict:
     from sqlalchemy import event, func, select
 
     from app.channels.email.batch import RawMessage, ingest_many
@@ -155,6 +159,12 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
         statements[0] += 1
 
     event.listen(db.engine, "before_cursor_execute", count)
+    profiler = None
+    if calls:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(batch), batch_size):
         t0 = time.perf_counter()
@@ -169,6 +179,12 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
             new_cases += result.new_case
             threaded += result.status == "stored" and not result.new_case
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    extra = {}
+    if profiler is not None:
+        import pstats
+
+        profiler.disable()
+        extra["python_calls_per_message"] = round(pstats.Stats(profiler).total_calls / messages)
     event.remove(db.engine, "before_cursor_execute", count)
     db.session.remove()
     stored = db.session.scalar(select(func.count()).select_from(Stored))
@@ -179,7 +195,7 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
             "cpu_ms_per_message": round(cpu * 1000 / messages, 2),
             "statements_per_message": round(statements[0] / messages, 2),
             "new_cases": new_cases, "threaded": threaded, "acks": jobs.count - acks_before,
-            "stored_messages_total": stored, "database": db.engine.dialect.name}
+            "stored_messages_total": stored, "database": db.engine.dialect.name, **extra}
 
 
 def main(argv: list[str]) -> int:
@@ -200,7 +216,7 @@ def main(argv: list[str]) -> int:
         _seed_customers(db, args.customers)
         rng = random.Random(args.seed)
         for kind in KINDS:
-            results.append(run_kind(app, kind, args.messages, args.customers, rng, max(1, args.batch)))
+            results.append(run_kind(app, kind, args.messages, args.customers, rng, max(1, args.batch), args.calls))
     for result in results:
         if args.json:
             print(json.dumps(result))

@@ -25,11 +25,13 @@ from app.complaints import service
 from app.complaints.config import EmailIntakeConfig, EmailIntakeRule
 from app.complaints.grading import matched_keywords
 from app.complaints.models import Complaint, ComplaintNotice
+from app.complaints.states import ComplaintState
 from app.crm.models import Order
 from app.interactions.models import Interaction
 from app.interactions.service import record_fact
 
 ACTOR = "email"
+_SETTLED = (ComplaintState.CLOSED, ComplaintState.RESOLVED, ComplaintState.REJECTED)  # as service.open_complaint_level
 _ORDER_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{2,39}")
 MAX_ORDER_TOKENS = 200
 
@@ -175,6 +177,19 @@ def _mentioned_complaint(session: Session, desk_config, customer_id: int, text: 
     return session.scalar(select(Complaint).where(Complaint.customer_id == customer_id,
                                                   Complaint.reference.in_(sorted(references)))
                           .order_by(Complaint.id.desc()).limit(1))
+
+
+def open_complaint_levels(session: Session, customer_ids: set[int]) -> dict[int, str]:
+    """customer id -> the most severe level among their open complaints (``service.open_complaint_level``
+    for many customers in one query: an email batch reads its senders' ahead); customers without any
+    are left out."""
+    if not customer_ids:
+        return {}
+    levels: dict[int, str] = {}
+    for customer_id, level in session.execute(select(Complaint.customer_id, Complaint.level).where(
+            Complaint.customer_id.in_(customer_ids), Complaint.state.not_in(_SETTLED))):
+        levels[customer_id] = min(level, levels.get(customer_id, level))  # 'P1' < 'P2' < ...
+    return levels
 
 
 def find_order(session: Session, customer_id: int, text: str) -> Order | None:

@@ -292,3 +292,57 @@ def build_bounce(original_message_id: str, recipient: str) -> bytes:
         f"Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
         "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
         f"Message-ID: <{original_message_id}>\r\nSubject: x\r\n\r\n--B--\r\n").encode()
+
+
+def test_known_senders_are_routed_on_their_history_read_once_for_the_batch(app, desk, db_session):
+    from app.complaints import service as complaints
+    from app.db import utcnow
+    from queues.models import AgentState, QueueEntry
+    from tests.factories import make_customer, make_interaction, make_staff
+
+    served = make_customer(db_session, email="served@customer.test")
+    plain = make_customer(db_session, email="plain@customer.test")
+    staff = make_staff(db_session)
+    db_session.add(AgentState(agent_id=staff.id, presence="available", since=utcnow(), missed_offers=0))
+    earlier = make_interaction(db_session, channel="email", customer=served)
+    earlier.agent_id, earlier.state, earlier.state_changed_at = staff.id, "closed", utcnow()
+    complaints.raise_complaint(db_session, desk, channel="email", customer_id=served.id, category="billing",
+                               description="Charged twice", scores={"financial_loss": 1})
+    db_session.commit()
+    raws = [build_mail(sender="served@customer.test", subject="Another thing"),
+            build_mail(sender="plain@customer.test", subject="Question"),
+            build_mail(sender="served@customer.test", subject="And one more")]
+    results, sent = _statements(db_session, lambda: _many(db_session, desk, raws))
+    assert [r.new_case for r in results] == [True, True, True]
+    for result, customer in zip(results, (served, plain, served), strict=True):
+        case = db_session.get(Interaction, result.interaction_id)
+        entry = db_session.get(QueueEntry, case.id)
+        codes = [r["code"] for r in case.priority_reasons]
+        if customer is served:
+            assert entry.preferred_agent_id == staff.id and "open_complaint" in codes
+        else:
+            assert entry.preferred_agent_id is None and "open_complaint" not in codes
+    # one read of the batch's routing histories, no lookup per message
+    assert len([s for s in sent if "FROM complaints" in s]) == 1
+    assert len([s for s in sent if "interactions.agent_id IS NOT NULL" in s]) == 1
+
+
+def test_a_reply_reopening_a_case_makes_the_batch_look_the_customers_history_up_again(ingest, app, desk, db_session):
+    from app.db import utcnow
+    from queues.models import AgentState, QueueEntry
+    from tests.factories import make_customer, make_staff
+
+    make_customer(db_session, email="back@customer.test")
+    staff = make_staff(db_session)
+    db_session.add(AgentState(agent_id=staff.id, presence="available", since=utcnow(), missed_offers=0))
+    db_session.commit()
+    opened = ingest(build_mail(sender="back@customer.test", message_id="<start@customer.test>"))
+    case = db_session.get(Interaction, opened.interaction_id)
+    case.agent_id, case.state, case.state_changed_at = staff.id, "closed", utcnow()  # served, then closed
+    db_session.commit()
+    reply = build_mail(sender="back@customer.test", subject="Re: Help", in_reply_to="start@customer.test")
+    results = _many(db_session, desk, [reply, build_mail(sender="back@customer.test", subject="New matter")])
+    assert results[0].interaction_id == opened.interaction_id and results[1].new_case
+    # the reopened case is waiting again without its agent: it no longer names one for the new case
+    assert db_session.get(Interaction, opened.interaction_id).agent_id is None
+    assert db_session.get(QueueEntry, results[1].interaction_id).preferred_agent_id is None

@@ -171,12 +171,13 @@ def _batch_writes(session: Session, desk_config, readable: list[ParsedEmail], wr
     if writes:
         writes[0].reset()
         return writes[0]
-    window_s = desk_config.email.autoreply.window_s
+    window_s, now = desk_config.email.autoreply.window_s, utcnow()
     writes.append(BatchWrites(
         session, new_cases=sum(1 for m in readable if not (m.in_reply_to or m.references)),
         messages=2 * len(readable), prospects=len({m.from_address for m in readable} - known.keys()),
         ack_addresses={m.reply_to or m.from_address for m in readable},
-        window_since=utcnow() - timedelta(seconds=window_s)))
+        window_since=now - timedelta(seconds=window_s)))
+    writes[0].read_histories(desk_config, {found.customer_id for found in known.values() if found.customer_id}, now)
     return writes[0]
 
 

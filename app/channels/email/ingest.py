@@ -373,8 +373,14 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
     # the rest goes in one flush afterwards (thread, both messages, the events, one UPDATE of the case).
     if complaint is not None:
         session.flush()
+    history = None
+    if batch is not None and customer is not None:
+        if complaint is not None:
+            batch.forget_customer(customer.id)  # their complaints changed: read them again
+        history = batch.history(customer.id)
     with session.no_autoflush:
-        enqueue(session, interaction, queue, actor=ACTOR, reason="email received", customer=customer)
+        enqueue(session, interaction, queue, actor=ACTOR, reason="email received", customer=customer,
+                history=history)
         ack = _maybe_acknowledge(session, desk_config, parsed, interaction, thread, message, bounce,
                                  customer=customer, secret=secret, now=now,
                                  content=complaint.acknowledgement if complaint else None, batch=batch)
@@ -429,6 +435,8 @@ def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: Parsed
                    via: str, bounce: BounceReport | None, now: datetime,
                    batch: BatchWrites | None = None) -> IngestResult:
     config = desk_config.email
+    if batch is not None:
+        batch.forget_customer(interaction.customer_id)  # their case changes: their routing history too
     with _unless_flushed(session, batch):  # the case is written (the lookup flushed if it was the batch's)
         thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
     automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None

@@ -342,7 +342,7 @@ def _embedded_ids(part: Message) -> list[str]:
 
 def _attachment(part: Message, index: int) -> ParsedAttachment:
     ctype = part.get_content_type()
-    filename = decode_header_value(part.get_filename() or "") if _has_filename(part) else ""
+    filename = decode_header_value(_filename(part))
     if ctype == "message/rfc822":
         data = _payload_bytes(part)
         filename = filename or f"message-{index}.eml"
@@ -356,11 +356,12 @@ def _attachment(part: Message, index: int) -> ParsedAttachment:
                             inline=part.get_content_disposition() == "inline")
 
 
-def _has_filename(part: Message) -> bool:
+def _filename(part: Message) -> str:
+    """The part's filename as the email package gives it, "" when it has none or cannot give it."""
     try:
-        return bool(part.get_filename())
+        return part.get_filename() or ""
     except (LookupError, ValueError):
-        return False
+        return ""
 
 
 def _extension_for(ctype: str) -> str:

@@ -13,13 +13,15 @@ and counts the batch's own acknowledgements in memory.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from app.channels.email import threads
 from app.channels.email.models import EmailMessage, UndeliverableAddress
+from app.complaints.email_rules import open_complaint_levels
+from queues.service import CustomerHistory, last_served_by
 
 _RESERVE = text(", ".join(
     f"array(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :{count}))"
@@ -65,6 +67,7 @@ class BatchWrites:
                 "cases": new_cases, "messages": messages, "prospects": prospects}).one()
             self.case_ids, self.message_ids, self.prospect_ids = IdPool(cases), IdPool(ids), IdPool(prospect_ids)
         self.ack_addresses = set(ack_addresses)
+        self.histories: dict[int, CustomerHistory] = {}  # routing histories of known senders, read ahead
         self.window_since = window_since
         self.reset()
         if self.ack_addresses:
@@ -135,6 +138,28 @@ class BatchWrites:
         """Flush when ``address`` became a prospect in this batch (identify must find it)."""
         if address.strip().lower() in self.prospect_addresses:
             self.flush()
+
+    # --- routing history ------------------------------------------------------------------------------
+    def read_histories(self, desk_config, customer_ids: set[int], now: datetime) -> None:
+        """Read the routing histories of ``customer_ids`` (two queries): the batch's new cases of these
+        customers are then routed without looking them up one by one."""
+        if not customer_ids:
+            return
+        windows = [q.preferred_agent_window_days for q in desk_config.routing.queues
+                   if q.preferred_agent_wait_s and q.preferred_agent_window_days]
+        served = last_served_by(self.session, customer_ids, since=now - timedelta(days=max(windows))) \
+            if windows else {}
+        levels = open_complaint_levels(self.session, customer_ids)
+        self.histories = {customer_id: CustomerHistory(*served.get(customer_id, (None, None)),
+                                                       open_complaint_level=levels.get(customer_id))
+                          for customer_id in customer_ids}
+
+    def history(self, customer_id: int | None) -> CustomerHistory | None:
+        return self.histories.get(customer_id) if customer_id is not None else None
+
+    def forget_customer(self, customer_id: int | None) -> None:
+        """One of this customer's contacts or complaints changed: look their history up again."""
+        self.histories.pop(customer_id, None)
 
     # --- acknowledgement history -----------------------------------------------------------------------
     def ack_history(self, to: str, window_start: datetime) -> tuple[int, bool] | None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from app.channels.email.config import EmailConfig, Mailbox
 from app.crm.service import Identification, MatchStatus, identify, identify_emails
 from app.interactions.models import Interaction
-from queues.service import enqueue_contact
+from queues.service import CustomerHistory, enqueue_contact
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +33,13 @@ def choose_queue(config: EmailConfig, mailbox: Mailbox, sender: str, subject: st
 
 
 def enqueue(session: Session, interaction: Interaction, queue_name: str, *, actor: str, reason: str,
-            customer: CustomerInfo | None = None) -> str:
+            customer: CustomerInfo | None = None, history: CustomerHistory | None = None) -> str:
     """Hand the case to the router (which records ``reason`` on the queued transition); returns
     "router". ``customer``: the case's customer as just read (the router then reads its tier from
-    it). Does not commit."""
+    it); ``history``: that customer's routing history, read ahead for a batch. Does not commit."""
     own = customer is not None and customer.id == interaction.customer_id
     enqueue_contact(session, interaction, queue_name, actor=actor, customer_tier=customer.tier if own else None,
-                    customer_is_new=own and customer.new)
+                    customer_is_new=own and customer.new, history=history if own else None)
     return "router"
 
 
