@@ -353,7 +353,8 @@ def deliver(app, name: str, payload: dict[str, Any]) -> None:
         socketio.emit("presence", event.model_dump(mode="json"), namespace=NAMESPACE, to=room)
     elif name == "console.work" or (name == "interaction.state" and payload.get("to") in _OPEN):
         interaction_id = int(payload.get("interaction_id") or payload["id"])
-        _with_session(app, lambda config: _open_work_item(interaction_id, int(agent_id), config), "work", room)
+        pop = not _pop_on_screen(name, payload)
+        _with_session(app, lambda config: _open_work_item(interaction_id, int(agent_id), config, pop), "work", room)
     elif name == "interaction.state" and payload.get("from") in _OPEN:
         closed = OutWorkClosed(interaction_id=int(payload["id"]),
                                reason="closed" if payload.get("to") == "closed" else "transferred")
@@ -373,11 +374,22 @@ def _agent_it_left(app, interaction_id: int) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _open_work_item(interaction_id: int, agent_id: int, config):
+def _pop_on_screen(name: str, payload: dict[str, Any]) -> bool:
+    """Whether every console of the agent already shows this contact's screen-pop, so the work item can
+    come without one (a 360 is the costliest part of the event): an accepted offer carried it to the
+    agent's room, and wrap-up follows a conversation whose tab shows it. A console opened since got it
+    in its snapshot."""
+    if name != "interaction.state":
+        return False  # console.work: the contact changed (a customer linked): a fresh pop
+    return (payload.get("to") == "connected" and payload.get("reason") == "offer accepted") \
+        or (payload.get("to") == "wrap_up" and payload.get("from") == "connected")
+
+
+def _open_work_item(interaction_id: int, agent_id: int, config, with_screenpop: bool = True):
     interaction = db.session.get(Interaction, interaction_id)
     if interaction is None or interaction.agent_id != agent_id or interaction.state not in _OPEN:
         return None
-    return payloads.work_item(db.session, interaction, config)
+    return payloads.work_item(db.session, interaction, config, with_screenpop=with_screenpop)
 
 
 def _offer_seen_by_agent(payload: dict, config) -> payloads.OutOffer | None:

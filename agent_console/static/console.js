@@ -8,7 +8,9 @@
   const LANG = PAGE.lang;
   const { el, fmt, render, when } = window.DeskScreenPop;
   const HEARTBEAT_MS = 10000;
-  const state = { offers: new Map(), work: new Map(), active: null, timers: new Map() };
+  // pops: the screen-pop each offer brought, by interaction: the work item of an accepted offer comes
+  // without one (the server does not build the same 360 twice), and its panel shows this one.
+  const state = { offers: new Map(), work: new Map(), active: null, timers: new Map(), pops: new Map() };
 
   const $ = (id) => document.getElementById(id);
   const socket = io(PAGE.namespace, { transports: ["websocket", "polling"], reconnectionDelayMax: 5000 });
@@ -90,6 +92,7 @@
   socket.on("offer", addOffer);
   socket.on("offer_gone", (g) => {
     removeOffer(g.offer_id);
+    if (g.reason !== "accepted" && !state.work.has(g.interaction_id)) state.pops.delete(g.interaction_id);
     if (g.reason !== "accepted" && g.reason !== "rejected") notice(S["offer_gone_" + g.reason] || g.reason, g.reason === "rescinded");
   });
   socket.on("work", (w) => { upsertWork(w); refreshEmpty(); });
@@ -140,6 +143,7 @@
   // ---------------------------------------------------------------- offers
   function addOffer(offer) {
     if (state.offers.has(offer.offer_id)) return;
+    state.pops.set(offer.interaction_id, offer.screenpop);
     const card = document.getElementById("offer-template").content.firstElementChild.cloneNode(true);
     card.id = "offer-" + offer.offer_id;
     card.dataset.interaction = offer.interaction_id;
@@ -226,6 +230,7 @@
     clearInterval(state.timers.get(id));
     state.timers.delete(id);
     state.work.delete(id);
+    state.pops.delete(id);
     window.DeskCollision.unwatch(id, COLLISION);
     window.DeskChannels.detach(id);
     if (PHONE) PHONE.forget(id);
@@ -381,7 +386,11 @@
   }
 
   function updatePanel(entry, w) {
-    if (w.screenpop) render(entry.pop, w.screenpop, S, LANG, { linkSearch: linkSearch(w.interaction_id) });
+    const pop = w.screenpop || (entry.popShown ? null : state.pops.get(w.interaction_id));
+    if (pop) {
+      render(entry.pop, pop, S, LANG, { linkSearch: linkSearch(w.interaction_id) });
+      entry.popShown = true;
+    }
     if (document.activeElement !== entry.notes) entry.notes.value = w.notes || "";
     entry.panel.dataset.state = w.state;
     clearInterval(state.timers.get(w.interaction_id));

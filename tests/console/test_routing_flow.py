@@ -76,6 +76,8 @@ def test_the_router_offers_a_queued_call_and_the_agent_accepts(db_session, agent
     work = client.next("work")  # the contact's tab opens, then the offer card goes
     assert client.next("offer_gone") == {"offer_id": row.id, "interaction_id": call.id, "reason": "accepted"}
     assert (work["interaction_id"], work["state"], work["customer_name"]) == (call.id, "connected", "Wang Fang")
+    assert work["screenpop"] is None  # the offer brought it; the 360 is not built twice
+    assert client.call("sync")["snapshot"]["work"][0]["screenpop"]["customer"]["customer"]["name"] == "Wang Fang"
     assert client.call("accept", {"offer_id": row.id})["error"] == "offer_gone"  # a double click
     assert fresh(db_session, Interaction, call.id).state == "connected"
 
