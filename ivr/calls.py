@@ -388,34 +388,33 @@ def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: V
     from ``announced``, the epoch second of the last announcement carried by the turn's URL); once an
     agent has accepted, the way to them. A waiting turn changes nothing in the database.
 
-    The most frequent webhook of a busy desk: a call still waiting is read as the four columns the
-    turn needs (no ORM object; the interaction returned is then None); any other state loads the call
-    and takes the longer way (the bridge to the agent, or the refusal)."""
-    call = session.execute(_WAITING_CALL_BY_SID, {"call_sid": call_sid}).first()
-    if call is None:
-        raise UnknownCall(f"no call {call_sid}")
-    if call.state in (State.QUEUED, State.OFFERED):
-        return None, _waiting_turn(session, desk, call.id, call.language, turn=turn, urls=urls, now=now,
-                                   announced=announced)
+    The most frequent webhook of a busy desk: a quiet turn of a call still waiting reads only the four
+    columns it needs (no ORM object; the interaction returned is then None). An announcing turn (the
+    queue's position reads the interaction) or a call no longer waiting loads the call."""
+    due = announced is None or now.timestamp() - announced >= desk.ivr.waiting.announce_every_s
+    if not due:
+        call = session.execute(_WAITING_CALL_BY_SID, {"call_sid": call_sid}).first()
+        if call is None:
+            raise UnknownCall(f"no call {call_sid}")
+        if call.state in (State.QUEUED, State.OFFERED):
+            return None, _waiting_turn(desk, call.language, turn=turn, urls=urls, announced=announced)
     interaction = find_call(session, call_sid)
     if interaction.state == State.CONNECTED and interaction.agent_id is not None:
         return interaction, _pull_bridge(session, interaction, urls, now)
-    if interaction.state not in (State.QUEUED, State.OFFERED):  # (back in the queue since the first read: wait)
+    if interaction.state not in (State.QUEUED, State.OFFERED):
         raise CallStateError(f"call {call_sid} is not waiting (state {interaction.state})")
-    return interaction, _waiting_turn(session, desk, interaction.id, interaction.language, turn=turn, urls=urls,
-                                      now=now, announced=announced)
+    if not due:  # back in the queue since the first read
+        return interaction, _waiting_turn(desk, interaction.language, turn=turn, urls=urls, announced=announced)
+    position, ewt_s = routing.position_and_wait(session, interaction.id)
+    return interaction, _waiting_turn(desk, interaction.language, turn=turn, urls=urls,
+                                      announced=int(now.timestamp()), announce=True, position=position, ewt_s=ewt_s)
 
 
-def _waiting_turn(session: Session, desk: Desk, interaction_id: int, language: str, *, turn: int, urls: VoiceUrls,
-                  now: datetime, announced: int | None) -> VoiceResponse:
-    language = language if language in ("en", "zh") else "en"
-    due = announced is None or now.timestamp() - announced >= desk.ivr.waiting.announce_every_s
-    position, ewt_s = routing.position_and_wait(session, interaction_id) if due else (None, None)
-    if due:
-        announced = int(now.timestamp())
-    return twiml.render_wait(desk.ivr, language, key_action=urls.wait_key(turn, announced),
-                             wait_url=urls.wait(turn + 1, announced), position=position, ewt_s=ewt_s,
-                             announce=due)
+def _waiting_turn(desk: Desk, language: str, *, turn: int, urls: VoiceUrls, announced: int | None,
+                  announce: bool = False, position: int | None = None, ewt_s: int | None = None) -> VoiceResponse:
+    return twiml.render_wait(desk.ivr, language if language in ("en", "zh") else "en",
+                             key_action=urls.wait_key(turn, announced), wait_url=urls.wait(turn + 1, announced),
+                             position=position, ewt_s=ewt_s, announce=announce)
 
 
 def wait_key(session: Session, desk: Desk, *, call_sid: str, turn: int, digits: str, urls: VoiceUrls,

@@ -164,10 +164,11 @@ def test_a_call_back_in_the_queue_between_the_two_reads_still_waits(app, db_sess
     requeued = Interaction(id=call.id, channel="voice", state="queued", language="zh")
     monkeypatch.setattr(calls, "find_call", lambda session, call_sid: requeued)
     desk = calls.Desk.from_config(app.extensions["desk.config"])
+    announced = int(OPEN_AT.timestamp()) - 5  # a quiet turn: the first read is the four columns
     interaction, response = calls.wait_turn(db_session, desk, call_sid="CA" + "e" * 32, turn=2,
-                                            urls=calls.VoiceUrls("http://desk.test"), now=OPEN_AT, announced=None)
+                                            urls=calls.VoiceUrls("http://desk.test"), now=OPEN_AT, announced=announced)
     assert interaction is requeued
-    assert "/voice/wait?t=3" in str(response) and 'language="cmn-CN"' in str(response)
+    assert f"/voice/wait?t=3&amp;a={announced}" in str(response) and "<Say" not in str(response)
 
 
 def test_a_turn_for_a_call_that_left_the_queue_is_refused(app, db_session):
@@ -179,6 +180,7 @@ def test_a_turn_for_a_call_that_left_the_queue_is_refused(app, db_session):
     with pytest.raises(calls.CallStateError):
         calls.wait_turn(db_session, desk, call_sid="CA" + "d" * 32, turn=1, urls=calls.VoiceUrls("http://desk.test"),
                         now=OPEN_AT)
-    with pytest.raises(calls.UnknownCall):
-        calls.wait_turn(db_session, desk, call_sid="CA" + "c" * 32, turn=1, urls=calls.VoiceUrls("http://desk.test"),
-                        now=OPEN_AT)
+    for announced in (None, int(OPEN_AT.timestamp()) - 5):  # an announcing turn, a quiet one
+        with pytest.raises(calls.UnknownCall):
+            calls.wait_turn(db_session, desk, call_sid="CA" + "c" * 32, turn=1,
+                            urls=calls.VoiceUrls("http://desk.test"), now=OPEN_AT, announced=announced)
