@@ -221,10 +221,16 @@ def _equivalence_samples() -> list[bytes]:
                     "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n"
                     f"{broken * 40}--B\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n"
                     f"\r\n{broken * 35}QUJ\r\n--B--\r\n").encode())
+    # short lines of letters only (a list in a text part, an embedded message's body): set aside as well
+    words = "".join(f"item{n}\n" for n in range(200))
+    samples.append(("From: e@z.test\nTo: support@desk.test\nSubject: list\nMessage-ID: <list@z.test>\n"
+                    "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=C\n\n--C\nContent-Type: text/plain\n"
+                    f"\nMy list:\n{words}end\n--C\nContent-Type: message/rfc822\n\nFrom: f@z.test\nSubject: in\n"
+                    f"\n{words}--C--\n").encode())
     return samples
 
 
-@pytest.mark.parametrize("index", range(6))
+@pytest.mark.parametrize("index", range(7))
 def test_setting_base64_runs_aside_changes_nothing_parsed(index):
     from app.channels.email.parse import _set_aside_base64
 

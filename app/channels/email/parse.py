@@ -151,8 +151,10 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 # ~2 us a line, so a 300 KB attachment costs thousands of lines. Each run is set aside before parsing
 # (a short placeholder line in its place) and put back in the parsed parts' text, which then holds
 # exactly what the parser would have put there: everything after reads the same text as before.
-# from a newline (so tried only at newlines); possessive: a maximal run, found in one pass without backtracking
-_BASE64_RUN = re.compile(rb"\n((?:[A-Za-z0-9+/]{40,998}+\r?\n)++)")
+# From a newline (so tried only at newlines); possessive: a maximal run, found in one pass without
+# backtracking. A line of base64 characters alone is never structure to the parser (not a header, a
+# boundary or a blank line), whatever its length, so setting any run of them aside is safe.
+_BASE64_RUN = re.compile(rb"\n((?:[A-Za-z0-9+/]++\r?\n)++)")
 _MIN_RUN_LINES = 32
 _PLACEHOLDER = re.compile(r"desk-set-aside-[0-9a-f]{12}-\d+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -162,7 +164,7 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, str], str]:
     """(``raw`` with each long base64 run after the header replaced by a placeholder line, the runs by
     placeholder, the placeholders' common prefix). Nothing set aside: ``raw`` itself and no runs."""
     end = _HEADER_END.search(raw)
-    if end is None or len(raw) - end.end() < _MIN_RUN_LINES * 40:
+    if end is None or len(raw) - end.end() < _MIN_RUN_LINES * 40:  # too short to hold a run worth it
         return raw, {}, ""
     prefix = f"desk-set-aside-{secrets.token_hex(6)}-"
     if prefix.encode() in raw:  # pragma: no cover - 48 random bits
