@@ -256,7 +256,8 @@ def _process(session: Session, desk_config, row: StoredRaw, *, secret: str, leni
                                   references=parsed.references, subject=parsed.subject)
         interaction = session.get(Interaction, match.interaction_id) if match else None
     if interaction is not None and interaction.state != State.ABANDONED:
-        return _continue_case(session, desk_config, row, parsed, interaction, match.via, bounce, now, batch=batch)
+        return _continue_case(session, desk_config, row, parsed, interaction, match.via, bounce, now, batch=batch,
+                              thread=lookup.threads.get(interaction.id))
     if bounce is not None and bounce.definite and not lenient:
         raise Quarantine("unmatched_bounce", f"no message of ours among {bounce.original_message_ids[:5]}")
     return _new_case(session, desk_config, mailbox, row, parsed, bounce, secret=secret, now=now, known=known,
@@ -274,20 +275,26 @@ class DbThreadLookup:
     def __init__(self, session: Session):
         self.session = session
         self.found: dict[int, Interaction] = {}  # held, so loading the matched case again is no query
+        self.threads: dict[int, EmailThread] = {}  # the cases' threads, read with them
 
     def case_for_message_id(self, message_id: str) -> int | None:
-        interaction = self.session.scalar(
-            select(Interaction).join(EmailMessage, EmailMessage.interaction_id == Interaction.id)
-            .where(EmailMessage.message_id == message_id).order_by(EmailMessage.id).limit(1))
-        if interaction is None:
+        row = self.session.execute(
+            select(Interaction, EmailThread).join(EmailMessage, EmailMessage.interaction_id == Interaction.id)
+            .outerjoin(EmailThread, EmailThread.interaction_id == Interaction.id)
+            .where(EmailMessage.message_id == message_id).order_by(EmailMessage.id).limit(1)).first()
+        if row is None:
             return None
+        interaction, thread = row
         self.found[interaction.id] = interaction
+        if thread is not None:
+            self.threads[interaction.id] = thread
         return interaction.id
 
     def case(self, interaction_id: int) -> threads.CaseRef | None:
         thread = self.session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction_id))
         if thread is None:
             return None
+        self.threads[interaction_id] = thread
         customer_id = self.session.scalar(select(Interaction.customer_id).where(Interaction.id == interaction_id))
         addresses = customer_addresses(self.session, customer_id) | {thread.customer_address}
         return threads.CaseRef(interaction_id, frozenset(addresses), frozenset(thread.cc))
@@ -433,12 +440,14 @@ def _ack_history(session: Session, to: str, window_start: datetime) -> tuple[int
 
 def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, interaction: Interaction,
                    via: str, bounce: BounceReport | None, now: datetime,
-                   batch: BatchWrites | None = None) -> IngestResult:
+                   batch: BatchWrites | None = None, thread: EmailThread | None = None) -> IngestResult:
+    """``thread``: the case's thread when the threading lookup read it (else it is read here)."""
     config = desk_config.email
     if batch is not None:
         batch.forget_customer(interaction.customer_id)  # their case changes: their routing history too
-    with _unless_flushed(session, batch):  # the case is written (the lookup flushed if it was the batch's)
-        thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
+    if thread is None:
+        with _unless_flushed(session, batch):  # the case is written (the lookup flushed if it was the batch's)
+            thread = session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction.id))
     automatic = bool(automatic_reasons(parsed.headers)) or bounce is not None
     message = _store_message(session, config, row, parsed, thread, interaction, kind="customer",
                              automatic=automatic, details={"threaded_via": via}, batch=batch)
