@@ -346,3 +346,30 @@ def test_a_reply_reopening_a_case_makes_the_batch_look_the_customers_history_up_
     # the reopened case is waiting again without its agent: it no longer names one for the new case
     assert db_session.get(Interaction, opened.interaction_id).agent_id is None
     assert db_session.get(QueueEntry, results[1].interaction_id).preferred_agent_id is None
+
+
+def test_a_row_the_database_refuses_only_when_the_batch_is_written_quarantines_that_message(app, desk, db_session,
+                                                                                           monkeypatch, outbox):
+    import pytest
+
+    from app.channels.email import ingest as ingest_module
+
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce the column's length")
+    real = ingest_module._attachment_row
+
+    def too_long(attachment, limits):
+        row = real(attachment, limits)
+        if attachment.filename == "refused.txt":
+            row.filename = "x" * 300  # longer than the column: refused when the rows are written
+        return row
+
+    monkeypatch.setattr(ingest_module, "_attachment_row", too_long)
+    raws = [build_mail(sender="kim@customer.test", subject="Fine"),
+            build_mail(sender="lee@customer.test", subject="With file", attachments=[("refused.txt", "text/csv", b"a")]),
+            build_mail(sender="mo@customer.test", subject="Also fine")]
+    results = _many(db_session, desk, raws)
+    assert [r.status for r in results] == ["stored", "quarantined", "stored"]
+    assert results[1].reason == "processing_error"
+    assert db_session.scalar(select(func.count()).select_from(Interaction)) == 2
+    assert sorted(m.recipients[0] for m in outbox.sent) == ["kim@customer.test", "mo@customer.test"]

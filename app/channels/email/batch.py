@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import suppress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, text, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InvalidRequestError, OperationalError
 from sqlalchemy.orm import Session
 
 from app.channels.email.ingest import (
@@ -240,7 +241,7 @@ def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEm
         for key, items in queued.items():
             held.setdefault(key, []).extend(items)
         return result
-    if savepoint.is_active:
+    with suppress(InvalidRequestError):  # active, or left inactive by a failed flush (not if already closed)
         savepoint.rollback()
     if batch is not None:
         batch.undo(mark)
