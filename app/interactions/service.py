@@ -20,8 +20,8 @@ from app.db import utcnow
 from app.interactions.models import Interaction, InteractionEvent
 from app.interactions.states import State, check_transition
 
-__all__ = ["create_interaction", "transition", "record_fact", "update_attributes", "reserve_interaction_id",
-           "InvalidTransition"]
+__all__ = ["create_interaction", "transition", "transition_now", "record_fact", "update_attributes",
+           "reserve_interaction_id", "InvalidTransition"]
 
 from app.interactions.states import InvalidTransition  # noqa: E402  (re-export for callers)
 
@@ -69,18 +69,29 @@ def transition(session: Session, interaction: Interaction, to_state: str, *, act
     target = check_transition(interaction.state, to_state)
     at = at or utcnow()
     previous = interaction.state
-    interaction.state = target
-    interaction.state_changed_at = at
-    if target == State.QUEUED and interaction.routing_age_origin is None:
-        interaction.routing_age_origin = at
+    for column, value in _moved(interaction, target, at).items():
+        setattr(interaction, column, value)
     row = InteractionEvent(interaction_id=interaction.id, kind="transition", from_state=previous,
                            to_state=target, actor=actor, reason=reason, data=dict(data or {}), occurred_at=at)
     session.add(row)
+    _announce_move(session, interaction, previous, target, reason, at)
+    return row
+
+
+def _moved(interaction: Interaction, target: str, at: datetime) -> dict[str, Any]:
+    """The columns a move to ``target`` sets."""
+    changes: dict[str, Any] = {"state": target, "state_changed_at": at}
+    if target == State.QUEUED and interaction.routing_age_origin is None:
+        changes["routing_age_origin"] = at
+    return changes
+
+
+def _announce_move(session: Session, interaction: Interaction, previous: str, target: str, reason: str,
+                   at: datetime) -> None:
     realtime.after_commit(session, "interaction.state", {
         "id": interaction.id, "channel": interaction.channel, "from": previous, "to": str(target),
         "queue": interaction.queue, "agent_id": interaction.agent_id, "reason": reason,
         "at": at.isoformat()})
-    return row
 
 
 def record_fact(session: Session, interaction: Interaction, kind: str, *, actor: str, reason: str = "",
@@ -147,3 +158,39 @@ def update_attributes(session: Session, interaction: Interaction, changes: dict[
              "to_state": interaction.state, "actor": actor, "reason": "", "data": dict(data or {}),
              "occurred_at": at} for kind, data in facts])
     session.info[WRITTEN_KEY] = True
+
+
+def transition_now(session: Session, interaction: Interaction, to_state: str, *, actor: str, reason: str = "",
+                   data: dict[str, Any] | None = None, at: datetime | None = None,
+                   attributes: dict[str, Any] | None = None) -> None:
+    """``transition`` written at once -- one UPDATE (with ``attributes`` merged into the interaction's,
+    when given) and one INSERT of the event row -- instead of through the ORM's unit of work, for a
+    webhook that has nothing else to change (a caller hanging up). The same checks, event row and
+    announcement after commit; the object is left as if loaded after the write. Raises
+    InvalidTransition (nothing written), StaleDataError (another transaction changed the interaction
+    since it was loaded: nothing written). An interaction with unflushed changes, or pending rows in the
+    session, gets ``transition`` (and the attributes as an ORM change) instead. Does not commit."""
+    target = check_transition(interaction.state, to_state)
+    state = sa_inspect(interaction)
+    if not state.persistent or state.modified or session.new:
+        if attributes:
+            interaction.attributes = {**(interaction.attributes or {}), **attributes}
+        transition(session, interaction, target, actor=actor, reason=reason, data=data, at=at)
+        return
+    at = at or utcnow()
+    previous, version = interaction.state, interaction.version
+    changes = _moved(interaction, target, at)
+    if attributes:
+        changes["attributes"] = {**(interaction.attributes or {}), **attributes}
+    written = session.execute(_INTERACTIONS.update().where(
+        _INTERACTIONS.c.id == interaction.id, _INTERACTIONS.c.version == version).values(
+        version=version + 1, **changes))
+    if written.rowcount != 1:
+        raise StaleDataError(f"interaction {interaction.id} changed since it was loaded (version {version})")
+    for column, value in {**changes, "version": version + 1}.items():
+        set_committed_value(interaction, column, value)
+    session.execute(_INSERT_EVENTS, {"interaction_id": interaction.id, "kind": "transition", "from_state": previous,
+                                     "to_state": target, "actor": actor, "reason": reason,
+                                     "data": dict(data or {}), "occurred_at": at})
+    session.info[WRITTEN_KEY] = True
+    _announce_move(session, interaction, previous, target, reason, at)
