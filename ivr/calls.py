@@ -22,7 +22,7 @@ from twilio.twiml.voice_response import VoiceResponse
 from app.crm.phones import try_normalise_phone
 from app.interactions.models import Interaction
 from app.interactions.service import (create_interaction, record_fact, reserve_interaction_id, transition,
-                                      update_attributes)
+                                      transition_now, update_attributes)
 from app.interactions.states import State
 from ivr import engine, routing, twiml
 from ivr.config import IvrConfig
@@ -475,26 +475,33 @@ def store_voicemail(session: Session, interaction: Interaction, *, recording_url
 def call_status(session: Session, *, call_sid: str, status: str, duration_s: int | None,
                 now: datetime) -> Interaction:
     """Twilio's status callback for the caller's leg. A caller who hangs up in the IVR or while waiting
-    is recorded as abandoned (with the wait); mid-conversation, the agent moves to wrap-up."""
+    is recorded as abandoned (with the wait); mid-conversation, the agent moves to wrap-up. The end of
+    the call is noted in the attributes; a move that touches nothing else is written at once
+    (``transition_now``) with that note."""
     interaction = find_call(session, call_sid)
     if status not in ENDED:
         return interaction
-    _set_attrs(interaction, call_ended_at=now.isoformat(), call_status=status, call_duration_s=duration_s)
+    ended = {"call_ended_at": now.isoformat(), "call_status": status, "call_duration_s": duration_s}
     state = interaction.state
     if state == State.IVR and (interaction.attributes or {}).get("ivr_complaint"):
         # hung up while (or just after) describing a complaint: Twilio still posts the recording
-        transition(session, interaction, State.CLOSED, actor=ACTOR, reason="ivr_complaint", at=now)
+        transition_now(session, interaction, State.CLOSED, actor=ACTOR, reason="ivr_complaint", at=now,
+                       attributes=ended)
     elif state == State.IVR:
-        routing.abandon(session, interaction, actor=ACTOR, wait_s=None, where="ivr", now=now)
+        routing.abandon(session, interaction, actor=ACTOR, wait_s=None, where="ivr", now=now, attributes=ended)
     elif state in (State.QUEUED, State.OFFERED):
         routing.abandon(session, interaction, actor=ACTOR, wait_s=_waiting_s(interaction, now), where="queue",
-                        now=now)
+                        now=now, attributes=ended)
     elif state == State.CONNECTED:
+        _set_attrs(interaction, **ended)
         transition(session, interaction, State.WRAP_UP, actor=ACTOR, reason="caller_hung_up", at=now,
                    data={"agent_id": interaction.agent_id})
         routing.release_agent(session, interaction, now=now)
     elif state == State.VOICEMAIL and not interaction.recording_url:
-        transition(session, interaction, State.CLOSED, actor=ACTOR, reason="voicemail_empty", at=now)
+        transition_now(session, interaction, State.CLOSED, actor=ACTOR, reason="voicemail_empty", at=now,
+                       attributes=ended)
+    else:
+        _set_attrs(interaction, **ended)
     return interaction
 
 

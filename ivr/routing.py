@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.interactions.models import Interaction
-from app.interactions.service import transition
+from app.interactions.service import transition, transition_now
 from app.interactions.states import State
 from queues import service
 
@@ -67,15 +67,18 @@ def keep_place_for_callback(session: Session, interaction: Interaction, *, actor
 
 
 def abandon(session: Session, interaction: Interaction, *, actor: str, wait_s: int | None, where: str,
-            now: datetime | None = None) -> None:
+            now: datetime | None = None, attributes: dict[str, Any] | None = None) -> None:
     """The caller hung up before being served: a pending offer is rescinded (the agent's console drops
-    it), then the interaction moves to ``abandoned`` with where it was and how long it waited. No commit."""
+    it), then the interaction moves to ``abandoned`` with where it was and how long it waited, and
+    ``attributes`` merged into its own (``transition_now``: written at once when nothing else
+    changed). No commit."""
     if interaction.state == State.OFFERED:
         service.rescind_offers_for_abandoned(session, interaction, now=now)
     data: dict[str, Any] = {"where": where}
     if wait_s is not None:
         data["wait_s"] = wait_s
-    transition(session, interaction, State.ABANDONED, actor=actor, reason="caller_hung_up", data=data, at=now)
+    transition_now(session, interaction, State.ABANDONED, actor=actor, reason="caller_hung_up", data=data, at=now,
+                   attributes=attributes)
 
 
 def position_and_wait(session: Session, interaction_id: int) -> tuple[int | None, int | None]:

@@ -184,3 +184,93 @@ def test_a_turn_for_a_call_that_left_the_queue_is_refused(app, db_session):
         with pytest.raises(calls.UnknownCall):
             calls.wait_turn(db_session, desk, call_sid="CA" + "c" * 32, turn=1,
                             urls=calls.VoiceUrls("http://desk.test"), now=OPEN_AT, announced=announced)
+
+
+def test_a_move_written_at_once_logs_announces_and_merges_the_attributes(db_session):
+    from app import realtime
+    from app.interactions.service import transition_now
+
+    call = make_interaction(db_session, attributes={"from": "+8613800138000"})
+    transition(db_session, call, "ivr", actor="test")
+    transition(db_session, call, "queued", actor="test")
+    db_session.commit()
+    db_session.refresh(call)
+    version, origin = call.version, call.routing_age_origin
+    announced: list = []
+    realtime.subscribe(listener := lambda name, payload: announced.append((name, payload)))
+    try:
+        transition_now(db_session, call, "abandoned", actor="ivr", reason="caller_hung_up", data={"wait_s": 3},
+                       attributes={"call_status": "completed"})
+        assert not db_session.dirty and not db_session.new and db_session.info[WRITTEN_KEY] is True
+        assert call.state == "abandoned" and call.version == version + 1 and call.routing_age_origin == origin
+        db_session.commit()
+    finally:
+        realtime.unsubscribe(listener)
+    db_session.expire_all()
+    stored = db_session.get(Interaction, call.id)
+    assert stored.state == "abandoned" and stored.attributes == {"from": "+8613800138000", "call_status": "completed"}
+    last = events_of(db_session, call.id)[-1]
+    assert (last.kind, last.from_state, last.to_state, last.reason, last.data) == (
+        "transition", "queued", "abandoned", "caller_hung_up", {"wait_s": 3})
+    assert [(n, p["from"], p["to"]) for n, p in announced] == [("interaction.state", "queued", "abandoned")]
+
+
+def test_a_move_to_the_queue_written_at_once_starts_the_routing_age(db_session):
+    from app.interactions.service import transition_now
+
+    call = make_interaction(db_session)
+    transition(db_session, call, "ivr", actor="test")
+    db_session.commit()
+    db_session.refresh(call)
+    transition_now(db_session, call, "queued", actor="ivr", at=OPEN_AT)
+    db_session.commit()
+    db_session.expire_all()
+    assert db_session.get(Interaction, call.id).routing_age_origin == OPEN_AT
+
+
+def test_a_forbidden_or_stale_move_written_at_once_writes_nothing(app, db_session):
+    from app.interactions.service import InvalidTransition, transition_now
+
+    call = make_interaction(db_session)
+    db_session.commit()
+    db_session.refresh(call)
+    with pytest.raises(InvalidTransition):
+        transition_now(db_session, call, "connected", actor="ivr")
+    with Session(db.engine) as other:
+        stale = other.get(Interaction, call.id)
+        transition(db_session, call, "ivr", actor="router")
+        db_session.commit()
+        with pytest.raises(StaleDataError):
+            transition_now(other, stale, "abandoned", actor="ivr")
+        other.rollback()
+    db_session.expire_all()
+    assert db_session.get(Interaction, call.id).state == "ivr"
+    assert [e.to_state for e in events_of(db_session, call.id)] == ["new", "ivr"]
+
+
+def test_a_move_with_pending_changes_goes_through_the_unit_of_work(db_session, statements):
+    from app.interactions.service import transition_now
+
+    call = make_interaction(db_session)
+    db_session.commit()
+    db_session.refresh(call)
+    call.subject = "changed first"
+    statements.clear()
+    transition_now(db_session, call, "ivr", actor="ivr", attributes={"a": 1})
+    assert statements == [] and WRITTEN_KEY not in db_session.info
+    db_session.commit()
+    assert call.state == "ivr" and call.attributes == {"a": 1} and call.subject == "changed first"
+
+
+def test_hanging_up_in_the_queue_is_one_update_and_one_insert(phone, db_session, statements):
+    phone.dial()
+    phone.press("1")
+    phone.press("0")  # queued
+    statements.clear()
+    reply = phone.post("/voice/status", {"CallStatus": "completed", "CallDuration": "30"})
+    assert reply.status == 200
+    writes = [" ".join(s.split()[:3]) for s in statements if not s.startswith("SELECT")]
+    assert writes == ["UPDATE interactions SET", "INSERT INTO interaction_events", "INSERT INTO voice_webhook_receipts"]
+    call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
+    assert call.state == "abandoned" and call.attributes["call_status"] == "completed"
+    assert call.attributes["call_duration_s"] == 30
