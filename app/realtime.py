@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 Listener = Callable[[str, dict[str, Any]], None]
+BatchListener = Callable[[list[tuple[str, dict[str, Any]]]], None]
 _listeners: list[Listener] = []
+_batch_listeners: list[BatchListener] = []  # called once per commit with all its events, after the others
 PENDING_KEY = "realtime_pending"
 
 
@@ -34,20 +36,43 @@ def unsubscribe(listener: Listener) -> None:
         _listeners.remove(listener)
 
 
+def subscribe_batch(listener: BatchListener) -> None:
+    """``listener(events)`` once per commit (or direct publish) with every event it made, in order: for
+    work that is cheaper done once for the lot (one message to another process instead of one each)."""
+    if listener not in _batch_listeners:
+        _batch_listeners.append(listener)
+
+
+def unsubscribe_batch(listener: BatchListener) -> None:
+    if listener in _batch_listeners:
+        _batch_listeners.remove(listener)
+
+
 def publish(name: str, payload: dict[str, Any]) -> None:
     """Deliver at once to every listener; one failing listener never stops the others."""
-    for listener in list(_listeners):
+    publish_all([(name, payload)])
+
+
+def publish_all(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Deliver each event to every listener, then the lot to every batch listener."""
+    for name, payload in events:
+        for listener in list(_listeners):
+            try:
+                listener(name, payload)
+            except Exception:  # a listener's bug must not undo a committed state change
+                log.exception("realtime listener %r failed on %s", listener, name)
+    for batch in list(_batch_listeners):
         try:
-            listener(name, payload)
-        except Exception:  # a listener's bug must not undo a committed state change
-            log.exception("realtime listener %r failed on %s", listener, name)
+            batch(events)
+        except Exception:
+            log.exception("realtime batch listener %r failed", batch)
 
 
 @event.listens_for(Session, "after_commit")
 def _deliver(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, None)
-    for name, payload in pending or ():
-        publish(name, payload)
+    if pending:
+        publish_all(pending)
 
 
 @event.listens_for(Session, "after_rollback")

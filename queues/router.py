@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 FULL_SYNC_S = 60.0
 HINT_CHANNEL = "desk:routing:hints"
+HUB_LIMIT = 50_000  # ids a hub holds before it forgets them all and asks for a full re-read
 LOCK_KEY = "desk:router:leader"
 LIVE_SWEEP_S = 0.25  # a live router runs the database sweeper at most this often (leases are seconds long)
 LIVE_REPAIR_S = 2.0  # and its repairs (orphaned offers, stranded contacts) at most this often
@@ -78,6 +79,7 @@ class _Hub:
         self.wake = threading.Event()
         self.interactions: set[int] = set()
         self.agents: set[int] = set()
+        self.overflowed = False
 
     def add(self, interaction_id: int | None = None, agent_id: int | None = None) -> None:
         with self.lock:
@@ -85,6 +87,10 @@ class _Hub:
                 self.interactions.add(int(interaction_id))
             if agent_id is not None:
                 self.agents.add(int(agent_id))
+            if len(self.interactions) + len(self.agents) > HUB_LIMIT:
+                # Nobody drains here (a web process, which only forwards) or the router is far behind:
+                # forget the ids rather than grow without end; a draining router then reads everything.
+                self.interactions, self.agents, self.overflowed = set(), set(), True
         self.wake.set()
 
     def drain(self) -> tuple[set[int], set[int]]:
@@ -92,6 +98,11 @@ class _Hub:
             found = (self.interactions, self.agents)
             self.interactions, self.agents = set(), set()
         return found
+
+    def take_overflow(self) -> bool:
+        with self.lock:
+            overflowed, self.overflowed = self.overflowed, False
+        return overflowed
 
 
 _hub = _Hub()
@@ -107,23 +118,43 @@ def _ids(name: str, payload: dict) -> tuple[int | None, int | None]:
             agent_id if isinstance(agent_id, int) else None)
 
 
-def on_event(name: str, payload: dict) -> None:
-    """Realtime listener: a committed change routing may care about becomes a hint."""
+def _hint(name: str, payload: dict) -> tuple[int | None, int | None] | None:
+    """What a committed change asks routing to re-read: (interaction, agent), or None when nothing."""
     if not (name == "interaction.state" or name.startswith("offer.") or name in ("agent.presence", "queue.changed")):
-        return
+        return None
     if name == "interaction.state" and payload.get("from") not in _LIVE and payload.get("to") not in _LIVE:
-        return  # e.g. new -> ivr, ivr -> abandoned, wrap_up -> closed: nothing the engine holds or will hold
-    interaction_id, agent_id = _ids(name, payload)
-    if interaction_id is None and agent_id is None:
+        return None  # e.g. new -> ivr, ivr -> abandoned, wrap_up -> closed: nothing the engine holds or will hold
+    return _ids(name, payload)
+
+
+def on_event(name: str, payload: dict) -> None:
+    """Realtime listener: a committed change routing may care about becomes a hint in this process."""
+    hint = _hint(name, payload)
+    if hint is None:
+        return
+    if hint == (None, None):
         _hub.wake.set()
         return
-    _hub.add(interaction_id, agent_id)
+    _hub.add(*hint)
+
+
+def forward_hints(events: list[tuple[str, dict]]) -> None:
+    """Realtime batch listener: one commit's hints go to the router process as one Redis message (one
+    round trip here, one wake-up there, however many events the commit made)."""
     client = _forward.get("redis")
-    if client is not None:
-        try:
-            client.publish(HINT_CHANNEL, json.dumps({"i": interaction_id, "a": agent_id}))
-        except Exception:  # Redis down: the router's tick and full sync still find the change
-            log.warning("could not publish a routing hint", exc_info=True)
+    if client is None:
+        return
+    hints = []
+    for name, payload in events:
+        hint = _hint(name, payload)
+        if hint is not None and hint != (None, None) and list(hint) not in hints:
+            hints.append(list(hint))
+    if not hints:
+        return
+    try:
+        client.publish(HINT_CHANNEL, json.dumps({"h": hints}))
+    except Exception:  # Redis down: the router's tick and full sync still find the change
+        log.warning("could not publish routing hints", exc_info=True)
 
 
 # ---------------------------------------------------------------------------------------------- engine
@@ -194,7 +225,7 @@ class Router:
             agents |= self._retry_agents
             self._retry_interactions, self._retry_agents = set(), set()
             agents |= self._due_backoffs(ts)
-            if not self.built or ts - self.last_full >= FULL_SYNC_S:
+            if _hub.take_overflow() or not self.built or ts - self.last_full >= FULL_SYNC_S:
                 self.sync_all(session, ts)
             else:
                 self.sync_agents(session, agents, ts)
@@ -558,7 +589,8 @@ def _listen_for_hints(redis, stop: threading.Event) -> None:
                 message = pubsub.get_message(timeout=1.0)
                 if message and message.get("type") == "message":
                     data = json.loads(message["data"])
-                    _hub.add(data.get("i"), data.get("a"))
+                    for interaction_id, agent_id in data.get("h") or [(data.get("i"), data.get("a"))]:
+                        _hub.add(interaction_id, agent_id)
         except Exception:
             log.warning("routing hint channel lost; retrying", exc_info=True)
             stop.wait(1.0)
@@ -575,6 +607,7 @@ def init_app(app: Flask) -> None:
     """INITIALISER: subscribe the hint listener; forward hints over Redis when there is one; in the
     embedded default (no REDIS_URL) run the router on a thread unless ROUTER_THREAD is False or TESTING."""
     realtime.subscribe(on_event)
+    realtime.subscribe_batch(forward_hints)
     settings = app.extensions["desk.settings"]
     if settings.redis_url:
         _forward["redis"] = app.extensions["desk.redis"]

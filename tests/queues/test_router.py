@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 
+from app import realtime
 from app.db import utcnow
 from app.interactions.service import transition
 from queues import router, service
@@ -231,6 +232,26 @@ def test_hints_from_realtime_events(app):
     assert router._hub.drain() == ({7, 8, 12}, {3, 4})
 
 
+def test_a_hub_nobody_drains_stays_bounded_and_the_router_then_reads_everything(app, db_session, monkeypatch):
+    router.reset(app)
+    live = router.router_for(app)
+    with app.app_context():
+        live.cycle()  # built: later cycles read only what hints name
+    full = []
+    monkeypatch.setattr(live, "sync_all", lambda session, ts: full.append(ts))
+    with app.app_context():
+        live.cycle()
+    assert full == []
+    monkeypatch.setattr(router, "HUB_LIMIT", 5)
+    for n in range(3):
+        router.on_event("offer.rejected", {"interaction_id": 100 + n, "agent_id": 200 + n})
+    assert (router._hub.interactions, router._hub.agents) == (set(), set())  # forgotten, not grown
+    with app.app_context():
+        live.cycle()
+        live.cycle()
+    assert len(full) == 1  # the next cycle read everything, once
+
+
 def test_one_router_leads_and_a_standby_takes_over_when_the_lock_lapses(redis_client):
     assert router._lead(redis_client, "first", 10_000) is True
     assert router._lead(redis_client, "second", 10_000) is False
@@ -340,10 +361,13 @@ def test_hints_travel_between_processes_over_redis(app, redis_client):
     router.reset(app)
     router._forward["redis"] = Recorder()
     try:
-        router.on_event("offer.accepted", {"interaction_id": 41, "agent_id": 5})
+        realtime.publish_all([("interaction.state", {"id": 41, "agent_id": 5, "from": "offered", "to": "connected"}),
+                              ("offer.accepted", {"interaction_id": 41, "agent_id": 5}),
+                              ("agent.presence", {"agent_id": 5}), ("chat.message", {"interaction_id": 9})])
+        realtime.publish_all([("chat.message", {"interaction_id": 9})])  # nothing for routing: no message
     finally:
         router._forward.pop("redis", None)
-    assert published == [(router.HINT_CHANNEL, {"i": 41, "a": 5})]
+    assert published == [(router.HINT_CHANNEL, {"h": [[41, 5], [None, 5]]})]  # one commit, one message
     router._hub.drain()
     stop = threading.Event()
     listener = threading.Thread(target=router._listen_for_hints, args=(redis_client, stop), daemon=True)
@@ -352,10 +376,14 @@ def test_hints_travel_between_processes_over_redis(app, redis_client):
         deadline = time.monotonic() + 10
         while not redis_client.pubsub_numsub(router.HINT_CHANNEL)[0][1] and time.monotonic() < deadline:
             time.sleep(0.02)
-        redis_client.publish(router.HINT_CHANNEL, json.dumps({"i": 42, "a": 6}))  # from another process
+        redis_client.publish(router.HINT_CHANNEL, json.dumps({"h": [[42, 6], [None, 7]]}))  # another process
+        while not router._hub.agents >= {6, 7} and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert router._hub.drain() == ({42}, {6, 7})
+        redis_client.publish(router.HINT_CHANNEL, json.dumps({"i": 43, "a": None}))  # a one-hint message
         while not router._hub.interactions and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert router._hub.drain() == ({42}, {6})
+        assert router._hub.drain() == ({43}, set())
     finally:
         stop.set()
         listener.join(timeout=5)
