@@ -22,7 +22,6 @@ lock lapses. Embedded default: ``init_app`` (an INITIALISER) runs the loop on a 
 """
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import realtime
+from app.collector import settle_collector
 from app.db import utcnow
 from app.interactions.models import Interaction
 from app.interactions.states import WAITING, State
@@ -622,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     from app import create_app
 
     app = create_app(overrides={"ROUTER_THREAD": False})
-    gc.freeze()  # start-up objects live as long as the process: full collections skip them (shorter pauses)
+    settle_collector()  # shorter, rarer full collections (app.collector)
     stop = threading.Event()
     redis = app.extensions["desk.redis"]
     threading.Thread(target=_listen_for_hints, args=(redis, stop), name="router-hints", daemon=True).start()
