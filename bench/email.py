@@ -8,12 +8,13 @@ By default messages go in batches of 50 through ``batch.ingest_many``, as the IM
 ``batch_size``) and ``flask mail ingest`` send them: one commit stores a batch, one processes it, a
 savepoint per message. ``--batch 1`` measures the one-message door instead (``ingest_raw``, as the
 raw-MIME HTTP endpoint uses it: two commits per message).
-Three kinds of mail: ``plain`` (text), ``html`` (text + HTML alternative with inline styling) and
+Three kinds of mail (``--kinds attachments`` runs only some): ``plain`` (text), ``html`` (text + HTML alternative with inline styling) and
 ``attachments`` (HTML plus three attachments, ~300 KB). A fifth of each batch are replies that thread
 into earlier cases. Sending is not measured (the acknowledgement jobs are collected, not run).
 JSON fields per kind: kind, messages, messages_per_s, batch, p50_ms, p99_ms (per call: a message, or a
 batch), cpu_ms_per_message (this process's CPU: with the database waits excluded it shows what one
-uncontended worker could do), statements_per_message (SQL statements sent, savepoints included),
+uncontended worker could do), database_cpu_ms_per_message (CPU of the PostgreSQL backends serving the
+database, from /proc: parsing, storing and compressing what this process sent), statements_per_message (SQL statements sent, savepoints included),
 new_cases, threaded, acks; with ``--calls``, python_calls_per_message (Python function calls counted by
 cProfile: a figure other processes' load does not move; the run is then slower and its CPU and rates
 include the profiler's cost).
@@ -45,6 +46,7 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, default=50, help="messages per batch; 1: one at a time (ingest_raw)")
     parser.add_argument("--calls", action="store_true", help="count Python function calls per message (cProfile)")
+    parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated kinds to run ({', '.join(KINDS)})")
     return parser.parse_args(argv)
 
 
@@ -82,6 +84,12 @@ def _app(url: str):
     app = create_app(env=env, overrides={"ROUTER_THREAD": False, "PERIODIC_THREAD": False, "JOBS_MODE": "inline"})
     app.extensions["desk.jobs"] = _CollectingJobs()
     return app
+
+
+def _cpu_seconds(pids: list[int], database: str | None = None) -> float:
+    from bench.voice import _cpu_seconds as cpu_seconds
+
+    return cpu_seconds(pids, database)
 
 
 def _body(rng: random.Random, paragraphs: int) -> str:
@@ -165,6 +173,8 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
 
         profiler = cProfile.Profile()
         profiler.enable()
+    database = db.engine.url.database if db.engine.dialect.name == "postgresql" else None
+    db_cpu_started = _cpu_seconds([], database) if database else 0.0
     started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(batch), batch_size):
         t0 = time.perf_counter()
@@ -179,6 +189,7 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
             new_cases += result.new_case
             threaded += result.status == "stored" and not result.new_case
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    db_cpu = _cpu_seconds([], database) - db_cpu_started if database else None
     extra = {}
     if profiler is not None:
         import pstats
@@ -193,6 +204,7 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
             "p50_ms": round(statistics.median(timings), 2),
             "p99_ms": round(sorted(timings)[max(0, int(len(timings) * 0.99) - 1)], 2),
             "cpu_ms_per_message": round(cpu * 1000 / messages, 2),
+            "database_cpu_ms_per_message": round(db_cpu * 1000 / messages, 2) if db_cpu is not None else None,
             "statements_per_message": round(statements[0] / messages, 2),
             "new_cases": new_cases, "threaded": threaded, "acks": jobs.count - acks_before,
             "stored_messages_total": stored, "database": db.engine.dialect.name, **extra}
@@ -200,6 +212,10 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
 
 def main(argv: list[str]) -> int:
     args = _args(argv)
+    unknown = {k.strip() for k in args.kinds.split(",") if k.strip()} - set(KINDS)
+    if unknown:
+        print(f"error: unknown kinds {', '.join(sorted(unknown))}; known: {', '.join(KINDS)}", file=sys.stderr)
+        return 2
     try:
         _ensure_database(args.database_url)
     except Exception as exc:  # an unreachable server: say so plainly
@@ -215,15 +231,17 @@ def main(argv: list[str]) -> int:
         db.create_all()
         _seed_customers(db, args.customers)
         rng = random.Random(args.seed)
-        for kind in KINDS:
+        for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
             results.append(run_kind(app, kind, args.messages, args.customers, rng, max(1, args.batch), args.calls))
     for result in results:
         if args.json:
             print(json.dumps(result))
     print(f"{'kind':<12} {'messages':>8} {'batch':>5} {'msg/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms':>7}"
-          f" {'stmts':>6} {'new':>5} {'threaded':>8} {'acks':>5}")
+          f" {'db ms':>6} {'stmts':>6} {'new':>5} {'threaded':>8} {'acks':>5}")
     for r in results:
         print(f"{r['kind']:<12} {r['messages']:>8} {r['batch']:>5} {r['messages_per_s']:>8} {r['p50_ms']:>8} "
-              f"{r['p99_ms']:>8} {r['cpu_ms_per_message']:>7} {r['statements_per_message']:>6} {r['new_cases']:>5} "
+              f"{r['p99_ms']:>8} {r['cpu_ms_per_message']:>7} "
+              f"{r['database_cpu_ms_per_message'] if r['database_cpu_ms_per_message'] is not None else '-':>6} "
+              f"{r['statements_per_message']:>6} {r['new_cases']:>5} "
               f"{r['threaded']:>8} {r['acks']:>5}")
     return 0

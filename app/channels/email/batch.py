@@ -104,10 +104,11 @@ _LZ4: dict[str, bool] = {}  # database URL -> whether the server can compress wi
 
 
 def _fast_compression(session: Session) -> None:
-    """PostgreSQL compresses large values (the raw bytes, attachments) with pglz by default: slow on
-    mail, which is mostly base64 and already-compressed files, for little gain, on the CPU the desk
-    shares with the database. Where the server has lz4 (PostgreSQL 14+ built with it) this transaction
-    uses it; nothing else changes (values already stored keep their compression)."""
+    """PostgreSQL compresses large values (message texts and HTML, event payloads) with pglz by default:
+    slow, on the CPU the desk shares with the database. Where the server has lz4 (PostgreSQL 14+ built
+    with it) this transaction uses it; nothing else changes (values already stored keep their
+    compression). The raw bytes and attachment contents are not compressed at all (their columns'
+    storage is EXTERNAL: mostly base64, compressed or random data)."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return

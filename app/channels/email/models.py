@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     ForeignKey,
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
@@ -140,6 +142,13 @@ class EmailAttachment(db.Model):
     content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
 
     message: Mapped[EmailMessage] = relationship(back_populates="attachments")
+
+
+# The raw bytes and attachment contents are mostly base64, compressed or random: PostgreSQL keeps them out
+# of line without trying to compress them (migration 0002 sets the same on existing databases).
+for _table, _column in ((InboundEmail.__table__, "raw"), (EmailAttachment.__table__, "content")):
+    event.listen(_table, "after_create", DDL(
+        f"ALTER TABLE {_table.name} ALTER COLUMN {_column} SET STORAGE EXTERNAL").execute_if(dialect="postgresql"))
 
 
 class EmailTemplate(db.Model):
