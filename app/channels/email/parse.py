@@ -154,7 +154,13 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 # From a newline (so tried only at newlines); possessive: a maximal run, found in one pass without
 # backtracking. A line of base64 characters alone is never structure to the parser (not a header, a
 # boundary or a blank line), whatever its length, so setting any run of them aside is safe.
-_BASE64_RUN = re.compile(rb"\n((?:[A-Za-z0-9+/]++\r?\n)++)")
+# The runs are found in a copy of the body with every base64 character mapped to "a" (CR and LF kept,
+# anything else "."): the same spans as matching the character class in the body itself, but the
+# regular expression engine repeats a single literal about a third faster than a class.
+_BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_BASE64_CLASSES = bytes(ord("a") if byte in _BASE64_CHARS else byte if byte in b"\r\n" else ord(".")
+                        for byte in range(256))
+_BASE64_RUN = re.compile(rb"\n((?:a++\r?\n)++)")  # in the mapped copy
 _MIN_RUN_LINES = 32
 _PLACEHOLDER = re.compile(r"desk-set-aside-[0-9a-f]{12}-\d+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -170,19 +176,21 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, str], str]:
     if prefix.encode() in raw:  # pragma: no cover - 48 random bits
         return raw, {}, ""
     runs: dict[str, str] = {}
-
-    def aside(match: re.Match) -> bytes:
-        run = match.group(1)  # whole lines: its last line's ending stays, after the placeholder
-        if run.count(b"\n") < _MIN_RUN_LINES:
-            return match.group(0)
-        token = f"{prefix}{len(runs)}"
-        cut = len(run) - (2 if run.endswith(b"\r\n") else 1)
-        runs[token] = run[:cut].decode("ascii")
-        return b"\n" + token.encode() + run[cut:]
-
     head, body = raw[:end.end() - 1], raw[end.end() - 1:]  # the body with the newline before it
-    body = _BASE64_RUN.sub(aside, body)
-    return (head + body, runs, prefix) if runs else (raw, {}, "")
+    pieces, done = [head], 0
+    for match in _BASE64_RUN.finditer(body.translate(_BASE64_CLASSES)):
+        start, stop = match.span(1)  # whole lines: the last line's ending stays, after the placeholder
+        if body.count(b"\n", start, stop) < _MIN_RUN_LINES:
+            continue
+        cut = stop - (2 if body[stop - 2:stop] == b"\r\n" else 1)
+        token = f"{prefix}{len(runs)}"
+        runs[token] = body[start:cut].decode("ascii")
+        pieces += (body[done:start], token.encode())
+        done = cut
+    if not runs:
+        return raw, {}, ""
+    pieces.append(body[done:])
+    return b"".join(pieces), runs, prefix
 
 
 def _put_back(msg: Message, runs: dict[str, str], prefix: str) -> None:
