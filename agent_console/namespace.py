@@ -393,11 +393,9 @@ def _open_work_item(interaction_id: int, agent_id: int, config, with_screenpop: 
 
 
 def _offer_seen_by_agent(payload: dict, config) -> payloads.OutOffer | None:
-    """A live offer shows the agent the customer's record: that opening is audited (a reconnect's
-    snapshot re-shows the same record and is not)."""
-    out = payloads.offer_event(db.session, payload, config, viewer=f"staff:{payload['agent_id']}")
-    db.session.commit()
-    return out
+    """A live offer with its screen-pop. Showing the agent the customer's record was audited with the
+    offer itself (``queues.service.create_offer``); building the event only reads."""
+    return payloads.offer_event(db.session, payload, config)
 
 
 def _with_session(app, build: Callable, event: str, room: str) -> None:

@@ -676,6 +676,13 @@ def create_offer(session: Session, *, interaction_id: int, agent_id: int, expire
     transition(session, interaction, State.OFFERED, actor=ROUTER_ACTOR, reason="offered",
                data={"agent_id": agent_id, "offer_id": offer.id, "queue": interaction.queue}, at=now)
     state.idle_since = now
+    if interaction.customer_id is not None:
+        # The offer shows the agent the customer's record (its screen-pop): audited with the offer, in
+        # its transaction, rather than by a second one wherever the pop is built.
+        from app.crm.view360 import record_customer_viewed
+
+        record_customer_viewed(session, actor=f"staff:{agent_id}", customer_id=interaction.customer_id,
+                               via="screenpop")
     realtime.after_commit(session, "offer.created", {
         "offer_id": offer.id, "interaction_id": interaction.id, "agent_id": agent_id,
         "expires_at": expires_at.isoformat(), "priority": priority, "priority_reasons": priority_reasons,

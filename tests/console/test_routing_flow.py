@@ -70,6 +70,10 @@ def test_the_router_offers_a_queued_call_and_the_agent_accepts(db_session, agent
     assert offer["screenpop"]["customer"]["customer"]["name"] == "Wang Fang"
     assert offer["screenpop"]["customer"]["orders"][0]["number"] == "ORD-8842"
     assert [r["code"] for r in offer["priority_reasons"]] == ["tier"]
+    from app.audit.models import AuditEntry
+    viewed = db_session.scalars(select(AuditEntry).where(AuditEntry.action == "crm.customer_viewed",
+                                                         AuditEntry.target_id == str(customer.id))).all()
+    assert [(v.actor, v.data) for v in viewed] == [(f"staff:{agent.id}", {"via": "screenpop"})]  # once, with the offer
     assert client.call("sync")["snapshot"]["offers"][0]["offer_id"] == row.id  # a reload shows it too
 
     assert client.call("accept", {"offer_id": row.id}) == {"ok": True}

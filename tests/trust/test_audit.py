@@ -65,18 +65,30 @@ def test_the_page_and_export_are_for_supervisors(client, db_session):
 
 
 def test_a_screen_pop_offered_to_an_agent_is_an_audited_opening(app, db_session, desk_config):
+    """The offer that carries the customer's record to an agent audits that opening, in its own
+    transaction; building the event for the console writes nothing more."""
+    from datetime import timedelta
+
     from agent_console import namespace
+    from queues import service
     from tests.factories import make_customer, make_interaction
 
     agent = make_staff(db_session)
     customer = make_customer(db_session, name="Audited")
     call = make_interaction(db_session, customer=customer)
+    service.enqueue_contact(db_session, call, "general", actor="test")
+    service.set_presence(db_session, agent.id, "available")
     db_session.commit()
-    out = namespace._offer_seen_by_agent({"offer_id": 1, "interaction_id": call.id, "agent_id": agent.id,
+    offer = service.create_offer(db_session, interaction_id=call.id, agent_id=agent.id,
+                                 expires_at=utcnow() + timedelta(seconds=20), cost=100, priority=0,
+                                 priority_reasons=[], trace={})
+    db_session.commit()
+    out = namespace._offer_seen_by_agent({"offer_id": offer.id, "interaction_id": call.id, "agent_id": agent.id,
                                           "expires_at": utcnow().isoformat()}, desk_config)
     assert out is not None and out.interaction_id == call.id and out.screenpop["customer"]
     viewed = search(db_session, AuditQuery(action="crm.customer_viewed"))
-    assert [(e.actor, e.target_id) for e in viewed] == [(f"staff:{agent.id}", str(customer.id))]
+    assert [(e.actor, e.target_id, e.data) for e in viewed] == [
+        (f"staff:{agent.id}", str(customer.id), {"via": "screenpop"})]
 
 
 def test_configuration_changes_are_audited_by_section(app, db_session, desk_config):
