@@ -124,6 +124,8 @@ def _hint(name: str, payload: dict) -> tuple[int | None, int | None] | None:
         return None
     if name == "interaction.state" and payload.get("from") not in _LIVE and payload.get("to") not in _LIVE:
         return None  # e.g. new -> ivr, ivr -> abandoned, wrap_up -> closed: nothing the engine holds or will hold
+    if name == "offer.created" or (name == "interaction.state" and payload.get("to") == State.OFFERED):
+        return None  # only the router offers (create_offer): its engine made the offer it would re-read
     return _ids(name, payload)
 
 

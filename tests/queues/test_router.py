@@ -229,6 +229,8 @@ def test_hints_from_realtime_events(app):
     router.on_event("interaction.state", {"id": 10, "from": "new", "to": "ivr"})  # the engine never held it
     router.on_event("interaction.state", {"id": 11, "agent_id": 5, "from": "wrap_up", "to": "closed"})
     router.on_event("interaction.state", {"id": 12, "from": "ivr", "to": "queued"})
+    router.on_event("offer.created", {"interaction_id": 13, "agent_id": 6})  # the router's own decision
+    router.on_event("interaction.state", {"id": 13, "agent_id": 6, "from": "queued", "to": "offered"})
     assert router._hub.drain() == ({7, 8, 12}, {3, 4})
 
 
