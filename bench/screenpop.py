@@ -306,25 +306,8 @@ def _write_trace(app, path: str, done, ids: dict[str, int], arrivals: dict, lock
     """Per call, on one clock (ms from the webhook being sent): queued (the contact's ``queued``
     transition), offered (the router's offer row), arrived (the console's event) -- to see which stage
     a slow call spent its time in."""
-    from sqlalchemy import func, select
-
-    from app.extensions import db
-    from app.interactions.models import InteractionEvent
-    from queues.models import Offer
-
     to_wall = time.time() - time.perf_counter()
-    wanted = list(ids.values())
-    with app.app_context():
-        try:
-            queued = dict(db.session.execute(select(InteractionEvent.interaction_id, func.min(InteractionEvent.occurred_at))
-                                             .where(InteractionEvent.interaction_id.in_(wanted),
-                                                    InteractionEvent.to_state == "queued")
-                                             .group_by(InteractionEvent.interaction_id)).all())
-            offered = dict(db.session.execute(select(Offer.interaction_id, func.min(Offer.created_at))
-                                              .where(Offer.interaction_id.in_(wanted))
-                                              .group_by(Offer.interaction_id)).all())
-        finally:
-            db.session.remove()
+    queued, offered = _queued_and_offered(app, list(ids.values()))
     with open(path, "w") as out:
         for sid, began, _status in done:
             i = ids.get(sid)
@@ -339,8 +322,8 @@ def _write_trace(app, path: str, done, ids: dict[str, int], arrivals: dict, lock
                                   "sent_at": round(start, 3)}) + "\n")
 
 
-def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
-    """Per call: from its ``queued`` transition to its first offer row (the router's share), sorted."""
+def _queued_and_offered(app, interaction_ids: list[int]) -> tuple[dict, dict]:
+    """Per call: its first ``queued`` transition and its first offer row (database times)."""
     from sqlalchemy import func, select
 
     from app.extensions import db
@@ -349,8 +332,7 @@ def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
 
     with app.app_context():
         try:
-            first_queued = func.min(InteractionEvent.occurred_at)
-            queued = dict(db.session.execute(select(InteractionEvent.interaction_id, first_queued)
+            queued = dict(db.session.execute(select(InteractionEvent.interaction_id, func.min(InteractionEvent.occurred_at))
                                              .where(InteractionEvent.interaction_id.in_(interaction_ids),
                                                     InteractionEvent.to_state == "queued")
                                              .group_by(InteractionEvent.interaction_id)).all())
@@ -359,6 +341,12 @@ def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
                                               .group_by(Offer.interaction_id)).all())
         finally:
             db.session.remove()
+    return queued, offered
+
+
+def _routing_delays_ms(app, interaction_ids: list[int]) -> list[float]:
+    """Per call: from its ``queued`` transition to its first offer row (the router's share), sorted."""
+    queued, offered = _queued_and_offered(app, interaction_ids)
     return sorted((offered[i] - queued[i]).total_seconds() * 1000 for i in interaction_ids
                   if i in queued and i in offered)
 
