@@ -14,6 +14,7 @@ from app.db import utcnow
 from app.interactions.models import Interaction
 from tests.email.conftest import SECRET, build_mail, email_config, set_email_config
 from tests.factories import make_customer
+from tests.statements import sent_statements
 
 
 def test_config_rejects_unknown_and_non_email_queues(desk):
@@ -77,24 +78,18 @@ def test_identify_uses_the_crm_and_never_guesses(db_session, desk):
 
 
 def test_identification_gives_the_customer_facts_without_reading_the_customer_again(db_session, desk):
-    from sqlalchemy import event
-
     known = make_customer(db_session, email="facts@customer.test", language="zh", tier="vip", name="Wang")
     db_session.flush()
-    sent: list[str] = []
-    engine = db_session.get_bind()
+    found = {}
 
-    def record(conn, cursor, statement, *rest):
-        sent.append(statement)
+    def identify():
+        found["info"] = routing.identify_customer(db_session, "facts@customer.test", name="", language="en",
+                                                  create_prospect=True)
+        found["prospect"] = routing.identify_customer(db_session, "new-one@customer.test", name="Li",
+                                                      language="zh", create_prospect=True)
 
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        info = routing.identify_customer(db_session, "facts@customer.test", name="", language="en",
-                                         create_prospect=True)
-        prospect = routing.identify_customer(db_session, "new-one@customer.test", name="Li", language="zh",
-                                             create_prospect=True)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
+    sent = sent_statements(db_session, identify)
+    info, prospect = found["info"], found["prospect"]
     assert info == routing.CustomerInfo(known.id, "Wang", "zh", "vip", False)
     assert (prospect.name, prospect.language, prospect.tier, prospect.is_prospect) == ("Li", "zh", "small", True)
     assert prospect == routing.customer_info(db_session, prospect.id)

@@ -18,6 +18,7 @@ from app.interactions.service import transition
 from queues import service
 from queues.models import AgentState, Offer, QueueEntry
 from tests.factories import make_customer, make_interaction, make_staff
+from tests.statements import sent_statements
 
 
 @pytest.fixture()
@@ -77,31 +78,13 @@ def test_enqueue_moves_a_new_contact_to_queued_with_its_queue_and_explained_prio
     assert ("queue.changed", {"queue": "general", "interaction_id": interaction.id}) in events
 
 
-def _statements(session, run):
-    """The SQL statements ``run()`` sends (text of each)."""
-    from sqlalchemy import event
-
-    sent: list[str] = []
-    engine = session.get_bind()
-
-    def record(conn, cursor, statement, *rest):
-        sent.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        run()
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return sent
-
-
 def test_a_known_tier_and_a_never_queued_contact_save_their_reads_with_the_same_outcome(db_session):
     customer = make_customer(db_session, tier="vip")
     read = make_interaction(db_session, customer=customer)
     given = make_interaction(db_session, customer=customer)
     db_session.flush()
-    plain = _statements(db_session, lambda: service.enqueue_contact(db_session, read, "general", actor="t"))
-    told = _statements(db_session, lambda: service.enqueue_contact(db_session, given, "general", actor="t",
+    plain = sent_statements(db_session, lambda: service.enqueue_contact(db_session, read, "general", actor="t"))
+    told = sent_statements(db_session, lambda: service.enqueue_contact(db_session, given, "general", actor="t",
                                                                    customer_tier="vip"))
     db_session.commit()
     assert (given.state, given.queue, given.priority, given.priority_reasons) == (
@@ -447,19 +430,13 @@ def test_a_history_read_ahead_gives_the_same_preferred_agent_and_priority_withou
     agent_id, at = found[served.id]
     history = service.CustomerHistory(agent_id, at, open_complaint_level="P2")
     contact = make_interaction(db_session, channel="chat", customer=served)
-    statements: list[str] = []
-    from sqlalchemy import event
 
-    def record(conn, cursor, statement, *rest):
-        statements.append(statement)
-
-    event.listen(db_session.get_bind(), "before_cursor_execute", record)
-    try:
+    def enqueue():
         with db_session.no_autoflush:
             service.enqueue_contact(db_session, contact, "general", actor="test", customer_tier=served.tier,
                                     history=history)
-    finally:
-        event.remove(db_session.get_bind(), "before_cursor_execute", record)
+
+    statements = sent_statements(db_session, enqueue)
     assert not [s for s in statements if "FROM interactions" in s or "FROM complaints" in s]
     assert db_session.get(QueueEntry, contact.id).preferred_agent_id == staff.id
     assert any(r["code"] == "open_complaint" for r in contact.priority_reasons), contact.priority_reasons
