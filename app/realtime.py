@@ -43,11 +43,6 @@ def subscribe_batch(listener: BatchListener) -> None:
         _batch_listeners.append(listener)
 
 
-def unsubscribe_batch(listener: BatchListener) -> None:
-    if listener in _batch_listeners:
-        _batch_listeners.remove(listener)
-
-
 def publish(name: str, payload: dict[str, Any]) -> None:
     """Deliver at once to every listener; one failing listener never stops the others."""
     publish_all([(name, payload)])
