@@ -1,4 +1,4 @@
-"""``python -m bench voice [--json] [--rates 300] [--levels 50,200] [--seconds 20] [--workers 2] [--statements]``
+"""``python -m bench voice [--json] [--levels 50,200] [--offered 300] [--rates 300] [--saturation 50] [--seconds 20] [--workers 2] [--statements]``
 
 Simulated callers walk the demo IVR into a queue against the real app, shaped as the Procfile runs it:
 gunicorn with gevent workers (``--workers``, one per core) and the router process (``python -m queues.router``)
@@ -7,16 +7,23 @@ Redis (``--redis-url``, default db 11, flushed: the router's hints and lock, job
 Each caller dials, chooses English, asks for an order's status, keys the order number, asks for an
 agent, waits two turns of the queue loop and hangs up -- eight signed webhooks per call.
 
-Two kinds of level, each measured for ``--seconds`` after ``--warmup``:
+Three kinds of level, each measured for ``--seconds`` after ``--warmup``; every JSON line names its ``mode``:
 
-- ``--rates``: open loop. Calls arrive at random (Poisson) so that their webhooks come at the given rate
-  per second, whatever the desk's speed -- as Twilio's traffic does. Its p99 is the figure for the aim
-  (requests/s with p99 under 100 ms). JSON: rate, callers (calls in progress, mean), requests_per_s,
-  p50_ms, p99_ms, errors.
-- ``--levels``: closed loop, N callers each sending its next webhook as soon as the last is answered (no
-  time to listen): a saturation test. Its requests/s is the desk's capacity; its latency is mostly
-  queueing (Little's law: N callers at X requests/s wait N/X seconds on average), so p99 under 100 ms
-  is out of reach there by construction. JSON: callers, requests_per_s, p50_ms, p99_ms, errors.
+- ``--levels`` (mode ``listening``, the issue's figures): N concurrent callers who, like real callers,
+  listen to each answer before the next webhook. Each caller's webhooks come at random (exponential gaps
+  of mean N / ``--offered`` seconds, counted from the start of the previous webhook), so the N callers
+  together offer ``--offered`` webhooks per second (300, the aim's rate); a caller whose answer comes
+  later than its next webhook is due sends it as soon as the answer arrives (it cannot press a key in a
+  prompt it has not heard), so a slow desk shows as a rate under the offered one. Its p99 is the figure
+  for the aim: at least 300 requests/s with p99 under 100 ms at 50 and 200 concurrent callers.
+  JSON: mode, callers, offered, requests_per_s, p50_ms, p99_ms, errors.
+- ``--rates`` (mode ``open``): open loop. Calls arrive at random (Poisson) so that their webhooks come at
+  the given rate per second, whatever the desk's speed -- as Twilio's traffic does; ``callers`` is the
+  mean number of calls in progress. JSON: mode, rate, callers, requests_per_s, p50_ms, p99_ms, errors.
+- ``--saturation`` (mode ``saturation``): closed loop, N callers each sending its next webhook as soon
+  as the last is answered (no time to listen): its requests/s is the desk's capacity; its latency is
+  mostly queueing (Little's law: N callers at X requests/s wait N/X seconds on average), so p99 under
+  100 ms is out of reach there by construction. JSON: mode, callers, requests_per_s, p50_ms, p99_ms, errors.
 
 Also printed: CPU milliseconds per webhook spent by the web workers, the router and the database during
 the measured seconds (``cpu_ms``), which say where the machine's time went. Figures only; nothing asserted.
@@ -38,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,10 +58,14 @@ WEBHOOKS_PER_CALL = 8  # incoming, four gathers, two wait turns, the status call
 def _args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench voice", description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="one JSON line per level")
+    parser.add_argument("--levels", default="50,200",
+                        help="listening callers: concurrent callers per level, comma separated ('' for none)")
+    parser.add_argument("--offered", type=float, default=300.0,
+                        help="webhooks per second the listening callers of a level offer together")
     parser.add_argument("--rates", default="300",
                         help="open loop: webhooks per second per level, comma separated ('' for none)")
-    parser.add_argument("--levels", default="50,200",
-                        help="closed loop: concurrent callers per level, comma separated ('' for none)")
+    parser.add_argument("--saturation", default="50",
+                        help="closed loop, no listening: concurrent callers per level, comma separated ('' for none)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per level")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds before each level")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn gevent workers (one per core)")
@@ -198,10 +210,17 @@ def _stop(server: subprocess.Popen) -> None:
 
 # --- the callers (run in a gevent-patched child process) ------------------------------------------------
 
-def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float = 0.0) -> dict:
-    """Closed loop (``callers`` back-to-back callers) or, with ``rate``, open loop: calls arrive at random
-    (exponential gaps) so that their webhooks come at ``rate`` per second on average, each call on its own
-    connection. Latencies count for requests that start and end inside the measured window."""
+def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float = 0.0,
+           listen_s: float = 0.0) -> dict:
+    """``callers`` callers, each on its own connection, walking call after call: with ``listen_s``, each
+    listens before its next webhook (exponential gaps of mean ``listen_s`` between the starts of its
+    webhooks, never before the last answer came); without, back to back (closed loop). Or, with ``rate``,
+    open loop: calls arrive at random (exponential gaps) so that their webhooks come at ``rate`` per
+    second on average, each call on its own connection. Latencies count for requests that start and end
+    inside the measured window. The load generator's own collector rests while they are timed (one
+    full collection among a few hundred callers stalls every one of them at once, and would show as the
+    desk's latency)."""
+    import gc
     import http.client
     import itertools
     import random
@@ -222,7 +241,10 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
     active = [0]
     samples: list[int] = []
 
-    def post(conn: http.client.HTTPConnection, url: str, form: dict[str, str]) -> ET.Element | None:
+    def post(conn: http.client.HTTPConnection, url: str, form: dict[str, str],
+             pace: Callable[[], None] | None = None) -> ET.Element | None:
+        if pace is not None:
+            pace()
         body = urlencode(form)
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
@@ -245,28 +267,43 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
                 errors[0] += 1
         return ET.fromstring(text) if ok and text else None
 
-    def one_call(conn: http.client.HTTPConnection) -> None:
+    def one_call(conn: http.client.HTTPConnection, pace: Callable[[], None] | None = None) -> None:
         sid = f"CA{next(sids):032x}"
         form = {"CallSid": sid, "From": f"+86138{random.randrange(10**8):08d}", "To": "+862100000000",
                 "AccountSid": ACCOUNT}
-        root = post(conn, f"{base}/voice/incoming", form)
+        root = post(conn, f"{base}/voice/incoming", form, pace)
         for digits in ("1", "1", f"{ORDER_NUMBER}#", "0"):
             gather = root.find("Gather") if root is not None else None
             if gather is None:
                 break
-            root = post(conn, gather.get("action"), dict(form, Digits=digits))
+            root = post(conn, gather.get("action"), dict(form, Digits=digits), pace)
         redirect = root.find("Redirect") if root is not None else None
         for _ in range(2):
             if redirect is None:
                 break
-            root = post(conn, redirect.text, form)
+            root = post(conn, redirect.text, form, pace)
             redirect = root.find("Redirect") if root is not None else None
-        post(conn, f"{base}/voice/status", dict(form, CallStatus="completed", CallDuration="40"))
+        post(conn, f"{base}/voice/status", dict(form, CallStatus="completed", CallDuration="40"), pace)
 
-    def caller() -> None:
+    def listening(seed: int) -> Callable[[], None] | None:
+        """A caller's pace: wait until its next webhook is due (exponential gaps of mean ``listen_s``
+        from the start of the last one), then schedule the one after."""
+        if listen_s <= 0:
+            return None
+        rng = random.Random(seed)
+        due = [time.monotonic() + rng.expovariate(1 / listen_s)]  # callers start spread out, not at once
+
+        def pace() -> None:
+            gevent.sleep(max(0.0, due[0] - time.monotonic()))
+            due[0] = time.monotonic() + rng.expovariate(1 / listen_s)  # this webhook starts now
+
+        return pace
+
+    def caller(seed: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        pace = listening(seed)
         while time.monotonic() < window[1]:
-            one_call(conn)
+            one_call(conn, pace)
         conn.close()
 
     def arriving_call() -> None:
@@ -284,18 +321,24 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
                 samples.append(active[0])
             gevent.sleep(0.05)
 
-    if rate > 0:
-        calls_per_s = rate / WEBHOOKS_PER_CALL
-        rng = random.Random(7)
-        greenlets = [gevent.spawn(sampler)]
-        due = time.monotonic()
-        while due < window[1]:
-            gevent.sleep(max(0.0, due - time.monotonic()))
-            greenlets.append(gevent.spawn(arriving_call))
-            due += rng.expovariate(calls_per_s)
-        gevent.joinall(greenlets, timeout=120)
-    else:
-        gevent.joinall([gevent.spawn(caller) for _ in range(callers)])
+    gc.freeze()
+    gc.disable()
+    try:
+        if rate > 0:
+            calls_per_s = rate / WEBHOOKS_PER_CALL
+            rng = random.Random(7)
+            greenlets = [gevent.spawn(sampler)]
+            due = time.monotonic()
+            while due < window[1]:
+                gevent.sleep(max(0.0, due - time.monotonic()))
+                greenlets.append(gevent.spawn(arriving_call))
+                due += rng.expovariate(calls_per_s)
+            gevent.joinall(greenlets, timeout=120)
+        else:
+            gevent.joinall([gevent.spawn(caller, seed) for seed in range(callers)])
+    finally:
+        gc.enable()
+        gc.unfreeze()
     latencies.sort()
     return {"count": len(latencies), "errors": errors[0], "seconds": seconds, "sent": sent[0],
             "callers": round(sum(samples) / len(samples), 1) if samples else callers,
@@ -303,10 +346,11 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
             "p99_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else None}
 
 
-def _drive_in_child(port: int, callers: int, warmup_s: float, seconds: float, rate: float = 0.0) -> dict:
+def _drive_in_child(port: int, callers: int, warmup_s: float, seconds: float, rate: float = 0.0,
+                    listen_s: float = 0.0) -> dict:
     code = ("from gevent import monkey; monkey.patch_all()\n"
             "import json, sys\nfrom bench.voice import _drive\n"
-            f"print(json.dumps(_drive({port}, {callers}, {warmup_s}, {seconds}, {rate})))\n")
+            f"print(json.dumps(_drive({port}, {callers}, {warmup_s}, {seconds}, {rate}, {listen_s})))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=warmup_s + seconds + 180)
     if done.returncode != 0:
@@ -415,26 +459,46 @@ def _print_statements(found: dict[str, tuple[float, float, float]], as_json: boo
 # --- the server under load ------------------------------------------------------------------------------
 
 def _level(port: int, args: argparse.Namespace, processes: dict[str, list[int]], database: str, *,
-           callers: int = 0, rate: float = 0.0) -> dict:
+           mode: str, callers: int = 0, rate: float = 0.0) -> dict:
     """Run one level and put it in the JSON shape, with the CPU each part spent per webhook sent."""
+    listen_s = callers / args.offered if mode == "listening" else 0.0
     before = {name: _cpu_seconds(pids) for name, pids in processes.items()}
     before["database"] = _cpu_seconds([], database)
-    measured = _drive_in_child(port, callers, args.warmup, args.seconds, rate)
+    measured = _drive_in_child(port, callers, args.warmup, args.seconds, rate, listen_s)
     sent = max(measured["sent"], 1)
     cpu_ms = {name: round((_cpu_seconds(pids) - before[name]) * 1000 / sent, 2) for name, pids in processes.items()}
     cpu_ms["database"] = round((_cpu_seconds([], database) - before["database"]) * 1000 / sent, 2)
-    result = {"rate": rate} if rate else {}
-    result.update({"callers": measured["callers"], "requests_per_s": round(measured["count"] / measured["seconds"], 1),
+    result: dict = {"mode": mode}
+    result.update({"rate": rate} if mode == "open" else {})
+    result["callers"] = measured["callers"]
+    result.update({"offered": args.offered} if mode == "listening" else {})
+    result.update({"requests_per_s": round(measured["count"] / measured["seconds"], 1),
                    "p50_ms": round(measured["p50_s"] * 1000, 1) if measured["p50_s"] is not None else None,
                    "p99_ms": round(measured["p99_s"] * 1000, 1) if measured["p99_s"] is not None else None,
                    "errors": measured["errors"], "cpu_ms": cpu_ms})
     return result
 
 
+def _plan(args: argparse.Namespace) -> list[dict]:
+    """The levels in the order they run: the listening callers (the issue's figures) first."""
+    def numbers(raw: str, kind: type) -> list:
+        return [kind(value) for value in raw.split(",") if value.strip()]
+
+    return ([{"mode": "listening", "callers": n} for n in numbers(args.levels, int)]
+            + [{"mode": "open", "rate": rate} for rate in numbers(args.rates, float)]
+            + [{"mode": "saturation", "callers": n} for n in numbers(args.saturation, int)])
+
+
+def _label(result: dict) -> str:
+    if result["mode"] == "open":
+        return f"open {result['rate']:g}/s"
+    if result["mode"] == "listening":
+        return f"listening {result['offered']:g}/s"
+    return "saturation"
+
+
 def main(argv: list[str]) -> int:
     args = _args(argv)
-    rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
-    levels = [int(level) for level in args.levels.split(",") if level.strip()]
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="bench-voice-") as tmp:
         config = _bench_config(Path(tmp))
@@ -454,8 +518,7 @@ def main(argv: list[str]) -> int:
         results = []
         try:
             _drive_in_child(port, 2 * args.workers, 0, 8)  # first requests build each worker's app: not measured
-            plan = [{"rate": rate} for rate in rates] + [{"callers": callers} for callers in levels]
-            for level in plan:
+            for level in _plan(args):
                 result = _level(port, args, processes, database, **level)
                 results.append(result)
                 if args.json:
@@ -466,10 +529,9 @@ def main(argv: list[str]) -> int:
             _stop(server)
     print(f"\nvoice webhooks: gunicorn gevent x{args.workers}{' + router' if not args.no_router else ''} on "
           f"PostgreSQL and Redis, {args.seconds:g} s per level; cpu ms per webhook sent")
-    print(f"{'level':>14} {'callers':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  cpu ms")
+    print(f"{'level':>16} {'callers':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  cpu ms")
     for r in results:
-        level = f"{r['rate']:g}/s open" if "rate" in r else "closed"
         cpu = " ".join(f"{name} {ms}" for name, ms in r["cpu_ms"].items())
-        print(f"{level:>14} {r['callers']!s:>8} {r['requests_per_s']:>8} {r['p50_ms']!s:>8} {r['p99_ms']!s:>8} "
+        print(f"{_label(r):>16} {r['callers']!s:>8} {r['requests_per_s']:>8} {r['p50_ms']!s:>8} {r['p99_ms']!s:>8} "
               f"{r['errors']:>7}  {cpu}")
     return 0
