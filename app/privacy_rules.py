@@ -50,7 +50,7 @@ classify("email_messages", personal=("from_address", "from_name", "to", "cc", "r
                                      "html_body", "last_error", "details"),
          keep=("direction", "kind", "mailbox", "message_id", "in_reply_to", "references", "language", "status"),
          lists=("to", "cc"))
-classify("email_attachments", personal=("filename", "content", "sha256", "content_id"),
+classify("email_attachments", personal=("filename", "content", "content_id", "mime_part"),
          keep=("content_type", "withheld"))
 classify("routing_offers", keep=("status", "queue", "channel", "from_state", "priority_reasons", "trace", "cause"))
 classify("routing_queue_entries", personal=("note",), keep=("queue",))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-06 00:32:50.679331
+Create Date: 2026-12-06 06:06:00.149941
 
 """
 from alembic import op
@@ -971,10 +971,10 @@ def upgrade():
     sa.Column('filename', sa.String(length=255), nullable=False),
     sa.Column('content_type', sa.String(length=127), nullable=False),
     sa.Column('size_bytes', sa.BigInteger(), nullable=False),
-    sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('content_id', sa.String(length=255), nullable=True),
     sa.Column('inline', sa.Boolean(), nullable=False),
     sa.Column('withheld', sa.String(length=32), nullable=True),
+    sa.Column('mime_part', sa.String(length=255), nullable=True),
     sa.Column('content', sa.LargeBinary(), nullable=True),
     sa.ForeignKeyConstraint(['message_id'], ['email_messages.id'], name=op.f('fk_email_attachments_message_id_email_messages'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_email_attachments'))

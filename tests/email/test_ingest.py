@@ -1,8 +1,10 @@
 """The ingest path: store first, then parse, thread, route and acknowledge; quarantine instead of loss."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
+from app.channels.email.attachments import AttachmentUnavailable, attachment_content
 from app.channels.email.ingest import process_inbound
 from app.channels.email.models import EmailAttachment, EmailMessage, EmailThread, InboundEmail
 from app.channels.email.threads import case_tag
@@ -201,9 +203,36 @@ def test_html_and_attachments_are_stored_with_limits(ingest, db_session):
     message = db_session.scalar(select(EmailMessage).where(EmailMessage.inbound_id == result.inbound_id))
     assert "<b>there</b>" in message.html_body and "My order" in message.text_body
     rows = {a.filename: a for a in db_session.scalars(select(EmailAttachment))}
-    assert rows["photo.png"].withheld is None and rows["photo.png"].content.startswith(b"\x89PNG")
-    assert rows["big.pdf"].withheld == "too_large" and rows["big.pdf"].content is None
+    assert rows["photo.png"].withheld is None and rows["photo.png"].size_bytes == 104
+    assert attachment_content(db_session, rows["photo.png"]) == b"\x89PNG" + b"0" * 100
+    assert rows["big.pdf"].withheld == "too_large" and rows["big.pdf"].size_bytes == 60_004
     assert rows["run.exe"].withheld == "blocked_type"
+    # stored once: in the raw message, where each row says
+    assert all(row.content is None and row.mime_part for row in rows.values())
+    for row in (rows["big.pdf"], rows["run.exe"]):
+        with pytest.raises(AttachmentUnavailable) as refused:
+            attachment_content(db_session, row)
+        assert refused.value.reason == row.withheld
+
+
+def test_an_attachment_no_longer_where_its_row_says_is_unavailable(ingest, db_session):
+    result = ingest(build_mail(attachments=[("a.pdf", "application/pdf", b"%PDF-a")]))
+    row = db_session.scalar(select(EmailAttachment))
+    row.mime_part = "9"
+    with pytest.raises(AttachmentUnavailable) as missing:
+        attachment_content(db_session, row)
+    assert missing.value.reason == "missing"
+    row.mime_part = "2"
+    db_session.get(EmailMessage, row.message_id).inbound_id = None  # the raw message was deleted
+    db_session.flush()
+    with pytest.raises(AttachmentUnavailable) as gone:
+        attachment_content(db_session, row)
+    assert gone.value.reason == "missing"
+    row.mime_part = None  # erased with the customer's data
+    with pytest.raises(AttachmentUnavailable) as erased:
+        attachment_content(db_session, row)
+    assert erased.value.reason == "erased"
+    assert result.status == "stored"
 
 
 def test_unparseable_bytes_are_quarantined_not_dropped(ingest, db_session):
@@ -252,6 +281,7 @@ def test_release_puts_an_unparseable_message_on_a_case(ingest, db_session, desk)
     message = db_session.scalar(select(EmailMessage).where(EmailMessage.inbound_id == result.inbound_id))
     assert message.subject == "(unreadable message)" and "garbage" in message.text_body
     assert message.attachments[0].filename == "original.eml"
+    assert attachment_content(db_session, message.attachments[0]) == b"garbage without headers\r\n\r\nbody"
     assert db_session.get(InboundEmail, result.inbound_id).status == "processed"
 
 
@@ -268,3 +298,17 @@ def test_every_step_is_in_the_event_log(ingest, db_session):
         InteractionEvent.interaction_id == result.interaction_id).order_by(InteractionEvent.id)).all()
     assert kinds[:3] == ["created", "transition", "email_acknowledgement"]
     assert "email_sent" in kinds
+
+
+def test_erasing_the_customer_stops_their_attachments_being_served(ingest, db_session):
+    from app.privacy import erase_customer
+
+    result = ingest(build_mail(attachments=[("id-card.jpg", "image/jpeg", b"\xff\xd8 a face")]))
+    customer_id = db_session.get(Interaction, result.interaction_id).customer_id
+    erase_customer(db_session, customer_id, actor="admin:1", reason="request")
+    db_session.commit()
+    row = db_session.scalar(select(EmailAttachment))
+    assert row.mime_part is None
+    with pytest.raises(AttachmentUnavailable) as erased:
+        attachment_content(db_session, row)
+    assert erased.value.reason == "erased"

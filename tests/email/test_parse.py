@@ -250,3 +250,72 @@ def test_the_bench_mail_parses_the_same_with_runs_set_aside():
     for kind in ("plain", "html", "attachments"):
         raw = build_message(kind, 1, rng, 10, None)
         assert parse_email(raw) == parse_email(raw, set_aside_base64=False)
+
+
+# --- attachments: located in the raw message, measured without decoding ------------------------------------
+
+@pytest.mark.parametrize("index", range(7))
+def test_each_attachment_reads_back_from_the_raw_message_at_its_part(index):
+    from app.channels.email.parse import attachment_bytes
+
+    raw = _equivalence_samples()[index]
+    parsed = parse_email(raw)
+    assert parsed.attachments
+    for attachment in parsed.attachments:
+        assert attachment.size == len(attachment.data)
+        assert attachment_bytes(raw, attachment.part) == attachment.data
+
+
+def test_parts_are_numbered_as_imap_numbers_them():
+    from email.message import EmailMessage
+
+    from app.channels.email.parse import attachment_bytes
+
+    raw = build_mail(html="<p>hi</p>", attachments=[("a.pdf", "application/pdf", b"%PDF-a"),
+                                                    ("b.bin", "application/octet-stream", b"\x00b")])
+    # multipart/mixed: 1 the alternative (1.1 text, 1.2 html), then the attachments
+    assert [(a.part, a.filename) for a in parse_email(raw).attachments] == [("2", "a.pdf"), ("3", "b.bin")]
+    single = EmailMessage()
+    single["From"], single["Subject"] = "a@b.test", "only a file"
+    single.set_content(b"\x89PNG data", maintype="image", subtype="png", filename="p.png")
+    [only] = parse_email(single.as_bytes()).attachments
+    assert only.part == "1" and attachment_bytes(single.as_bytes(), "1") == b"\x89PNG data"
+    assert attachment_bytes(raw, "") == raw  # the whole message (a released unreadable one's original)
+
+
+@pytest.mark.parametrize("section", ["4", "0", "1", "1.3", "2.1", "x", "1..2"])
+def test_a_part_the_message_does_not_have_is_a_lookup_error(section):
+    from app.channels.email.parse import attachment_bytes
+
+    raw = build_mail(html="<p>hi</p>", attachments=[("a.pdf", "application/pdf", b"%PDF-a"),
+                                                    ("b.bin", "application/octet-stream", b"\x00b")])
+    with pytest.raises(LookupError):
+        attachment_bytes(raw, section)  # "1" is the alternative: a multipart, not an attachment
+    with pytest.raises(LookupError):
+        attachment_bytes(b"From: a@b.test\r\nSubject: s\r\n\r\nbody", "2")
+
+
+def _one_part(cte: str, body: str) -> bytes:
+    return ("From: a@b.test\r\nSubject: s\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=Z\r\n\r\n"
+            "--Z\r\nContent-Type: text/plain\r\n\r\nsee file\r\n--Z\r\nContent-Type: application/octet-stream\r\n"
+            f"Content-Disposition: attachment; filename=f.bin\r\nContent-Transfer-Encoding: {cte}\r\n\r\n"
+            f"{body}\r\n--Z--\r\n").encode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize(("cte", "body"), [
+    ("base64", "QUJDRA=="), ("base64", "QUJDREU="), ("base64", "QUJDREVG"), ("base64", "QUJDRA"), ("base64", "QUJDREU"),
+    ("base64", "QUJD\r\nREVG\r\nRw=="), ("base64", ""), ("base64", "Q"), ("base64", "QUJDR"), ("base64", "QUJDRA=Q"),
+    ("base64", "QU JD"), ("base64", "QUJD!!"), ("base64", "QUJDRA==="), ("base64", "QUJDREU=\r\n="),
+    ("base64", "QUJD\u00e9REVG"), ("quoted-printable", "caf=C3=A9 =\r\nmore"), ("7bit", "plain words"),
+    ("x-uuencode", "begin 644 f\r\n#86)C\r\n`\r\nend"),
+])
+def test_the_decoded_size_is_the_size_decoding_gives(cte, body):
+    [attachment] = parse_email(_one_part(cte, body)).attachments
+    assert attachment.size == len(attachment.data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\r\n -_.!é", max_size=90))
+def test_the_decoded_size_matches_decoding_for_any_base64_ish_body(body):
+    [attachment] = parse_email(_one_part("base64", body)).attachments
+    assert attachment.size == len(attachment.data)

@@ -61,8 +61,9 @@ def html_case(ingest, db_session):
                      attachments=[("invoice.pdf", "application/pdf", b"%PDF-1.4 data")])
     result = ingest(raw)
     message = db_session.scalar(select(EmailMessage).where(EmailMessage.inbound_id == result.inbound_id))
+    # a row stored before attachments were read from the raw message: its bytes in ``content``
     message.attachments.append(EmailAttachment(filename="pic.png", content_type="image/png", size_bytes=4,
-                                               sha256="0" * 64, content_id="pic@x", content=b"\x89PNG"))
+                                               content_id="pic@x", content=b"\x89PNG"))
     db_session.commit()
     return db_session.get(Interaction, result.interaction_id)
 
@@ -115,7 +116,31 @@ def test_attachments_are_served_only_to_staff_with_access(client, db_session, ht
     assert response.mimetype == "application/octet-stream"
     assert "sandbox" in response.headers["Content-Security-Policy"]
     pic = db_session.scalar(select(EmailAttachment).where(EmailAttachment.filename == "pic.png"))
-    assert client.get(f"/email/attachments/{pic.id}").headers["Content-Disposition"].startswith("inline;")
+    old_row = client.get(f"/email/attachments/{pic.id}")
+    assert old_row.headers["Content-Disposition"].startswith("inline;") and old_row.data == b"\x89PNG"
+
+
+def test_inline_cid_images_are_served_from_the_raw_message(client, db_session, ingest):
+    from email.message import EmailMessage as Mime
+
+    mail = Mime()
+    mail["From"], mail["To"], mail["Subject"] = "alice@customer.test", "support@desk.test", "See the photo"
+    mail["Message-ID"] = "<cid-photo@customer.test>"
+    mail.set_content("photo inside")
+    mail.add_alternative('<p>Here: <img src="cid:photo@customer.test"></p>', subtype="html")
+    mail.get_payload()[1].add_related(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40, maintype="image",
+                                      subtype="png", cid="<photo@customer.test>", filename="photo.png")
+    result = ingest(mail.as_bytes())
+    supervisor = make_staff(db_session, role="supervisor")
+    db_session.commit()
+    login(client, supervisor)
+    photo = db_session.scalar(select(EmailAttachment).where(EmailAttachment.content_id == "photo@customer.test"))
+    assert photo.content is None and photo.mime_part == "2.2"  # alternative: 1 text, 2 related (2.1 html, 2.2 image)
+    html = client.get(f"/email/cases/{result.interaction_id}").get_data(as_text=True)
+    assert f'src="/email/attachments/{photo.id}"' in html
+    image = client.get(f"/email/attachments/{photo.id}")
+    assert image.status_code == 200 and image.mimetype == "image/png"
+    assert image.data == b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
 
 
 def test_the_agent_holding_the_case_has_access(client, db_session, html_case):

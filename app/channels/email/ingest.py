@@ -43,6 +43,7 @@ from app.channels.email.outbound import (
 )
 from app.channels.email.pending import BatchWrites
 from app.channels.email.parse import (
+    ParsedAttachment,
     ParsedEmail,
     UnparseableEmail,
     message_key,
@@ -218,13 +219,13 @@ def _parse(row: StoredRaw, limits, lenient: bool) -> ParsedEmail:
 def _unreadable(raw: bytes) -> ParsedEmail:
     """What an admin's release of an unparseable message shows: the raw text, with the raw attached."""
     from app.channels.email.charsets import decode_bytes
-    from app.channels.email.parse import ParsedAttachment
 
     _key, message_id = message_key(raw)
     return ParsedEmail(message_id=message_id, in_reply_to=[], references=[], from_address="", from_name="",
                        to=[], cc=[], reply_to=None, delivered_to=[], subject="(unreadable message)", date=None,
                        text=decode_bytes(raw[:200_000])[0], html=None,
-                       attachments=[ParsedAttachment("original.eml", "message/rfc822", raw)], headers={},
+                       attachments=[ParsedAttachment("original.eml", "message/rfc822", len(raw), "", source=raw)],
+                       headers={},
                        return_path=None, content_type="application/octet-stream", report_type=None,
                        delivery_status=None)
 
@@ -321,17 +322,19 @@ def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail
     return message
 
 
-def _attachment_row(attachment, limits) -> EmailAttachment:
+def _attachment_row(attachment: ParsedAttachment, limits) -> EmailAttachment:
+    """The attachment's row: metadata and where its bytes are in the raw message (stored once, there);
+    an attachment over the size limit or of a blocked type is marked withheld (never served)."""
     extension = attachment.filename.rpartition(".")[2].lower() if "." in attachment.filename else ""
     withheld = None
-    if len(attachment.data) > limits.max_attachment_bytes:
+    if attachment.size > limits.max_attachment_bytes:
         withheld = "too_large"
     elif extension in limits.blocked_extensions:
         withheld = "blocked_type"
     return EmailAttachment(
-        filename=attachment.filename, content_type=attachment.content_type, size_bytes=len(attachment.data),
-        sha256=hashlib.sha256(attachment.data).hexdigest(), content_id=(attachment.content_id or "")[:255] or None,
-        inline=attachment.inline, withheld=withheld, content=None if withheld else attachment.data)
+        filename=attachment.filename, content_type=attachment.content_type, size_bytes=attachment.size,
+        content_id=(attachment.content_id or "")[:255] or None, inline=attachment.inline, withheld=withheld,
+        mime_part=attachment.part)
 
 
 def _language_for(parsed: ParsedEmail, customer_language: str | None, mailbox: Mailbox) -> str:

@@ -128,18 +128,25 @@ class EmailMessage(db.Model):
 
 
 class EmailAttachment(db.Model):
+    """An attachment of an inbound message: its metadata, and where its bytes are -- in the message's raw
+    bytes (``InboundEmail.raw``, stored before parsing: the one copy), at MIME section ``mime_part``,
+    decoded when staff download it (``attachments.attachment_content``).
+
+    ``content`` holds the decoded bytes only in rows stored before attachments were kept in the raw
+    message alone; it is read when there is no ``mime_part``."""
+
     __tablename__ = "email_attachments"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     message_id: Mapped[int] = mapped_column(ForeignKey("email_messages.id", ondelete="CASCADE"), index=True)
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(127))
-    size_bytes: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # decoded
     content_id: Mapped[str | None] = mapped_column(String(255))  # for cid: images in HTML
     inline: Mapped[bool] = mapped_column(default=False)
     withheld: Mapped[str | None] = mapped_column(String(32))  # too_large | blocked_type: kept only in the raw
-    content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))
+    mime_part: Mapped[str | None] = mapped_column(String(255))  # parse.ParsedAttachment.part; "": the raw itself
+    content: Mapped[bytes | None] = deferred(mapped_column(LargeBinary))  # rows from before mime_part only
 
     message: Mapped[EmailMessage] = relationship(back_populates="attachments")
 

@@ -40,11 +40,23 @@ class UnparseableEmail(Exception):
 
 @dataclass
 class ParsedAttachment:
+    """An attachment as the message holds it: its metadata, its decoded size and where it lives in the
+    raw message (``part``: the MIME section number, IMAP style -- "1" the body of a message that is not
+    multipart, "2", "2.1" within multiparts; "" the whole message). Its bytes are stored once, in the
+    raw message: decoded only when read (``data``, ``attachment_bytes``), never at ingest."""
+
     filename: str
     content_type: str
-    data: bytes
+    size: int
+    part: str
     content_id: str | None = None
     inline: bool = False
+    source: Message | bytes | None = field(default=None, compare=False, repr=False)  # the part, or the bytes
+
+    @property
+    def data(self) -> bytes:
+        """The decoded bytes (decoded now, on every read)."""
+        return self.source if isinstance(self.source, bytes) else _payload_bytes(self.source)
 
 
 @dataclass
@@ -248,31 +260,73 @@ def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _leaves(msg: Message, max_parts: int) -> list[Message]:
-    leaves: list[Message] = []
+def _is_multipart(part: Message) -> bool:
+    """Whether ``part`` is walked into (a multipart with parts); anything else is a leaf, a forwarded
+    message/rfc822 included."""
+    return part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list)
+
+
+def _leaves(msg: Message, max_parts: int) -> list[tuple[Message, str]]:
+    """The leaf parts in order, each with its section number (see ``ParsedAttachment.part``)."""
+    leaves: list[tuple[Message, str]] = []
     count = 0
-    stack: list[tuple[Message, int]] = [(msg, 0)]
+    stack: list[tuple[Message, int, str]] = [(msg, 0, "")]
     while stack:
-        part, depth = stack.pop()
+        part, depth, section = stack.pop()
         count += 1
         if count > max_parts:
             raise UnparseableEmail("too_many_parts", f"more than {max_parts} MIME parts")
         if depth > MAX_DEPTH:
             raise UnparseableEmail("too_deep", f"MIME nesting deeper than {MAX_DEPTH}")
-        if part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), list):
-            stack.extend((sub, depth + 1) for sub in reversed(part.get_payload()))
+        if _is_multipart(part):
+            prefix = f"{section}." if section else ""
+            stack.extend((sub, depth + 1, f"{prefix}{n}")
+                         for n, sub in reversed(list(enumerate(part.get_payload(), 1))))
         else:
-            leaves.append(part)
+            leaves.append((part, section or "1"))
     return leaves
 
 
-def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[Message]) -> ParsedEmail:
+def _section(msg: Message, section: str) -> Message:
+    """The leaf part numbered ``section`` (as ``_leaves`` numbers them). Raises LookupError."""
+    numbers = section.split(".")
+    if not _is_multipart(msg):
+        if numbers != ["1"]:
+            raise LookupError(f"no MIME part {section!r} in a message that is not multipart")
+        return msg
+    part = msg
+    for number in numbers:
+        children = part.get_payload() if _is_multipart(part) else None
+        if not children or not number.isdigit() or not 1 <= int(number) <= len(children):
+            raise LookupError(f"no MIME part {section!r}")
+        part = children[int(number) - 1]
+    if _is_multipart(part):
+        raise LookupError(f"MIME part {section!r} is a multipart, not an attachment")
+    return part
+
+
+def attachment_bytes(raw: bytes, part: str) -> bytes:
+    """The decoded bytes of the attachment at section ``part`` of ``raw`` (as ``parse_email`` numbered
+    it; "" the whole message): what ``ParsedAttachment.data`` gave when ``raw`` was parsed.
+    Raises LookupError when ``raw`` has no such leaf part."""
+    if part == "":
+        return raw
+    fed, runs, prefix = _set_aside_base64(raw)
+    feeder = BytesFeedParser(policy=_policy())
+    feeder.feed(fed)
+    msg = feeder.close()
+    if runs:
+        _put_back(msg, runs, prefix)
+    return _payload_bytes(_section(msg, part))
+
+
+def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[tuple[Message, str]]) -> ParsedEmail:
     sender = (_addresses(msg, "From") or [("", "")])[0]
     reply_to = _addresses(msg, "Reply-To")
     text_part, html_part = _body_parts(msg)
     texts, attachments = [], []
     delivery_status, embedded = None, []
-    for part in leaves:
+    for part, section in leaves:
         ctype = part.get_content_type()
         if part is text_part or part is html_part:
             continue
@@ -284,7 +338,7 @@ def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[Message]
         if ctype == "text/plain" and not part.get_filename() and part.get_content_disposition() != "attachment":
             texts.append(_text_of(part))
             continue
-        attachments.append(_attachment(part, len(attachments) + 1))
+        attachments.append(_attachment(part, section, len(attachments) + 1))
     text = "\n\n".join(t for t in [_text_of(text_part) if text_part is not None else "", *texts] if t)
     html = _text_of(html_part) if html_part is not None else None
     return ParsedEmail(
@@ -350,20 +404,36 @@ def _embedded_ids(part: Message) -> list[str]:
     return parse_message_ids(match.group(1)) if match else []
 
 
-def _attachment(part: Message, index: int) -> ParsedAttachment:
+def _attachment(part: Message, section: str, index: int) -> ParsedAttachment:
     ctype = part.get_content_type()
     filename = decode_header_value(_filename(part))
     if ctype == "message/rfc822":
-        data = _payload_bytes(part)
         filename = filename or f"message-{index}.eml"
-    else:
-        data = _payload_bytes(part)
     if not filename:
         filename = f"part-{index}{_extension_for(ctype)}"
     content_ids = parse_message_ids(str(part.get("Content-ID", "") or ""))
-    return ParsedAttachment(filename=_safe_filename(filename), content_type=ctype[:127], data=data,
-                            content_id=content_ids[0] if content_ids else None,
-                            inline=part.get_content_disposition() == "inline")
+    return ParsedAttachment(filename=_safe_filename(filename), content_type=ctype[:127], size=_decoded_size(part),
+                            part=section, content_id=content_ids[0] if content_ids else None,
+                            inline=part.get_content_disposition() == "inline", source=part)
+
+
+def _decoded_size(part: Message) -> int:
+    """``len(_payload_bytes(part))`` without decoding a well-formed base64 payload (most of an
+    attachment-heavy message's bytes): its size follows from the count of its base64 characters.
+    Anything else -- other transfer encodings, base64 with stray characters or odd padding -- is decoded
+    and measured, so the size is always the decoded size."""
+    payload = part.get_payload()
+    if not (isinstance(payload, str) and payload.isascii()
+            and str(part.get("content-transfer-encoding", "")).lower() == "base64"):
+        return len(_payload_bytes(part))
+    # get_payload(decode=True) joins the lines (bytes.splitlines: CR, LF, CRLF), pads to a multiple of
+    # four and decodes; a string of base64 characters with at most two "=" at its end (padding included)
+    # decodes to 3 bytes per 4 characters, the padding's characters excepted.
+    joined = payload.encode("ascii").translate(None, b"\r\n")
+    rest = joined.translate(None, _BASE64_CHARS)
+    if rest.strip(b"=") or not joined.endswith(rest) or len(rest) + -len(joined) % 4 > 2:
+        return len(_payload_bytes(part))
+    return (len(joined) - len(rest)) * 3 // 4
 
 
 def _filename(part: Message) -> str:

@@ -17,6 +17,7 @@ from app.auth.models import Role
 from app.auth.roles import current_staff, role_required
 from app.channels.email import canned, outbound, quarantine, templates
 from app.channels.email.access import can_access_case
+from app.channels.email.attachments import AttachmentUnavailable, attachment_content
 from app.channels.email.ingest import ingest_raw
 from app.channels.email.models import (
     EmailAttachment, EmailMessage, EmailThread, InboundEmail, MailboxPollState, UndeliverableAddress,
@@ -150,10 +151,12 @@ def attachment(attachment_id: int):
     row = db.session.get(EmailAttachment, attachment_id) or abort(404)
     message = db.session.get(EmailMessage, row.message_id)
     _require_case(message.interaction_id)
-    if row.withheld or row.content is None:
-        abort(410, description=_("This attachment was not stored (%(reason)s).", reason=row.withheld))
+    try:
+        content = attachment_content(db.session, row)
+    except AttachmentUnavailable as exc:
+        abort(410, description=_("This attachment was not stored (%(reason)s).", reason=exc.reason))
     inline = row.content_type in SAFE_INLINE_TYPES
-    response = Response(row.content, mimetype=row.content_type if inline else "application/octet-stream")
+    response = Response(content, mimetype=row.content_type if inline else "application/octet-stream")
     disposition = "inline" if inline else "attachment"
     response.headers["Content-Disposition"] = _disposition(disposition, row.filename)
     response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
