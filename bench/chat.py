@@ -9,7 +9,10 @@ sends ``--rate`` messages per second (default 0.2: 20 messages/s per 100 chats) 
 Each message carries its send time; latency is the time until the agent's socket receives it (the
 path: socket event -> rate limit -> stored in PostgreSQL -> commit -> Redis fan-out -> agent's room).
 JSON fields: customers, agents, messages, messages_per_s, p50_ms, p99_ms, ack_p99_ms, lost (acked by the
-server but never delivered to the agent; must be 0). Figures only; nothing asserted.
+server but never delivered to the agent; must be 0), cpu_ms_per_message (CPU of the web workers and of
+this process's clients while messages were sent: where the machine's time went).
+``BENCH_TRACE=path`` writes each message's send time, latency and acknowledgement time (JSON lines).
+Figures only; nothing asserted.
 """
 from __future__ import annotations
 
@@ -151,7 +154,7 @@ def _assign(app, interaction_ids: list[int], agent_ids: list[int]) -> None:
         db.session.remove()
 
 
-async def _drive(url: str, app, agent_ids: list[int], args: argparse.Namespace) -> dict:
+async def _drive(url: str, app, agent_ids: list[int], args: argparse.Namespace, cpu=None) -> dict:
     import socketio
 
     received: dict[str, float] = {}
@@ -221,11 +224,13 @@ async def _drive(url: str, app, agent_ids: list[int], args: argparse.Namespace) 
     # Its collector rests while messages are timed; the desk's processes keep theirs.
     gc.freeze()
     gc.disable()
+    before = cpu() if cpu else {}
     try:
         await asyncio.gather(*(talk(n, sio) for n, (sio, _) in enumerate(customers)))
     finally:
         gc.enable()
         gc.unfreeze()
+    spent = {name: seconds - before[name] for name, seconds in cpu().items()} if cpu else {}
     # the rate over the time messages were being sent (every customer starts at a random offset)
     elapsed = max(sent.values()) - min(sent.values()) if len(sent) > 1 else 0.0
     drain_until = time.perf_counter() + DRAIN_S
@@ -236,8 +241,26 @@ async def _drive(url: str, app, agent_ids: list[int], args: argparse.Namespace) 
     for http in sessions:
         await http.close()
     latencies = sorted((received[t] - sent[t]) * 1000 for t in acked if t in received)
+    if os.environ.get("BENCH_TRACE"):  # per message: when it was sent (s into the run), its latency and ack
+        began = min(sent.values())
+        with open(os.environ["BENCH_TRACE"], "w") as out:
+            for text, at in sorted(sent.items(), key=lambda item: item[1]):
+                out.write(json.dumps({"m": text, "t": round(at - began, 4),
+                                      "ms": round((received[text] - at) * 1000, 2) if text in received else None,
+                                      "ack_ms": round((acked[text] - at) * 1000, 2) if text in acked else None})
+                          + "\n")
     return {"messages": len(acked), "elapsed_s": elapsed, "latencies": latencies, "ack_ms": sorted(ack_ms),
-            "lost": sum(1 for t in acked if t not in received), "unacked": len(sent) - len(acked)}
+            "lost": sum(1 for t in acked if t not in received), "unacked": len(sent) - len(acked), "cpu_s": spent}
+
+
+def _cpu_meter(server):
+    """CPU seconds so far of the web workers and of this process (the clients): per message they say
+    where the machine's time went, a figure the load of a shared machine moves far less than latency.
+    (The database's backends are not summed: the server's pool opens and closes overflow connections,
+    and a backend that exits takes its CPU time out of /proc.)"""
+    from bench.voice import _cpu_seconds
+
+    return lambda: {"web": _cpu_seconds([server.pid]), "bench": time.process_time()}
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -257,7 +280,7 @@ def main(argv: list[str]) -> int:
         agent_ids = _prepare(app, args.agents)
         server = _start_server(_env(db_url, args.redis_url, config, port), port, args.workers, args.pool)
         try:
-            raw = asyncio.run(_drive(f"http://127.0.0.1:{port}", app, agent_ids, args))
+            raw = asyncio.run(_drive(f"http://127.0.0.1:{port}", app, agent_ids, args, _cpu_meter(server)))
         finally:
             _stop(server)
     latencies = raw["latencies"]
@@ -269,6 +292,8 @@ def main(argv: list[str]) -> int:
               "p99_ms": round(_percentile(latencies, 0.99), 2) if latencies else None,
               "ack_p99_ms": round(_percentile(raw["ack_ms"], 0.99), 2) if raw["ack_ms"] else None,
               "lost": raw["lost"], "unacked": raw["unacked"],
+              "cpu_ms_per_message": {name: round(seconds * 1000 / raw["messages"], 2)
+                                     for name, seconds in raw["cpu_s"].items()} if raw["messages"] else {},
               "database": "postgresql" if db_url.startswith("postgresql") else "sqlite"}
     if args.json:
         print(json.dumps(result))
