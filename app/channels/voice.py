@@ -198,39 +198,41 @@ def _changed(session) -> bool:
                 or session.info.get(WRITTEN_KEY) or session.info.get(realtime.PENDING_KEY))
 
 
-def answer(event: str, handler: Callable[[], tuple[Interaction | None, VoiceResponse]]) -> Response:
-    """Run ``handler`` once per (CallSid, event): store its TwiML with the change it made, commit,
+def answer(event: str, handler: Callable[[OrmSession], tuple[Interaction | None, VoiceResponse]]) -> Response:
+    """Run ``handler(session)`` once per (CallSid, event): store its TwiML with the change it made, commit,
     and give a retry the stored answer.
 
     Optimistic: the first delivery (nearly every request) runs at once; the receipt's unique key
     (CallSid, event) refuses a second copy of the change, and only then -- or when the handler refuses
     a retry as stale -- is the stored answer read back. A handler that changed nothing (a waiting turn)
     stores no receipt: a retry simply gets the same answer computed again. Concurrent duplicates: the
-    loser rolls back and replays the winner's answer."""
+    loser rolls back and replays the winner's answer. The handler gets the request's session itself,
+    not the scoped proxy (which looks the session up again on every use)."""
     try:
         call_sid = _call_sid()
     except BadWebhook as exc:
         return _twiml_error(exc.status, str(exc))
+    session = db.session()
     for attempt in range(ATTEMPTS):
-        db.session.info.pop(_FLUSHED, None)
-        db.session.info.pop(WRITTEN_KEY, None)
+        session.info.pop(_FLUSHED, None)
+        session.info.pop(WRITTEN_KEY, None)
         try:
-            interaction, response = handler()
+            interaction, response = handler(session)
             body = str(response)
-            if _changed(db.session):
+            if _changed(session):
                 # The handler's changes first (the receipt may name the interaction they insert), then the
                 # receipt as a plain insert: it is never read back, so it needs no place in the ORM's session.
-                db.session.flush()
-                db.session.execute(_RECEIPT_INSERT, {"call_sid": call_sid, "event": event, "status_code": 200,
-                                                     "body": body, "created_at": utcnow(),
-                                                     "interaction_id": interaction.id if interaction else None})
-            db.session.commit()
+                session.flush()
+                session.execute(_RECEIPT_INSERT, {"call_sid": call_sid, "event": event, "status_code": 200,
+                                                  "body": body, "created_at": utcnow(),
+                                                  "interaction_id": interaction.id if interaction else None})
+            session.commit()
             return Response(body, 200, mimetype="text/xml")
         except CallError as exc:
-            db.session.rollback()
+            session.rollback()
             return _stored_answer(call_sid, event) or _twiml_error(exc.status, str(exc), _language_of(call_sid))
         except (IntegrityError, StaleDataError) as exc:  # a concurrent twin or an earlier delivery won
-            db.session.rollback()
+            session.rollback()
             stored = _stored_answer(call_sid, event)
             if stored is not None:
                 return stored
@@ -251,8 +253,8 @@ def incoming() -> Response:
         to = _form("To", max_len=64)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer("incoming", lambda: calls.incoming_call(
-        db.session, _desk(), call_sid=_call_sid(), from_=from_, to=to, urls=_urls(), now=utcnow()))
+    return answer("incoming", lambda session: calls.incoming_call(
+        session, _desk(), call_sid=_call_sid(), from_=from_, to=to, urls=_urls(), now=utcnow()))
 
 
 @bp.post("/gather")
@@ -263,8 +265,8 @@ def gather() -> Response:
         speech = _form("SpeechResult", required=False, max_len=MAX_SPEECH_CHARS)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"gather:{seq}", lambda: calls.gather_input(
-        db.session, _desk(), call_sid=_call_sid(), seq=seq, digits=digits, speech=speech, urls=_urls(),
+    return answer(f"gather:{seq}", lambda session: calls.gather_input(
+        session, _desk(), call_sid=_call_sid(), seq=seq, digits=digits, speech=speech, urls=_urls(),
         now=utcnow()))
 
 
@@ -275,8 +277,8 @@ def wait() -> Response:
         announced = _optional_arg("a")
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"wait:{turn}", lambda: calls.wait_turn(
-        db.session, _desk(), call_sid=_call_sid(), turn=turn, urls=_urls(), now=utcnow(), announced=announced))
+    return answer(f"wait:{turn}", lambda session: calls.wait_turn(
+        session, _desk(), call_sid=_call_sid(), turn=turn, urls=_urls(), now=utcnow(), announced=announced))
 
 
 @bp.post("/wait-key")
@@ -287,8 +289,8 @@ def wait_key() -> Response:
         digits = _form("Digits", DIGITS, required=False)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"wait-key:{turn}", lambda: calls.wait_key(
-        db.session, _desk(), call_sid=_call_sid(), turn=turn, digits=digits, urls=_urls(), now=utcnow(),
+    return answer(f"wait-key:{turn}", lambda session: calls.wait_key(
+        session, _desk(), call_sid=_call_sid(), turn=turn, digits=digits, urls=_urls(), now=utcnow(),
         announced=announced))
 
 
@@ -298,8 +300,8 @@ def voicemail() -> Response:
         recording_url = _form("RecordingUrl", required=False, max_len=500)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer("voicemail", lambda: calls.voicemail_done(
-        db.session, _desk(), call_sid=_call_sid(), recording_url=recording_url or None,
+    return answer("voicemail", lambda session: calls.voicemail_done(
+        session, _desk(), call_sid=_call_sid(), recording_url=recording_url or None,
         duration_s=_optional_int("RecordingDuration"), now=utcnow()))
 
 
@@ -311,8 +313,8 @@ def status() -> Response:
             raise BadWebhook(f"unknown CallStatus {call_status[:20]!r}")
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"status:{call_status}", lambda: (calls.call_status(
-        db.session, call_sid=_call_sid(), status=call_status, duration_s=_optional_int("CallDuration"),
+    return answer(f"status:{call_status}", lambda session: (calls.call_status(
+        session, call_sid=_call_sid(), status=call_status, duration_s=_optional_int("CallDuration"),
         now=utcnow()), VoiceResponse()))
 
 
@@ -325,8 +327,8 @@ def recording() -> Response:
         rec_status = _form("RecordingStatus", max_len=20)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"recording:{sid}:{rec_status}", lambda: (calls.recording_ready(
-        db.session, interaction_id=interaction_id, recording_url=url, status=rec_status,
+    return answer(f"recording:{sid}:{rec_status}", lambda session: (calls.recording_ready(
+        session, interaction_id=interaction_id, recording_url=url, status=rec_status,
         duration_s=_optional_int("RecordingDuration")), VoiceResponse()))
 
 
@@ -340,8 +342,8 @@ def connect() -> Response:
         bridge = _int_arg("b", low=0)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"connect:{interaction_id}:{agent_id}:{bridge}", lambda: (None, agent_leg.connect_agent(
-        db.session, _desk(), interaction_id=interaction_id, agent_id=agent_id, call_sid=_call_sid(), urls=_urls(),
+    return answer(f"connect:{interaction_id}:{agent_id}:{bridge}", lambda session: (None, agent_leg.connect_agent(
+        session, _desk(), interaction_id=interaction_id, agent_id=agent_id, call_sid=_call_sid(), urls=_urls(),
         now=utcnow())))
 
 
@@ -352,8 +354,8 @@ def callback_answer() -> Response:
         agent_id = _int_arg("a", low=1, high=MAX_ID)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer("callback-answer", lambda: (None, agent_leg.callback_answered(
-        db.session, _desk(), interaction_id=interaction_id, agent_id=agent_id, call_sid=_call_sid(),
+    return answer("callback-answer", lambda session: (None, agent_leg.callback_answered(
+        session, _desk(), interaction_id=interaction_id, agent_id=agent_id, call_sid=_call_sid(),
         urls=_urls(), now=utcnow())))
 
 
@@ -366,8 +368,8 @@ def callback_status() -> Response:
             raise BadWebhook(f"unknown CallStatus {call_status[:20]!r}")
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"callback-status:{call_status}", lambda: (agent_leg.callback_status(
-        db.session, interaction_id=interaction_id, status=call_status, now=utcnow()), VoiceResponse()))
+    return answer(f"callback-status:{call_status}", lambda session: (agent_leg.callback_status(
+        session, interaction_id=interaction_id, status=call_status, now=utcnow()), VoiceResponse()))
 
 
 @bp.post("/dial-done")
@@ -380,8 +382,8 @@ def dial_done() -> Response:
         leg = _form("DialCallSid", CALL_SID, required=False) or "none"
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"dial-done:{interaction_id}:{leg}", lambda: (None, agent_leg.dial_done(
-        db.session, _desk(), interaction_id=interaction_id, dial_status=dial_status, urls=_urls(), now=utcnow())))
+    return answer(f"dial-done:{interaction_id}:{leg}", lambda session: (None, agent_leg.dial_done(
+        session, _desk(), interaction_id=interaction_id, dial_status=dial_status, urls=_urls(), now=utcnow())))
 
 
 @bp.post("/hold")
@@ -392,8 +394,8 @@ def hold_music() -> Response:
     except BadWebhook as exc:
         return _bad(exc)
 
-    def handler():
-        interaction = calls.get_call(db.session, interaction_id)
+    def handler(session):
+        interaction = calls.get_call(session, interaction_id)
         return interaction, agent_leg.render_hold(_desk(), interaction)
 
     return answer(f"hold:{interaction_id}:{count}", handler)

@@ -43,10 +43,10 @@ def complaint_recorded() -> Response:
     config = current_app.extensions["desk.config"]
     registered: dict[str, int] = {}
 
-    def handler():
+    def handler(session):
         registered.clear()
         interaction, response, complaint = complaint_calls.complaint_recorded(
-            db.session, _desk(), config, call_sid=_call_sid(), seq=seq, recording_sid=recording_sid,
+            session, _desk(), config, call_sid=_call_sid(), seq=seq, recording_sid=recording_sid,
             recording_url=recording_url, duration_s=_optional_int("RecordingDuration"), transcription=transcription,
             urls=_urls(), now=voice.utcnow())
         registered["complaint_id"] = complaint.id
@@ -73,8 +73,8 @@ def complaint_empty() -> Response:
         seq = _int_arg("s", low=1)
     except BadWebhook as exc:
         return _bad(exc)
-    return answer(f"complaint-empty:{seq}", lambda: complaint_calls.complaint_not_recorded(
-        db.session, _desk(), call_sid=_call_sid(), seq=seq, urls=_urls(), now=voice.utcnow()))
+    return answer(f"complaint-empty:{seq}", lambda session: complaint_calls.complaint_not_recorded(
+        session, _desk(), call_sid=_call_sid(), seq=seq, urls=_urls(), now=voice.utcnow()))
 
 
 @bp.post("/complaint-transcript")
@@ -90,6 +90,6 @@ def complaint_transcript() -> Response:
     except BadWebhook as exc:
         return _bad(exc)
     config = current_app.extensions["desk.config"]
-    return answer(f"complaint-transcript:{recording_sid}", lambda: (complaint_calls.complaint_transcribed(
-        db.session, config, interaction_id=interaction_id, seq=seq, recording_sid=recording_sid, status=status,
+    return answer(f"complaint-transcript:{recording_sid}", lambda session: (complaint_calls.complaint_transcribed(
+        session, config, interaction_id=interaction_id, seq=seq, recording_sid=recording_sid, status=status,
         text=text, now=voice.utcnow()), VoiceResponse()))
