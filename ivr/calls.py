@@ -267,7 +267,7 @@ def _apply_step(session: Session, desk: Desk, interaction: Interaction, step: St
     if action is None:
         update_attributes(session, interaction, changes, language=step.state.language, facts=facts, actor=ACTOR,
                           at=now)
-        return twiml.render_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
+        return twiml.memoised_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
     for kind, data in facts:
         record_fact(session, interaction, kind, actor=ACTOR, data=data, at=now)
     _set_attrs(interaction, **changes)
@@ -286,7 +286,7 @@ def _apply_step(session: Session, desk: Desk, interaction: Interaction, step: St
         transition(session, interaction, State.CLOSED, actor=ACTOR, reason="ivr_completed", at=now)
     elif isinstance(action, engine.RecordComplaint):
         return _await_complaint_recording(session, desk, interaction, step, urls, seq=seq, now=now)
-    return twiml.render_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
+    return twiml.memoised_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
 
 
 def complaint_customer(session: Session, desk: Desk, interaction: Interaction, language: str) -> int | None:
@@ -322,7 +322,7 @@ def _await_complaint_recording(session: Session, desk: Desk, interaction: Intera
         return _apply_step(session, desk, interaction, fallback, urls, seq=seq, now=now)
     _set_attrs(interaction, ivr_complaint={"seq": seq, "node": step.state.node, "category": action.category,
                                            "customer_id": customer_id})
-    return twiml.render_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
+    return twiml.memoised_step(step, desk.ivr, urls.step_urls(seq, interaction.id))
 
 
 def _callback_number(desk: Desk, interaction: Interaction) -> str | None:
@@ -412,7 +412,7 @@ def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: V
 
 def _waiting_turn(desk: Desk, language: str, *, turn: int, urls: VoiceUrls, announced: int | None,
                   announce: bool = False, position: int | None = None, ewt_s: int | None = None) -> VoiceResponse:
-    return twiml.render_wait(desk.ivr, language if language in ("en", "zh") else "en",
+    return twiml.memoised_wait(desk.ivr, language if language in ("en", "zh") else "en",
                              key_action=urls.wait_key(turn, announced), wait_url=urls.wait(turn + 1, announced),
                              position=position, ewt_s=ewt_s, announce=announce)
 

@@ -6,7 +6,9 @@ knows the menu can press a key without listening to the end.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, fields
+from xml.sax.saxutils import escape
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -198,3 +200,79 @@ def render_connect(config: IvrConfig, language: str, *, client_identity: str | N
     else:
         dial.number(number)
     return response
+
+
+# --- memoised rendering (the webhooks' hot path) -----------------------------------------------------------
+#
+# A menu prompt is the same XML for every caller at the same node, language and attempt; only the URLs
+# Twilio is sent to next differ (the step number, the wait loop's turn). So each shape is built once with
+# VoiceResponse -- with a mark where each URL goes -- and then filled in with the request's URLs.
+
+_MARK = "\ue000"  # private-use character: in no prompt, and written as it is by the XML serialiser
+MEMO_SIZE = 1024  # shapes kept (read-backs of orders and positions vary: the memo starts over when full)
+_templates: dict[Hashable, _Template] = {}
+
+
+class Prebuilt(VoiceResponse):
+    """A response whose XML VoiceResponse built before (for an earlier caller) with other URLs: it is
+    given out as that XML and takes no more verbs."""
+
+    def __init__(self, xml: str):
+        super().__init__()
+        self._xml = xml
+
+    def to_xml(self, xml_declaration: bool = True) -> str:
+        return self._xml if xml_declaration else self._xml.split("?>", 1)[1]
+
+    def nest(self, verb):
+        raise TypeError("a prebuilt response takes no more verbs; render it afresh instead")
+
+
+class _Template:
+    """One rendered shape: its XML split at the URL marks (odd parts name the URL that goes there)."""
+
+    __slots__ = ("config", "parts")
+
+    def __init__(self, config: IvrConfig, xml: str):
+        self.config = config
+        self.parts = xml.split(_MARK)
+
+    def fill(self, urls: dict[str, str]) -> Prebuilt:
+        parts = self.parts.copy()
+        for index in range(1, len(parts), 2):
+            parts[index] = escape(urls[parts[index]], {'"': "&quot;"})  # as the serialiser escapes attributes
+        return Prebuilt("".join(parts))
+
+
+def _marked(name: str) -> str:
+    return f"{_MARK}{name}{_MARK}"
+
+
+def _memoised(config: IvrConfig, key: Hashable, build: Callable[[], VoiceResponse]) -> _Template:
+    template = _templates.get(key)
+    if template is None or template.config is not config:
+        if len(_templates) >= MEMO_SIZE:
+            _templates.clear()
+        template = _templates[key] = _Template(config, str(build()))
+    return template
+
+
+def memoised_step(step: Step, config: IvrConfig, urls: StepUrls) -> VoiceResponse:
+    """``render_step``'s TwiML, built with VoiceResponse once per shape (prompts, gather or action,
+    language, which URLs are given) and filled in with ``urls``: the same XML, without building and
+    serialising the tree again for every caller."""
+    given = {field.name: getattr(urls, field.name) for field in fields(StepUrls)}
+    key = ("step", id(config), step.state.language, step.prompts, step.gather, step.action,
+           tuple(url is None for url in given.values()))
+    marked = StepUrls(**{name: None if url is None else _marked(name) for name, url in given.items()})
+    return _memoised(config, key, lambda: render_step(step, config, marked)).fill(given)
+
+
+def memoised_wait(config: IvrConfig, language: str, *, key_action: str, wait_url: str,
+                  position: int | None, ewt_s: int | None, announce: bool) -> VoiceResponse:
+    """``render_wait``'s TwiML, built with VoiceResponse once per shape and filled in with the turn's URLs."""
+    key = ("wait", id(config), language, position, ewt_s, announce)
+    template = _memoised(config, key, lambda: render_wait(
+        config, language, key_action=_marked("key_action"), wait_url=_marked("wait_url"), position=position,
+        ewt_s=ewt_s, announce=announce))
+    return template.fill({"key_action": key_action, "wait_url": wait_url})

@@ -164,3 +164,86 @@ def test_connect_to_a_phone_number():
 def test_connect_needs_exactly_one_target(kwargs):
     with pytest.raises(ValueError):
         twiml.render_connect(IvrConfig(), "en", **kwargs)
+
+
+# --- memoised rendering: the same XML as rendering afresh, for every caller's own URLs -------------------
+
+def _urls(seq: int, interaction_id: int, *, recording: bool = True) -> StepUrls:
+    base = "https://desk.example/voice"
+    return StepUrls(gather=f"{base}/gather?s={seq}&t={interaction_id}", wait=f"{base}/wait?t=1",
+                    voicemail_done=f"{base}/voicemail",
+                    recording_status=f"{base}/recording?i={interaction_id}" if recording else None,
+                    complaint_recorded=f"{base}/complaint?s={seq}", complaint_empty=f"{base}/complaint-empty?s={seq}",
+                    complaint_transcript=f"{base}/complaint-transcript?i={interaction_id}&s={seq}")
+
+
+MEMO_STEPS = [
+    pytest.param(lambda c: engine.start(c, ctx()), id="gather"),
+    pytest.param(lambda c: engine.advance(c, IvrState(node="choose_language"), ctx(), CallInput(digits="2")),
+                 id="speech gather in Mandarin"),
+]
+MEMO_CONFIGS = {
+    "enqueue": {"start": {"type": "enqueue", "queue": "general", "prompt": P("Please hold")}},
+    "voicemail": {"start": {"type": "voicemail", "queue": "general", "prompt": P("Speak"), "max_length_s": 90}},
+    "hangup": {"start": {"type": "hangup", "prompt": P("So long")}},
+}
+
+
+@pytest.mark.parametrize("make_step", MEMO_STEPS)
+def test_a_memoised_menu_step_is_the_xml_rendered_afresh_with_each_callers_urls(make_step):
+    config = demo_config().ivr
+    step = make_step(config)
+    for seq, interaction_id in ((1, 7), (2, 7), (1, 8), (1, 7)):  # the third and fourth come from the memo
+        urls = _urls(seq, interaction_id)
+        assert str(twiml.memoised_step(step, config, urls)) == str(twiml.render_step(step, config, urls))
+
+
+@pytest.mark.parametrize("name", sorted(MEMO_CONFIGS))
+@pytest.mark.parametrize("recording", [True, False])
+def test_a_memoised_action_step_is_the_xml_rendered_afresh(name, recording):
+    config = ivr(MEMO_CONFIGS[name])
+    step = engine.start(config, ctx())
+    for interaction_id in (3, 4):
+        urls = _urls(1, interaction_id, recording=recording)
+        assert str(twiml.memoised_step(step, config, urls)) == str(twiml.render_step(step, config, urls))
+
+
+def test_a_memoised_wait_turn_is_the_xml_rendered_afresh():
+    config = IvrConfig()
+    for position, announce in ((3, True), (3, True), (None, False)):
+        for turn in (1, 2):
+            urls = {"key_action": f"https://d/key?t={turn}&a=9", "wait_url": f"https://d/wait?t={turn + 1}&a=9"}
+            memoised = twiml.memoised_wait(config, "zh", position=position, ewt_s=250, announce=announce, **urls)
+            afresh = twiml.render_wait(config, "zh", position=position, ewt_s=250, announce=announce, **urls)
+            assert str(memoised) == str(afresh)
+            assert memoised.to_xml(xml_declaration=False) == afresh.to_xml(xml_declaration=False)
+
+
+def test_a_memoised_response_takes_no_more_verbs():
+    config = IvrConfig()
+    response = twiml.memoised_wait(config, "en", key_action="k", wait_url="w", position=None, ewt_s=None,
+                                   announce=False)
+    with pytest.raises(TypeError):
+        response.redirect("https://d/elsewhere")
+
+
+def test_another_configuration_is_rendered_with_its_own_prompts():
+    first = ivr({"start": {"type": "enqueue", "queue": "general", "prompt": P("Please hold")}})
+    second = ivr({"start": {"type": "enqueue", "queue": "general", "prompt": P("Please hold")}},
+                 say_language={"en": "en-GB", "zh": "cmn-CN"})
+    step = engine.start(first, ctx())
+    twiml.memoised_step(step, first, URLS)
+    root = parse(twiml.memoised_step(step, second, URLS))
+    assert root[0].get("language") == "en-GB"
+
+
+def test_the_memo_starts_over_when_full(monkeypatch):
+    monkeypatch.setattr(twiml, "MEMO_SIZE", 2)
+    monkeypatch.setattr(twiml, "_templates", {})
+    config = IvrConfig()
+    for position in (1, 2, 3):  # the third shape finds the memo full
+        twiml.memoised_wait(config, "en", key_action="k", wait_url="w", position=position, ewt_s=None, announce=True)
+    assert len(twiml._templates) == 1
+    root = parse(twiml.memoised_wait(config, "en", key_action="k", wait_url="w", position=1, ewt_s=None,
+                                     announce=True))
+    assert root[0].find("Say").text == "You are number 1 in the queue."
