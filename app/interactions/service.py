@@ -7,16 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import JSON, String, bindparam, func, select, text, true
+from sqlalchemy import column as sql_column
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from app import realtime
-from app.db import utcnow
+from app.db import UTCDateTime, utcnow
 from app.interactions.models import Interaction, InteractionEvent
 from app.interactions.states import State, check_transition
 
@@ -113,11 +115,55 @@ def events_of(session: Session, interaction_id: int) -> list[InteractionEvent]:
 
 WRITTEN_KEY = "interactions.written"  # session.info flag: update_attributes wrote rows without a flush
 _INTERACTIONS = Interaction.__table__
-_SET_ATTRIBUTES = (_INTERACTIONS.update()
-                   .where(_INTERACTIONS.c.id == bindparam("b_id"), _INTERACTIONS.c.version == bindparam("b_version"))
-                   .values(attributes=bindparam("b_attributes"), language=bindparam("b_language"),
-                           version=bindparam("b_next_version")))
-_INSERT_EVENTS = InteractionEvent.__table__.insert().inline()  # inline: no RETURNING of ids never read
+_EVENTS = InteractionEvent.__table__
+_INSERT_EVENTS = _EVENTS.insert().inline()  # inline: no RETURNING of ids never read
+_EVENT_COLUMNS = ("interaction_id", "kind", "from_state", "to_state", "actor", "reason", "data", "occurred_at")
+
+
+@cache
+def _moved_and_logged(columns: tuple[str, ...]):
+    """One statement for PostgreSQL (built once per set of columns): UPDATE the interaction at its loaded
+    version (setting ``columns`` from the binds ``v_<column>``) and, only if that row was updated,
+    INSERT its event rows (``b_events``: a JSON array of kind, from_state, to_state, reason, data;
+    ``b_actor`` and ``b_at`` shared); it returns how many interactions were updated (0: stale). One
+    round trip instead of two."""
+    moved = (_INTERACTIONS.update()
+             .where(_INTERACTIONS.c.id == bindparam("b_id"), _INTERACTIONS.c.version == bindparam("b_version"))
+             .values({name: bindparam(f"v_{name}") for name in columns})
+             .returning(_INTERACTIONS.c.id).cte("moved"))
+    rows = (func.json_to_recordset(bindparam("b_events", type_=JSON))
+            .table_valued(sql_column("kind", String), sql_column("from_state", String), sql_column("to_state", String),
+                          sql_column("reason", String), sql_column("data", JSON))
+            .render_derived(name="event", with_types=True))
+    logged = _EVENTS.insert().from_select(list(_EVENT_COLUMNS), select(
+        moved.c.id, rows.c.kind, rows.c.from_state, rows.c.to_state, bindparam("b_actor", type_=String),
+        rows.c.reason, rows.c.data, bindparam("b_at", type_=UTCDateTime())).select_from(moved.join(rows, true())))
+    return select(func.count()).select_from(moved).add_cte(logged.cte("logged"))
+
+
+def _write_at_once(session: Session, interaction: Interaction, values: dict[str, Any],
+                   events: Sequence[dict[str, Any]], *, actor: str, at: datetime) -> None:
+    """Write ``values`` to ``interaction`` at its loaded version, and ``events`` (kind, from_state,
+    to_state, reason, data) as its event rows, outside the unit of work -- one statement on PostgreSQL,
+    an UPDATE then one INSERT elsewhere -- and leave the object as if loaded after. Raises StaleDataError,
+    having written nothing, when the row's version moved on since it was loaded."""
+    version = interaction.version
+    values = {**values, "version": version + 1}
+    if session.get_bind().dialect.name == "postgresql":
+        updated = session.scalar(_moved_and_logged(tuple(values)), {
+            "b_id": interaction.id, "b_version": version, "b_actor": actor, "b_at": at, "b_events": list(events),
+            **{f"v_{name}": value for name, value in values.items()}})
+    else:
+        updated = session.execute(_INTERACTIONS.update().where(
+            _INTERACTIONS.c.id == interaction.id, _INTERACTIONS.c.version == version).values(values)).rowcount
+        if updated == 1 and events:
+            session.execute(_INSERT_EVENTS, [{"interaction_id": interaction.id, "actor": actor, "occurred_at": at,
+                                              **event} for event in events])
+    if updated != 1:
+        raise StaleDataError(f"interaction {interaction.id} changed since it was loaded (version {version})")
+    for column, value in values.items():
+        set_committed_value(interaction, column, value)
+    session.info[WRITTEN_KEY] = True
 
 
 def update_attributes(session: Session, interaction: Interaction, changes: dict[str, Any], *,
@@ -126,12 +172,13 @@ def update_attributes(session: Session, interaction: Interaction, changes: dict[
     """Merge ``changes`` into ``interaction.attributes`` (and set its ``language``) and log ``facts``
     -- ``(kind, data)`` pairs, as ``record_fact`` logs them -- without a state change. Does not commit.
 
-    A hot path (every step of a phone menu): for an interaction loaded unchanged, the change is written
-    at once as one UPDATE and one INSERT, not through the ORM's unit of work, and the object is left
-    as if loaded after it (so later ORM changes in the transaction build on it); ``WRITTEN_KEY`` is
-    set in ``session.info``. The mapper's optimistic check holds: raises StaleDataError, having written
-    nothing, when another transaction changed the interaction since it was loaded. An interaction
-    with unflushed changes, or not yet inserted, gets ordinary ORM changes written at the next flush."""
+    A hot path (every step of a phone menu): for an interaction loaded unchanged, the change and its
+    facts are written at once -- one statement on PostgreSQL (``_write_at_once``) -- not through the
+    ORM's unit of work, and the object is left as if loaded after it (so later ORM changes in the
+    transaction build on it); ``WRITTEN_KEY`` is set in ``session.info``. The mapper's optimistic check
+    holds: raises StaleDataError, having written nothing, when another transaction changed the
+    interaction since it was loaded. An interaction with unflushed changes, or not yet inserted, gets
+    ordinary ORM changes written at the next flush."""
     attributes = dict(interaction.attributes or {})  # JSON columns change only on reassignment
     attributes.update(changes)
     language = language or interaction.language
@@ -142,34 +189,22 @@ def update_attributes(session: Session, interaction: Interaction, changes: dict[
         for kind, data in facts:
             record_fact(session, interaction, kind, actor=actor, data=data, at=at)
         return
-    version = interaction.version
-    written = session.execute(_SET_ATTRIBUTES, {"b_id": interaction.id, "b_version": version,
-                                                "b_attributes": attributes, "b_language": language,
-                                                "b_next_version": version + 1})
-    if written.rowcount != 1:
-        raise StaleDataError(f"interaction {interaction.id} changed since it was loaded (version {version})")
-    set_committed_value(interaction, "attributes", attributes)
-    set_committed_value(interaction, "language", language)
-    set_committed_value(interaction, "version", version + 1)
-    if facts:
-        at = at or utcnow()
-        session.execute(_INSERT_EVENTS, [
-            {"interaction_id": interaction.id, "kind": kind, "from_state": interaction.state,
-             "to_state": interaction.state, "actor": actor, "reason": "", "data": dict(data or {}),
-             "occurred_at": at} for kind, data in facts])
-    session.info[WRITTEN_KEY] = True
+    _write_at_once(session, interaction, {"attributes": attributes, "language": language}, [
+        {"kind": kind, "from_state": interaction.state, "to_state": interaction.state, "reason": "",
+         "data": dict(data or {})} for kind, data in facts], actor=actor, at=at or utcnow())
 
 
 def transition_now(session: Session, interaction: Interaction, to_state: str, *, actor: str, reason: str = "",
                    data: dict[str, Any] | None = None, at: datetime | None = None,
                    attributes: dict[str, Any] | None = None) -> None:
-    """``transition`` written at once -- one UPDATE (with ``attributes`` merged into the interaction's,
-    when given) and one INSERT of the event row -- instead of through the ORM's unit of work, for a
-    webhook that has nothing else to change (a caller hanging up). The same checks, event row and
-    announcement after commit; the object is left as if loaded after the write. Raises
-    InvalidTransition (nothing written), StaleDataError (another transaction changed the interaction
-    since it was loaded: nothing written). An interaction with unflushed changes, or pending rows in the
-    session, gets ``transition`` (and the attributes as an ORM change) instead. Does not commit."""
+    """``transition`` written at once -- the UPDATE (with ``attributes`` merged into the interaction's,
+    when given) and the INSERT of the event row in one statement on PostgreSQL (``_write_at_once``) --
+    instead of through the ORM's unit of work, for a webhook that has nothing else to change (a caller
+    hanging up). The same checks, event row and announcement after commit; the object is left as if
+    loaded after the write. Raises InvalidTransition (nothing written), StaleDataError (another
+    transaction changed the interaction since it was loaded: nothing written). An interaction with
+    unflushed changes, or pending rows in the session, gets ``transition`` (and the attributes as an ORM
+    change) instead. Does not commit."""
     target = check_transition(interaction.state, to_state)
     state = sa_inspect(interaction)
     if not state.persistent or state.modified or session.new:
@@ -178,19 +213,10 @@ def transition_now(session: Session, interaction: Interaction, to_state: str, *,
         transition(session, interaction, target, actor=actor, reason=reason, data=data, at=at)
         return
     at = at or utcnow()
-    previous, version = interaction.state, interaction.version
+    previous = interaction.state
     changes = _moved(interaction, target, at)
     if attributes:
         changes["attributes"] = {**(interaction.attributes or {}), **attributes}
-    written = session.execute(_INTERACTIONS.update().where(
-        _INTERACTIONS.c.id == interaction.id, _INTERACTIONS.c.version == version).values(
-        version=version + 1, **changes))
-    if written.rowcount != 1:
-        raise StaleDataError(f"interaction {interaction.id} changed since it was loaded (version {version})")
-    for column, value in {**changes, "version": version + 1}.items():
-        set_committed_value(interaction, column, value)
-    session.execute(_INSERT_EVENTS, {"interaction_id": interaction.id, "kind": "transition", "from_state": previous,
-                                     "to_state": target, "actor": actor, "reason": reason,
-                                     "data": dict(data or {}), "occurred_at": at})
-    session.info[WRITTEN_KEY] = True
+    _write_at_once(session, interaction, changes, [{"kind": "transition", "from_state": previous, "to_state": target,
+                                                    "reason": reason, "data": dict(data or {})}], actor=actor, at=at)
     _announce_move(session, interaction, previous, target, reason, at)

@@ -1,5 +1,6 @@
 """An IVR step that only moves the caller through the menu is written outside the ORM's unit of work
-(``interactions.service.update_attributes``): one UPDATE with the version check, one INSERT of its facts."""
+(``interactions.service.update_attributes``): on PostgreSQL one statement that UPDATEs with the version
+check and INSERTs its facts only if the row was updated; elsewhere the UPDATE, then the INSERT."""
 from __future__ import annotations
 
 import pytest
@@ -100,13 +101,26 @@ def test_pending_orm_changes_keep_the_unit_of_work(db_session, statements, pendi
     assert [e.kind for e in events_of(db_session, call.id)][-1] == "ivr.menu"
 
 
-def test_a_menu_step_costs_one_update_and_one_insert_of_facts(phone, db_session, statements):
+def _written_at_once(statement: str) -> bool:
+    """One statement that updates the interaction and, in the same round trip, inserts its event rows."""
+    return (statement.startswith("WITH moved AS") and "UPDATE interactions SET" in statement
+            and "INSERT INTO interaction_events" in statement)
+
+
+def test_a_menu_step_costs_one_statement_for_the_call_and_its_facts(phone, db_session, statements):
     phone.dial()
+    call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
+    logged_before = len(events_of(db_session, call.id))
     statements.clear()
     reply = phone.press("1")  # English: the main menu
     assert reply.status == 200
-    writes = [s.split()[0] for s in statements if not s.startswith("SELECT")]
-    assert writes == ["UPDATE", "INSERT", "INSERT"]  # the interaction, its fact, the webhook's receipt
+    writes = [s for s in statements if not s.startswith("SELECT")]
+    assert len(writes) == 2 and _written_at_once(writes[0])  # the interaction with its facts, then the receipt
+    assert writes[1].startswith("INSERT INTO voice_webhook_receipts")
+    db_session.expire_all()
+    assert db_session.get(Interaction, call.id).attributes["ivr"]["seq"] == 2
+    facts = events_of(db_session, call.id)[logged_before:]
+    assert facts and all((e.from_state, e.to_state, e.actor) == ("ivr", "ivr", "ivr") for e in facts)
 
 
 def test_a_new_call_is_inserted_once_in_the_ivr(phone, db_session, statements):
@@ -269,8 +283,44 @@ def test_hanging_up_in_the_queue_is_one_update_and_one_insert(phone, db_session,
     statements.clear()
     reply = phone.post("/voice/status", {"CallStatus": "completed", "CallDuration": "30"})
     assert reply.status == 200
-    writes = [" ".join(s.split()[:3]) for s in statements if not s.startswith("SELECT")]
-    assert writes == ["UPDATE interactions SET", "INSERT INTO interaction_events", "INSERT INTO voice_webhook_receipts"]
+    writes = [s for s in statements if not s.startswith("SELECT")]
+    assert len(writes) == 2 and _written_at_once(writes[0])  # the move with its event row, then the receipt
+    assert writes[1].startswith("INSERT INTO voice_webhook_receipts")
     call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
     assert call.state == "abandoned" and call.attributes["call_status"] == "completed"
     assert call.attributes["call_duration_s"] == 30
+
+
+def test_without_postgresql_the_writes_at_once_are_an_update_then_an_insert():
+    from sqlalchemy import create_engine
+
+    from app.interactions.service import transition_now
+
+    engine = create_engine("sqlite://")
+    db.metadata.create_all(engine)
+    sent: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: sent.append(args[2]))
+    with Session(engine) as session:
+        call = make_interaction(session, external_ref="CA-sqlite")
+        transition(session, call, "ivr", actor="test")
+        session.commit()
+        session.refresh(call)
+        sent.clear()
+        update_attributes(session, call, {"ivr": {"node": "menu"}}, language="zh",
+                          facts=[("ivr.menu", {"key": "1"}), ("ivr.retry", {})], actor="ivr")
+        transition_now(session, call, "abandoned", actor="ivr", reason="caller_hung_up")
+        assert [s.split()[0] for s in sent] == ["UPDATE", "INSERT", "UPDATE", "INSERT"]
+        session.commit()
+        session.expire_all()
+        stored = session.get(Interaction, call.id)
+        assert stored.state == "abandoned" and stored.attributes == {"ivr": {"node": "menu"}}
+        assert [(e.kind, e.to_state) for e in events_of(session, call.id)][-3:] == [
+            ("ivr.menu", "ivr"), ("ivr.retry", "ivr"), ("transition", "abandoned")]
+        with Session(engine) as other:
+            stale = other.get(Interaction, call.id)
+            session.execute(Interaction.__table__.update().values(version=Interaction.version + 1))
+            session.commit()
+            with pytest.raises(StaleDataError):
+                update_attributes(other, stale, {"b": 2}, facts=[("ivr.menu", {})], actor="ivr")
+            other.rollback()
+        assert [e.kind for e in events_of(session, call.id)].count("ivr.menu") == 1
