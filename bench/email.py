@@ -14,7 +14,10 @@ into earlier cases. Sending is not measured (the acknowledgement jobs are collec
 JSON fields per kind: kind, messages, messages_per_s, batch, p50_ms, p99_ms (per call: a message, or a
 batch), cpu_ms_per_message (this process's CPU: with the database waits excluded it shows what one
 uncontended worker could do), database_cpu_ms_per_message (CPU of the PostgreSQL backends serving the
-database, from /proc: parsing, storing and compressing what this process sent), statements_per_message (SQL statements sent, savepoints included),
+database, from /proc: parsing, storing and compressing what this process sent), database_bytes_per_message
+(growth of the bench database on disk: tables, TOAST and indexes), wal_bytes_per_message (WAL the server
+wrote meanwhile: cluster-wide, so other databases' writes during the run count too -- an upper bound),
+statements_per_message (SQL statements sent, savepoints included),
 new_cases, threaded, acks; with ``--calls``, python_calls_per_message (Python function calls counted by
 cProfile: a figure other processes' load does not move; the run is then slower and its CPU and rates
 include the profiler's cost).
@@ -90,6 +93,16 @@ def _cpu_seconds(pids: list[int], database: str | None = None) -> float:
     from bench.voice import _cpu_seconds as cpu_seconds
 
     return cpu_seconds(pids, database)
+
+
+def _disk(db) -> tuple[int, int]:
+    """(size of the current database on disk, WAL position of the server), in bytes."""
+    from sqlalchemy import text
+
+    size, wal = db.session.execute(text(
+        "SELECT pg_database_size(current_database()), pg_current_wal_lsn() - '0/0'::pg_lsn")).one()
+    db.session.commit()
+    return int(size), int(wal)
 
 
 def _body(rng: random.Random, paragraphs: int) -> str:
@@ -174,6 +187,7 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
         profiler = cProfile.Profile()
         profiler.enable()
     database = db.engine.url.database if db.engine.dialect.name == "postgresql" else None
+    disk_started = _disk(db) if database else None
     db_cpu_started = _cpu_seconds([], database) if database else 0.0
     started, cpu_started = time.perf_counter(), time.process_time()
     for start in range(0, len(batch), batch_size):
@@ -190,6 +204,7 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
             threaded += result.status == "stored" and not result.new_case
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     db_cpu = _cpu_seconds([], database) - db_cpu_started if database else None
+    disk = [round((end - start) / messages) for start, end in zip(disk_started, _disk(db))] if database else [None] * 2
     extra = {}
     if profiler is not None:
         import pstats
@@ -205,6 +220,7 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
             "p99_ms": round(sorted(timings)[max(0, int(len(timings) * 0.99) - 1)], 2),
             "cpu_ms_per_message": round(cpu * 1000 / messages, 2),
             "database_cpu_ms_per_message": round(db_cpu * 1000 / messages, 2) if db_cpu is not None else None,
+            "database_bytes_per_message": disk[0], "wal_bytes_per_message": disk[1],
             "statements_per_message": round(statements[0] / messages, 2),
             "new_cases": new_cases, "threaded": threaded, "acks": jobs.count - acks_before,
             "stored_messages_total": stored, "database": db.engine.dialect.name, **extra}

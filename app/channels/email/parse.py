@@ -178,7 +178,15 @@ _PLACEHOLDER = re.compile(r"desk-set-aside-[0-9a-f]{12}-\d+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
 
-def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, str], str]:
+@dataclass(frozen=True)
+class _Run:
+    """A set-aside run: its text, and how many base64 characters it holds (its line endings excepted)."""
+
+    text: str
+    chars: int
+
+
+def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, _Run], str]:
     """(``raw`` with each long base64 run after the header replaced by a placeholder line, the runs by
     placeholder, the placeholders' common prefix). Nothing set aside: ``raw`` itself and no runs."""
     end = _HEADER_END.search(raw)
@@ -187,16 +195,17 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, str], str]:
     prefix = f"desk-set-aside-{secrets.token_hex(6)}-"
     if prefix.encode() in raw:  # pragma: no cover - 48 random bits
         return raw, {}, ""
-    runs: dict[str, str] = {}
+    runs: dict[str, _Run] = {}
     head, body = raw[:end.end() - 1], raw[end.end() - 1:]  # the body with the newline before it
     pieces, done = [head], 0
     for match in _BASE64_RUN.finditer(body.translate(_BASE64_CLASSES)):
         start, stop = match.span(1)  # whole lines: the last line's ending stays, after the placeholder
-        if body.count(b"\n", start, stop) < _MIN_RUN_LINES:
+        lines = body.count(b"\n", start, stop)
+        if lines < _MIN_RUN_LINES:
             continue
         cut = stop - (2 if body[stop - 2:stop] == b"\r\n" else 1)
         token = f"{prefix}{len(runs)}"
-        runs[token] = body[start:cut].decode("ascii")
+        runs[token] = _Run(body[start:cut].decode("ascii"), cut - start - (lines - 1) - body.count(b"\r", start, cut))
         pieces += (body[done:start], token.encode())
         done = cut
     if not runs:
@@ -205,15 +214,42 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, str], str]:
     return b"".join(pieces), runs, prefix
 
 
-def _put_back(msg: Message, runs: dict[str, str], prefix: str) -> None:
-    """Put the set-aside runs back wherever the parser placed their placeholders."""
+def _put_back(msg: Message, runs: dict[str, _Run], prefix: str) -> dict[int, int]:
+    """Put the set-aside runs back wherever the parser placed their placeholders. Returns the decoded
+    sizes of the base64 leaf parts that held runs (by ``id`` of the part), worked out from the runs'
+    lengths -- the runs are base64 characters only -- without another pass over their text."""
     def restore(text: str | None) -> str | None:
-        return _PLACEHOLDER.sub(lambda m: runs.get(m.group(0), m.group(0)), text) if text and prefix in text else text
+        return _PLACEHOLDER.sub(lambda m: runs[m.group(0)].text if m.group(0) in runs else m.group(0), text) \
+            if text and prefix in text else text
 
+    sizes: dict[int, int] = {}
     for part in msg.walk():
         if isinstance(part._payload, str):
+            if prefix in part._payload and _is_base64_leaf(part):
+                size = _size_with_runs(part._payload, runs)
+                if size is not None:
+                    sizes[id(part)] = size
             part._payload = restore(part._payload)
         part.preamble, part.epilogue = restore(part.preamble), restore(part.epilogue)
+    return sizes
+
+
+def _is_base64_leaf(part: Message) -> bool:
+    return not _is_multipart(part) and str(part.get("content-transfer-encoding", "")).lower() == "base64"
+
+
+def _size_with_runs(text: str, runs: dict[str, _Run]) -> int | None:
+    """The decoded size of a base64 payload ``text`` holding placeholders of ``runs`` (None: work it out
+    from the text with the runs put back). Each run stands in as 4 to 7 base64 characters, as many
+    modulo 4 as it holds: the rest of the text is checked as it is, and the padding comes out the same."""
+    tokens = _PLACEHOLDER.findall(text)
+    if not text.isascii() or any(token not in runs for token in tokens):
+        return None
+    standing_in = {token: 4 + runs[token].chars % 4 for token in tokens}
+    size = _well_formed_base64_size(_PLACEHOLDER.sub(lambda m: "A" * standing_in[m.group(0)], text).encode("ascii"))
+    if size is None:
+        return None
+    return size + sum((runs[token].chars - standing_in[token]) * 3 // 4 for token in tokens)
 
 
 def parse_email(raw: bytes, *, max_parts: int = 500, set_aside_base64: bool = True) -> ParsedEmail:
@@ -224,14 +260,13 @@ def parse_email(raw: bytes, *, max_parts: int = 500, set_aside_base64: bool = Tr
     feeder = BytesFeedParser(policy=_policy())  # fed at once: BytesParser would feed 8 KB pieces
     feeder.feed(fed)
     msg = feeder.close()
-    if runs:
-        _put_back(msg, runs, prefix)
+    sizes = _put_back(msg, runs, prefix) if runs else {}
     headers = _decoded_headers(msg)
     if not headers or not ({"from", "message-id", "subject", "date", "to"} & headers.keys()):
         raise UnparseableEmail("no_headers", "no recognisable email header fields")
     leaves = _leaves(msg, max_parts)
     try:
-        return _assemble(msg, headers, leaves)
+        return _assemble(msg, headers, leaves, sizes)
     except (LookupError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise UnparseableEmail("broken_mime", f"{type(exc).__name__}: {exc}") from exc
 
@@ -320,7 +355,9 @@ def attachment_bytes(raw: bytes, part: str) -> bytes:
     return _payload_bytes(_section(msg, part))
 
 
-def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[tuple[Message, str]]) -> ParsedEmail:
+def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[tuple[Message, str]],
+              sizes: dict[int, int]) -> ParsedEmail:
+    """``sizes``: decoded sizes known already (``_put_back``), by ``id`` of the part."""
     sender = (_addresses(msg, "From") or [("", "")])[0]
     reply_to = _addresses(msg, "Reply-To")
     text_part, html_part = _body_parts(msg)
@@ -338,7 +375,7 @@ def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[tuple[Me
         if ctype == "text/plain" and not part.get_filename() and part.get_content_disposition() != "attachment":
             texts.append(_text_of(part))
             continue
-        attachments.append(_attachment(part, section, len(attachments) + 1))
+        attachments.append(_attachment(part, section, len(attachments) + 1, sizes.get(id(part))))
     text = "\n\n".join(t for t in [_text_of(text_part) if text_part is not None else "", *texts] if t)
     html = _text_of(html_part) if html_part is not None else None
     return ParsedEmail(
@@ -404,7 +441,7 @@ def _embedded_ids(part: Message) -> list[str]:
     return parse_message_ids(match.group(1)) if match else []
 
 
-def _attachment(part: Message, section: str, index: int) -> ParsedAttachment:
+def _attachment(part: Message, section: str, index: int, size: int | None = None) -> ParsedAttachment:
     ctype = part.get_content_type()
     filename = decode_header_value(_filename(part))
     if ctype == "message/rfc822":
@@ -412,7 +449,7 @@ def _attachment(part: Message, section: str, index: int) -> ParsedAttachment:
     if not filename:
         filename = f"part-{index}{_extension_for(ctype)}"
     content_ids = parse_message_ids(str(part.get("Content-ID", "") or ""))
-    return ParsedAttachment(filename=_safe_filename(filename), content_type=ctype[:127], size=_decoded_size(part),
+    return ParsedAttachment(filename=_safe_filename(filename), content_type=ctype[:127], size=_decoded_size(part) if size is None else size,
                             part=section, content_id=content_ids[0] if content_ids else None,
                             inline=part.get_content_disposition() == "inline", source=part)
 
@@ -423,16 +460,22 @@ def _decoded_size(part: Message) -> int:
     Anything else -- other transfer encodings, base64 with stray characters or odd padding -- is decoded
     and measured, so the size is always the decoded size."""
     payload = part.get_payload()
-    if not (isinstance(payload, str) and payload.isascii()
-            and str(part.get("content-transfer-encoding", "")).lower() == "base64"):
-        return len(_payload_bytes(part))
-    # get_payload(decode=True) joins the lines (bytes.splitlines: CR, LF, CRLF), pads to a multiple of
-    # four and decodes; a string of base64 characters with at most two "=" at its end (padding included)
-    # decodes to 3 bytes per 4 characters, the padding's characters excepted.
-    joined = payload.encode("ascii").translate(None, b"\r\n")
+    size = None
+    if isinstance(payload, str) and payload.isascii() and _is_base64_leaf(part):
+        size = _well_formed_base64_size(payload.encode("ascii"))
+    return len(_payload_bytes(part)) if size is None else size
+
+
+def _well_formed_base64_size(payload: bytes) -> int | None:
+    """The decoded size of a base64 payload (None: not well-formed, decode it to know).
+
+    get_payload(decode=True) joins the lines (bytes.splitlines: CR, LF, CRLF), pads to a multiple of
+    four and decodes; a string of base64 characters with at most two "=" at its end (padding included)
+    decodes to 3 bytes per 4 characters, the padding's characters excepted."""
+    joined = payload.translate(None, b"\r\n")
     rest = joined.translate(None, _BASE64_CHARS)
     if rest.strip(b"=") or not joined.endswith(rest) or len(rest) + -len(joined) % 4 > 2:
-        return len(_payload_bytes(part))
+        return None
     return (len(joined) - len(rest)) * 3 // 4
 
 
