@@ -31,7 +31,7 @@ from app.channels.telephony import TelephonyError
 from app.db import utcnow
 from app.extensions import csrf, db
 from app.interactions.models import Interaction
-from app.interactions.service import WRITTEN_KEY
+from app.interactions.service import DEFER_KEY, WRITTEN_KEY, write_pending
 from ivr import agent_leg, calls, twiml
 from ivr.calls import CallError, Desk, VoiceUrls
 from ivr.models import VoiceWebhookReceipt
@@ -53,7 +53,8 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integer columns: a bigger one is malformed,
 ATTEMPTS = 3
 _FLUSHED = "voice.flushed"  # session.info flag: the handler's changes reached the database
 _WEBHOOKS = "voice.webhooks"  # app.extensions key of the per-configuration _Webhooks
-_RECEIPT_INSERT = VoiceWebhookReceipt.__table__.insert().inline()  # inline: no RETURNING of an id never read
+_RECEIPTS = VoiceWebhookReceipt.__table__
+_RECEIPT_INSERT = _RECEIPTS.insert().inline()  # inline: no RETURNING of an id never read
 _SIGNING_ALGORITHMS = (HMAC_SHA1, HMAC_SHA256)
 
 
@@ -216,16 +217,19 @@ def answer(event: str, handler: Callable[[OrmSession], tuple[Interaction | None,
     for attempt in range(ATTEMPTS):
         session.info.pop(_FLUSHED, None)
         session.info.pop(WRITTEN_KEY, None)
+        session.info[DEFER_KEY] = True  # a write at once (a menu step, a hang-up) waits for the receipt
         try:
             interaction, response = handler(session)
             body = str(response)
             if _changed(session):
                 # The handler's changes first (the receipt may name the interaction they insert), then the
                 # receipt as a plain insert: it is never read back, so it needs no place in the ORM's session.
+                # A write at once the handler left pending carries the receipt in its own statement.
+                receipt = {"call_sid": call_sid, "event": event, "status_code": 200, "body": body,
+                           "created_at": utcnow(), "interaction_id": interaction.id if interaction else None}
                 session.flush()
-                session.execute(_RECEIPT_INSERT, {"call_sid": call_sid, "event": event, "status_code": 200,
-                                                  "body": body, "created_at": utcnow(),
-                                                  "interaction_id": interaction.id if interaction else None})
+                if not write_pending(session, ride=(_RECEIPTS, receipt)):
+                    session.execute(_RECEIPT_INSERT, receipt)
             session.commit()
             return Response(body, 200, mimetype="text/xml")
         except CallError as exc:
@@ -237,6 +241,8 @@ def answer(event: str, handler: Callable[[OrmSession], tuple[Interaction | None,
             if stored is not None:
                 return stored
             log.info("voice webhook %s %s raced (%s), attempt %d", call_sid, event, type(exc).__name__, attempt + 1)
+        finally:
+            session.info.pop(DEFER_KEY, None)
     return _twiml_error(409, "too many concurrent updates", _language_of(call_sid))
 
 

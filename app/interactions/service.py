@@ -10,7 +10,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, String, bindparam, func, select, text, true
+from sqlalchemy import JSON, String, Table, bindparam, event, func, select, text, true
 from sqlalchemy import column as sql_column
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
@@ -121,12 +121,13 @@ _EVENT_COLUMNS = ("interaction_id", "kind", "from_state", "to_state", "actor", "
 
 
 @cache
-def _moved_and_logged(columns: tuple[str, ...]):
+def _moved_and_logged(columns: tuple[str, ...], ride: Table | None = None):
     """One statement for PostgreSQL (built once per set of columns): UPDATE the interaction at its loaded
     version (setting ``columns`` from the binds ``v_<column>``) and, only if that row was updated,
     INSERT its event rows (``b_events``: a JSON array of kind, from_state, to_state, reason, data;
-    ``b_actor`` and ``b_at`` shared); it returns how many interactions were updated (0: stale). One
-    round trip instead of two."""
+    ``b_actor`` and ``b_at`` shared) -- and, with ``ride``, one row of that table (its ``interaction_id``
+    the interaction's, its other columns from the binds ``r_<column>``). It returns how many
+    interactions were updated (0: stale). One round trip instead of two or three."""
     moved = (_INTERACTIONS.update()
              .where(_INTERACTIONS.c.id == bindparam("b_id"), _INTERACTIONS.c.version == bindparam("b_version"))
              .values({name: bindparam(f"v_{name}") for name in columns})
@@ -138,29 +139,86 @@ def _moved_and_logged(columns: tuple[str, ...]):
     logged = _EVENTS.insert().from_select(list(_EVENT_COLUMNS), select(
         moved.c.id, rows.c.kind, rows.c.from_state, rows.c.to_state, bindparam("b_actor", type_=String),
         rows.c.reason, rows.c.data, bindparam("b_at", type_=UTCDateTime())).select_from(moved.join(rows, true())))
-    return select(func.count()).select_from(moved).add_cte(logged.cte("logged"))
+    statement = select(func.count()).select_from(moved).add_cte(logged.cte("logged"))
+    if ride is None:
+        return statement
+    names = [c.name for c in ride.columns if not c.primary_key]
+    riding = ride.insert().from_select(names, select(*[
+        moved.c.id if name == "interaction_id" else bindparam(f"r_{name}", type_=ride.c[name].type) for name in names
+    ]).select_from(moved))
+    return statement.add_cte(riding.cte("ride"))
+
+
+# --- a write at once that waits for its caller's own row -----------------------------------------------
+# A caller that always ends its transaction by inserting one row of its own (the voice webhooks: the
+# receipt of the answer) sets DEFER_KEY in session.info; a write at once is then kept (the object already
+# shows it) and sent with that row in one statement by ``write_pending``. Anything else the session sends
+# first -- a query, a flush, the commit -- sends it on its own beforehand, so the transaction reads its
+# own writes and logs events in the order they happened. A rollback drops it.
+
+DEFER_KEY = "interactions.defer"
+_PENDING_KEY = "interactions.pending_write"
+
+
+def write_pending(session: Session, ride: tuple[Table, dict[str, Any]] | None = None) -> bool:
+    """Send the write at once kept for this session, if any -- with ``ride`` (a table with an
+    ``interaction_id`` column and a row for its other columns) in the same statement. False when none
+    was kept (the caller writes its row itself). Raises StaleDataError, having written nothing (nor the
+    riding row), when the interaction's version moved on since it was loaded."""
+    pending = session.info.pop(_PENDING_KEY, None)
+    if pending is None:
+        return False
+    interaction_id, version, columns, params = pending
+    if ride is not None:
+        table, row = ride
+        params = {**params, **{f"r_{name}": value for name, value in row.items() if name != "interaction_id"}}
+    if session.scalar(_moved_and_logged(columns, ride[0] if ride else None), params) != 1:
+        raise StaleDataError(f"interaction {interaction_id} changed since it was loaded (version {version})")
+    return True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _pending_before_statements(state) -> None:
+    if _PENDING_KEY in state.session.info:
+        write_pending(state.session)
+
+
+@event.listens_for(Session, "before_flush")
+@event.listens_for(Session, "before_commit")
+def _pending_before_flush_or_commit(session: Session, *args) -> None:
+    if _PENDING_KEY in session.info:
+        write_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _pending_dropped(session: Session, previous_transaction) -> None:
+    session.info.pop(_PENDING_KEY, None)
 
 
 def _write_at_once(session: Session, interaction: Interaction, values: dict[str, Any],
                    events: Sequence[dict[str, Any]], *, actor: str, at: datetime) -> None:
     """Write ``values`` to ``interaction`` at its loaded version, and ``events`` (kind, from_state,
-    to_state, reason, data) as its event rows, outside the unit of work -- one statement on PostgreSQL,
-    an UPDATE then one INSERT elsewhere -- and leave the object as if loaded after. Raises StaleDataError,
-    having written nothing, when the row's version moved on since it was loaded."""
+    to_state, reason, data) as its event rows, outside the unit of work -- one statement on PostgreSQL
+    (kept for the caller's own row under DEFER_KEY), an UPDATE then one INSERT elsewhere -- and leave the
+    object as if loaded after. Raises StaleDataError, having written nothing, when the row's version
+    moved on since it was loaded (a kept write raises it when sent)."""
     version = interaction.version
     values = {**values, "version": version + 1}
     if session.get_bind().dialect.name == "postgresql":
-        updated = session.scalar(_moved_and_logged(tuple(values)), {
-            "b_id": interaction.id, "b_version": version, "b_actor": actor, "b_at": at, "b_events": list(events),
-            **{f"v_{name}": value for name, value in values.items()}})
+        params = {"b_id": interaction.id, "b_version": version, "b_actor": actor, "b_at": at,
+                  "b_events": list(events), **{f"v_{name}": value for name, value in values.items()}}
+        write_pending(session)  # an earlier kept write goes first
+        session.info[_PENDING_KEY] = (interaction.id, version, tuple(values), params)
+        if not session.info.get(DEFER_KEY):
+            write_pending(session)
     else:
         updated = session.execute(_INTERACTIONS.update().where(
             _INTERACTIONS.c.id == interaction.id, _INTERACTIONS.c.version == version).values(values)).rowcount
-        if updated == 1 and events:
+        if updated != 1:
+            raise StaleDataError(f"interaction {interaction.id} changed since it was loaded (version {version})")
+        if events:
             session.execute(_INSERT_EVENTS, [{"interaction_id": interaction.id, "actor": actor, "occurred_at": at,
                                               **event} for event in events])
-    if updated != 1:
-        raise StaleDataError(f"interaction {interaction.id} changed since it was loaded (version {version})")
     for column, value in values.items():
         set_committed_value(interaction, column, value)
     session.info[WRITTEN_KEY] = True

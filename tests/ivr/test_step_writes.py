@@ -101,10 +101,12 @@ def test_pending_orm_changes_keep_the_unit_of_work(db_session, statements, pendi
     assert [e.kind for e in events_of(db_session, call.id)][-1] == "ivr.menu"
 
 
-def _written_at_once(statement: str) -> bool:
-    """One statement that updates the interaction and, in the same round trip, inserts its event rows."""
+def _written_at_once(statement: str, *, with_receipt: bool = True) -> bool:
+    """One statement that updates the interaction and, in the same round trip, inserts its event rows
+    (and the webhook's receipt)."""
     return (statement.startswith("WITH moved AS") and "UPDATE interactions SET" in statement
-            and "INSERT INTO interaction_events" in statement)
+            and "INSERT INTO interaction_events" in statement
+            and ("INSERT INTO voice_webhook_receipts" in statement) == with_receipt)
 
 
 def test_a_menu_step_costs_one_statement_for_the_call_and_its_facts(phone, db_session, statements):
@@ -115,8 +117,7 @@ def test_a_menu_step_costs_one_statement_for_the_call_and_its_facts(phone, db_se
     reply = phone.press("1")  # English: the main menu
     assert reply.status == 200
     writes = [s for s in statements if not s.startswith("SELECT")]
-    assert len(writes) == 2 and _written_at_once(writes[0])  # the interaction with its facts, then the receipt
-    assert writes[1].startswith("INSERT INTO voice_webhook_receipts")
+    assert len(writes) == 1 and _written_at_once(writes[0])  # the interaction, its facts and the receipt
     db_session.expire_all()
     assert db_session.get(Interaction, call.id).attributes["ivr"]["seq"] == 2
     facts = events_of(db_session, call.id)[logged_before:]
@@ -284,8 +285,7 @@ def test_hanging_up_in_the_queue_is_one_update_and_one_insert(phone, db_session,
     reply = phone.post("/voice/status", {"CallStatus": "completed", "CallDuration": "30"})
     assert reply.status == 200
     writes = [s for s in statements if not s.startswith("SELECT")]
-    assert len(writes) == 2 and _written_at_once(writes[0])  # the move with its event row, then the receipt
-    assert writes[1].startswith("INSERT INTO voice_webhook_receipts")
+    assert len(writes) == 1 and _written_at_once(writes[0])  # the move, its event row and the receipt
     call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
     assert call.state == "abandoned" and call.attributes["call_status"] == "completed"
     assert call.attributes["call_duration_s"] == 30
@@ -324,3 +324,96 @@ def test_without_postgresql_the_writes_at_once_are_an_update_then_an_insert():
                 update_attributes(other, stale, {"b": 2}, facts=[("ivr.menu", {})], actor="ivr")
             other.rollback()
         assert [e.kind for e in events_of(session, call.id)].count("ivr.menu") == 1
+
+
+# --- a write at once kept for the caller's own row (DEFER_KEY) ----------------------------------------------
+
+@pytest.fixture()
+def deferring(db_session):
+    from app.interactions.service import DEFER_KEY
+
+    db_session.info[DEFER_KEY] = True
+    yield db_session
+    db_session.info.pop(DEFER_KEY, None)
+
+
+def _menu_call(session) -> Interaction:
+    call = make_interaction(session, external_ref="CA" + "f" * 32)
+    transition(session, call, "ivr", actor="test")
+    session.commit()
+    session.refresh(call)
+    return call
+
+
+def test_a_kept_write_rides_with_the_callers_row_in_one_statement(deferring, statements):
+    from app.interactions.service import write_pending
+    from ivr.models import VoiceWebhookReceipt
+
+    call = _menu_call(deferring)
+    statements.clear()
+    update_attributes(deferring, call, {"ivr": {"node": "menu"}}, facts=[("ivr.menu", {"key": "1"})], actor="ivr")
+    assert statements == [] and call.attributes == {"ivr": {"node": "menu"}}  # kept; the object shows it
+    receipt = {"call_sid": call.external_ref, "event": "gather:1", "status_code": 200, "body": "<Response/>",
+               "created_at": OPEN_AT, "interaction_id": None}
+    assert write_pending(deferring, ride=(VoiceWebhookReceipt.__table__, receipt)) is True
+    assert len(statements) == 1 and _written_at_once(statements[0])
+    assert write_pending(deferring) is False  # nothing kept any more
+    deferring.commit()
+    stored = deferring.scalar(select(VoiceWebhookReceipt).where(VoiceWebhookReceipt.call_sid == call.external_ref))
+    assert stored.interaction_id == call.id and stored.body == "<Response/>"
+    assert [e.kind for e in events_of(deferring, call.id)][-1] == "ivr.menu"
+
+
+def test_a_kept_write_goes_before_anything_else_the_session_sends(deferring, statements):
+    from app.interactions.service import transition_now
+
+    call = _menu_call(deferring)
+    statements.clear()
+    update_attributes(deferring, call, {"a": 1}, facts=[("ivr.menu", {})], actor="ivr")
+    transition_now(deferring, call, "abandoned", actor="ivr")  # the first is sent before this one is kept
+    assert len(statements) == 1 and _written_at_once(statements[0], with_receipt=False)
+    # a query sends the kept write first: the transaction reads its own writes, events in order
+    assert [e.to_state for e in events_of(deferring, call.id)][-2:] == ["ivr", "abandoned"]
+    assert deferring.scalar(select(Interaction.state).where(Interaction.id == call.id)) == "abandoned"
+
+
+@pytest.mark.parametrize("then", ["flush", "commit"])
+def test_a_kept_write_nobody_collects_is_sent_by_the_flush_or_the_commit(deferring, then):
+    call = _menu_call(deferring)
+    update_attributes(deferring, call, {"a": 1}, actor="ivr")
+    if then == "flush":
+        call.subject = "changed after"
+        deferring.flush()  # the kept write first, then the unit of work (at the version it wrote)
+    deferring.commit()
+    deferring.expire_all()
+    stored = deferring.get(Interaction, call.id)
+    assert stored.attributes == {"a": 1} and stored.subject == ("changed after" if then == "flush" else None)
+
+
+def test_a_kept_write_is_dropped_by_a_rollback(deferring):
+    from app.interactions.service import write_pending
+
+    call = _menu_call(deferring)
+    update_attributes(deferring, call, {"a": 1}, facts=[("ivr.menu", {})], actor="ivr")
+    deferring.rollback()
+    assert write_pending(deferring) is False
+    assert "a" not in (deferring.get(Interaction, call.id).attributes or {})
+
+
+def test_a_stale_kept_write_is_refused_when_sent_and_writes_nothing(app, deferring):
+    from app.interactions.service import write_pending
+    from ivr.models import VoiceWebhookReceipt
+
+    call = _menu_call(deferring)
+    with Session(db.engine) as other:
+        other.execute(Interaction.__table__.update().where(Interaction.id == call.id).values(
+            version=Interaction.version + 1))
+        other.commit()
+    update_attributes(deferring, call, {"a": 1}, facts=[("ivr.menu", {})], actor="ivr")
+    receipt = {"call_sid": call.external_ref, "event": "gather:9", "status_code": 200, "body": "<Response/>",
+               "created_at": OPEN_AT, "interaction_id": None}
+    with pytest.raises(StaleDataError):
+        write_pending(deferring, ride=(VoiceWebhookReceipt.__table__, receipt))
+    deferring.rollback()
+    assert deferring.scalar(select(VoiceWebhookReceipt).where(VoiceWebhookReceipt.event == "gather:9")) is None
+    assert "ivr.menu" not in [e.kind for e in events_of(deferring, call.id)]
