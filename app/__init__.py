@@ -118,6 +118,15 @@ def _database_uri(app: Flask, settings: EnvSettings) -> str:
     return url
 
 
+def _engine_options(settings: EnvSettings) -> dict[str, Any]:
+    """Idle connections are checked by ``_ping_idle_connections``; a server database gets the pool the
+    environment asks for (SQLite keeps SQLAlchemy's own pool for files)."""
+    options: dict[str, Any] = {"pool_pre_ping": False}
+    if settings.database_url is not None and not settings.database_url.startswith("sqlite"):
+        options.update(pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow)
+    return options
+
+
 def _secret_key(app: Flask, settings: EnvSettings) -> str:
     if settings.secret_key:
         return settings.secret_key
@@ -135,7 +144,7 @@ def _flask_settings(app: Flask, settings: EnvSettings, desk_config: DeskConfig) 
     return {
         "SECRET_KEY": _secret_key(app, settings),
         "SQLALCHEMY_DATABASE_URI": _database_uri(app, settings),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": False},  # idle connections: _ping_idle_connections
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(settings),
         "MAX_CONTENT_LENGTH": desk_config.desk.max_request_bytes,
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -137,6 +137,12 @@ class EnvSettings(Strict):
     twilio_api_key_secret: str | None = None
     twilio_twiml_app_sid: str | None = None
     port: int = Field(default=5000, ge=1, le=65535)
+    # Connections each process keeps open to a server database, and how many more it may open at a peak
+    # (each closed again when handed back to a full pool). A gevent worker serves hundreds of sockets
+    # with one pool: too small a pool opens and closes a connection -- a PostgreSQL backend forked, its
+    # caches cold, its prepared statements gone -- on every burst.
+    database_pool_size: int = Field(default=10, ge=1, le=500)
+    database_max_overflow: int = Field(default=20, ge=0, le=1000)
     dev_tools: bool | None = None  # the phone simulator and other demo aids; on when embedded
     log_level: str = "INFO"
 
@@ -166,6 +172,8 @@ ENV_KEYS = {
     "TWILIO_API_KEY_SECRET": "twilio_api_key_secret",
     "TWILIO_TWIML_APP_SID": "twilio_twiml_app_sid",
     "PORT": "port",
+    "DATABASE_POOL_SIZE": "database_pool_size",
+    "DATABASE_MAX_OVERFLOW": "database_max_overflow",
     "DESK_DEV_TOOLS": "dev_tools",
     "LOG_LEVEL": "log_level",
 }

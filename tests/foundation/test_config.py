@@ -81,3 +81,16 @@ def test_a_broken_config_stops_the_cli_with_exit_status_2(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert "desk.timezone: got 'Nowhere/Special'" in result.stderr
+
+
+def test_the_database_pool_comes_from_the_environment():
+    from app import _engine_options
+
+    sized = _engine_options(load_env_settings({"DATABASE_URL": "postgresql://x/y", "DATABASE_POOL_SIZE": "25",
+                                               "DATABASE_MAX_OVERFLOW": "0"}))
+    assert sized == {"pool_pre_ping": False, "pool_size": 25, "max_overflow": 0}
+    assert _engine_options(load_env_settings({"DATABASE_URL": "postgresql://x/y"}))["pool_size"] == 10
+    assert "pool_size" not in _engine_options(load_env_settings({}))  # embedded SQLite: SQLAlchemy's own pool
+    with pytest.raises(ConfigError) as caught:
+        load_env_settings({"DATABASE_POOL_SIZE": "0"})
+    assert caught.value.problems[0].startswith("DATABASE_POOL_SIZE: got '0'")
