@@ -58,8 +58,12 @@ class CustomerNamespace(Namespace):
     """One connection per browser tab; the chat it serves is kept in the Socket.IO session."""
 
     def _chat(self):
-        chat_id = self.get_session(request.sid).get("chat_id") if self._has_session() else None
+        chat_id = self._chat_id()
         return db.session.get(chat.ChatSession, chat_id) if chat_id else None
+
+    def _chat_id(self) -> int | None:
+        """The chat this connection serves, from the socket's own session (no database read)."""
+        return self.get_session(request.sid).get("chat_id") if self._has_session() else None
 
     def _has_session(self) -> bool:
         try:
@@ -130,13 +134,18 @@ class CustomerNamespace(Namespace):
         return reply
 
     def on_message(self, data):
-        found = self._chat()
+        # The rate limit first, on the socket's chat id: a connection is taken from the pool (and a
+        # transaction begun) only once the message may be stored, and held for no Redis round trip.
+        chat_id = self._chat_id()
+        if chat_id is None:
+            return _fail("no_chat")
+        limit = _config().chat.messages_per_minute
+        if not ratelimit.hit(_redis(), f"chat-msg:{chat_id}", limit=limit, window_s=60):
+            return _fail("rate_limited")
+        found = db.session.get(chat.ChatSession, chat_id)
         if found is None:
             return _fail("no_chat")
         data = data if isinstance(data, dict) else {}
-        limit = _config().chat.messages_per_minute
-        if not ratelimit.hit(_redis(), f"chat-msg:{found.id}", limit=limit, window_s=60):
-            return _fail("rate_limited")
         attachment_id = data.get("attachment_id")
         try:
             message, created = chat.post_customer_message(
