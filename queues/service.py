@@ -251,8 +251,9 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
     interaction.agent_id = None
     preferred, until = (None, None) if customer_is_new else _preferred_agent(session, interaction, cfg, now,
                                                                              history)
-    # a contact still ``new`` that never waited (no routing_age_origin) has no queue entry to reuse
-    never_queued = interaction.state == State.NEW and interaction.routing_age_origin is None
+    # a contact still ``new``, or in the phone menu, that never waited (no routing_age_origin: the first
+    # move to ``queued`` sets it, with the entry) has no queue entry to reuse
+    never_queued = interaction.state in (State.NEW, State.IVR) and interaction.routing_age_origin is None
     entry = _entry(session, interaction, queue, now, preferred_agent_id=preferred, preferred_until=until,
                    never_queued=never_queued)
     refresh_priority(session, interaction, config=cfg, entry=entry, customer_tier=customer_tier,

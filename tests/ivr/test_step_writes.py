@@ -135,6 +135,18 @@ def test_a_new_call_is_inserted_once_in_the_ivr(phone, db_session, statements):
     assert [e.to_state for e in events_of(db_session, call.id)][:2] == ["new", "ivr"]
 
 
+def test_asking_for_an_agent_from_the_menu_looks_no_queue_entry_up(phone, db_session, statements):
+    phone.dial()
+    phone.press("1")  # English: the main menu
+    statements.clear()
+    reply = phone.press("0")  # an agent: the call never waited, so it has no queue entry to reuse
+    assert reply.status == 200 and reply.redirect_url.endswith("/voice/wait?t=1")
+    assert not [s for s in statements if s.startswith("SELECT") and "FROM routing_queue_entries" in s]
+    assert [s.split()[2] for s in statements if s.startswith("INSERT")][:1] == ["routing_queue_entries"]
+    call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
+    assert call.state == "queued" and call.routing_age_origin is not None
+
+
 def test_a_known_caller_queued_at_once_is_inserted_once(phone, db_session, statements):
     from tests.factories import make_customer
 
