@@ -39,7 +39,7 @@ from app.auth.models import Role
 from app.auth.roles import current_staff, socket_role_required
 from app.channels.email.live import EVENT as EMAIL_EVENT
 from app.extensions import db, socketio
-from app.interactions.models import Interaction, InteractionEvent
+from app.interactions.models import InteractionEvent
 from queues import service as routing_service
 
 log = logging.getLogger(__name__)
@@ -318,8 +318,23 @@ class _Dispatcher:
 _dispatcher = _Dispatcher(DISPATCH_SHARDS)
 
 
-def fan_out(name: str, payload: dict[str, Any]) -> None:
-    """Realtime listener: queue the ``/agent`` events a committed change makes for the agent it concerns."""
+def fan_out(events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Realtime batch listener: queue the ``/agent`` events one commit makes, each for the agent it
+    concerns. A contact the same commit moves into an open state and out again (wrap-up completed
+    straight from the call) gets no work item to build: its ``work_closed`` follows."""
+    for index, (name, payload) in enumerate(events):
+        if name == "interaction.state" and payload.get("to") in _OPEN and _left_later(events, index):
+            continue
+        _fan_out_one(name, payload)
+
+
+def _left_later(events: list[tuple[str, dict[str, Any]]], index: int) -> bool:
+    interaction_id = events[index][1].get("id")
+    return any(name == "interaction.state" and payload.get("id") == interaction_id
+               and payload.get("to") not in _OPEN for name, payload in events[index + 1:])
+
+
+def _fan_out_one(name: str, payload: dict[str, Any]) -> None:
     app = _app_ref.get("app")
     if app is None or name not in _FAN_OUT_NAMES:
         return
@@ -354,7 +369,9 @@ def deliver(app, name: str, payload: dict[str, Any]) -> None:
     elif name == "console.work" or (name == "interaction.state" and payload.get("to") in _OPEN):
         interaction_id = int(payload.get("interaction_id") or payload["id"])
         pop = not _pop_on_screen(name, payload)
-        _with_session(app, lambda config: _open_work_item(interaction_id, int(agent_id), config, pop), "work", room)
+        moved = payload if name == "interaction.state" else {}
+        _with_session(app, lambda config: payloads.moved_work_item(db.session, interaction_id, int(agent_id), moved,
+                                                                   config, with_screenpop=pop), "work", room)
     elif name == "interaction.state" and payload.get("from") in _OPEN:
         closed = OutWorkClosed(interaction_id=int(payload["id"]),
                                reason="closed" if payload.get("to") == "closed" else "transferred")
@@ -383,13 +400,6 @@ def _pop_on_screen(name: str, payload: dict[str, Any]) -> bool:
         return False  # console.work: the contact changed (a customer linked): a fresh pop
     return (payload.get("to") == "connected" and payload.get("reason") == "offer accepted") \
         or (payload.get("to") == "wrap_up" and payload.get("from") == "connected")
-
-
-def _open_work_item(interaction_id: int, agent_id: int, config, with_screenpop: bool = True):
-    interaction = db.session.get(Interaction, interaction_id)
-    if interaction is None or interaction.agent_id != agent_id or interaction.state not in _OPEN:
-        return None
-    return payloads.work_item(db.session, interaction, config, with_screenpop=with_screenpop)
 
 
 def _offer_seen_by_agent(payload: dict, config) -> payloads.OutOffer | None:
@@ -423,5 +433,5 @@ def init_app(app) -> None:
     """INITIALISER: register the namespace on this app's Socket.IO server and the realtime listeners."""
     _app_ref["app"] = app
     socketio.on_namespace(AgentNamespace(NAMESPACE))
-    realtime.subscribe(fan_out)
+    realtime.subscribe_batch(fan_out)
     realtime.subscribe(email_fan_out)

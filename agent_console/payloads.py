@@ -48,16 +48,23 @@ def offer_event(session: Session, payload: dict[str, Any], desk_config: Any, *,
                                   viewer=viewer))
 
 
-def work_item(session: Session, interaction: Interaction, desk_config: Any, *, with_screenpop: bool = True) -> OutWork:
-    """One workspace tab: the interaction, its customer's name, when it connected and when wrap-up began."""
-    group = _agent_group(session, interaction.agent_id)
-    stamps = dict(session.execute(
+def work_item(session: Session, interaction: Interaction, desk_config: Any, *, with_screenpop: bool = True,
+              known: dict[str, Any] | None = None) -> OutWork:
+    """One workspace tab: the interaction, its customer's name, when it connected and when wrap-up began.
+    ``known`` spares the look-ups a caller has already made: ``group`` (the agent's), ``customer_name``
+    and ``stamps`` (``{"connected": at, "wrap_up": at}``, the latest of each transition)."""
+    known = known or {}
+    group = known["group"] if "group" in known else _agent_group(session, interaction.agent_id)
+    stamps = known["stamps"] if "stamps" in known else dict(session.execute(
         select(InteractionEvent.to_state, InteractionEvent.occurred_at)
         .where(InteractionEvent.interaction_id == interaction.id, InteractionEvent.kind == "transition",
                InteractionEvent.to_state.in_(("connected", "wrap_up")))
         .order_by(InteractionEvent.id)).all())  # the latest of each wins
-    customer_name = session.scalar(select(Customer.name).where(Customer.id == interaction.customer_id)) \
-        if interaction.customer_id else None
+    if "customer_name" in known:
+        customer_name = known["customer_name"]
+    else:
+        customer_name = session.scalar(select(Customer.name).where(Customer.id == interaction.customer_id)) \
+            if interaction.customer_id else None
     return OutWork(
         interaction_id=interaction.id, channel=interaction.channel, state=interaction.state, queue=interaction.queue,
         customer_id=interaction.customer_id, customer_name=customer_name, subject=interaction.subject,
@@ -66,6 +73,26 @@ def work_item(session: Session, interaction: Interaction, desk_config: Any, *, w
         wrap_up_s=desk_config.routing.agent_group(group).wrap_up_s,
         attributes={k: v for k, v in (interaction.attributes or {}).items() if isinstance(v, (str, int, float, bool))},
         screenpop=build_screenpop(session, interaction, desk_config) if with_screenpop else None)
+
+
+def moved_work_item(session: Session, interaction_id: int, agent_id: int, moved: dict[str, Any], desk_config: Any,
+                    *, with_screenpop: bool = True) -> OutWork | None:
+    """The work item of a contact that has just moved to connected (``moved``: its ``interaction.state``
+    event), read in one statement: the row with its customer's name and its agent's group, the connection
+    time from the event itself. None when the contact is no longer this agent's open work. A contact
+    that has moved on since (to wrap-up) is read in full."""
+    row = session.execute(
+        select(Interaction, Customer.name, StaffUser.agent_group)
+        .outerjoin(Customer, Customer.id == Interaction.customer_id)
+        .outerjoin(StaffUser, StaffUser.id == Interaction.agent_id)
+        .where(Interaction.id == interaction_id)).first()
+    if row is None or row[0].agent_id != agent_id or row[0].state not in ("connected", "wrap_up"):
+        return None
+    interaction, customer_name, group = row
+    known: dict[str, Any] = {"group": group or "default", "customer_name": customer_name}
+    if interaction.state == "connected" == moved.get("to") and moved.get("at"):
+        known["stamps"] = {"connected": datetime.fromisoformat(moved["at"])}
+    return work_item(session, interaction, desk_config, with_screenpop=with_screenpop, known=known)
 
 
 def _agent_group(session: Session, agent_id: int | None) -> str:
