@@ -331,3 +331,16 @@ def test_sizes_worked_out_from_set_aside_runs_match_decoding(tail, newline, cut)
     assert fast == slow
     for attachment in fast.attachments:
         assert attachment.size == len(attachment.data)
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n"])
+def test_the_key_reads_only_the_header_whatever_the_line_endings(newline):
+    head = newline.join(["From: a@b.test", "Message-ID: <head@b.test>", "Subject: s"]) + newline * 2
+    body = newline.join(["Message-ID: <body@b.test>"] * 3) + newline
+    assert message_key((head + body).encode()) == ("mid:head@b.test", "head@b.test")
+    # no blank line within the first 256 KB: the header is read from those alone
+    endless = ("Message-ID: <late@b.test>" + newline + "X-Pad: " + "p" * 300_000 + newline).encode()
+    assert message_key(endless)[1] == "late@b.test"
+    # a LF ending followed by a CRLF blank line ends the header, as the parser ends it
+    assert message_key(b"Message-ID: <mixed@b.test>\n\r\nMessage-ID: <no@b.test>\r\n") == (
+        "mid:mixed@b.test", "mixed@b.test")

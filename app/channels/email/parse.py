@@ -125,12 +125,12 @@ def _policy() -> policy.EmailPolicy:
     return policy.default.clone(header_factory=_ParsedHeaders())
 
 
-def _header_block(raw: bytes) -> bytes:
-    """The header section of ``raw`` (up to and including the first blank line), or all of it."""
-    end = raw.find(b"\r\n\r\n")
-    head = raw if end < 0 else raw[:end + 4]
-    bare = head.find(b"\n\n")  # a bare-LF message, or one whose header ends so before any CRLF pair
-    return head[:bare + 2] if bare >= 0 else head
+def _header_block(raw: bytes, limit: int = 256 * 1024) -> bytes:
+    """The header section of ``raw`` (up to and including the first blank line, CRLF or bare LF: where
+    the parser ends the header), else its first ``limit`` bytes. One search from the start: an
+    attachment-heavy message is not scanned end to end for a line ending style it does not use."""
+    end = _HEADER_END.search(raw, 0, limit)
+    return raw[:end.end()] if end else raw[:limit]
 
 
 def parse_message_ids(value: str | None) -> list[str]:
@@ -149,7 +149,7 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 
     The key is ``mid:<Message-ID>``; without one (or with an absurd one), ``sha:<hash of sender and
     raw bytes>`` -- the same bytes from the same sender are the same message."""
-    headers = BytesParser(policy=policy.compat32).parsebytes(_header_block(raw[:256 * 1024]), headersonly=True)
+    headers = BytesParser(policy=policy.compat32).parsebytes(_header_block(raw), headersonly=True)
     ids = parse_message_ids(str(headers.get("Message-ID", "") or ""))
     message_id = ids[0] if ids else None
     if message_id and len(message_id) <= MAX_KEY_LEN:
