@@ -173,7 +173,7 @@ _BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 _BASE64_CLASSES = bytes(ord("a") if byte in _BASE64_CHARS else byte if byte in b"\r\n" else ord(".")
                         for byte in range(256))
 _BASE64_RUN = re.compile(rb"\n((?:a++\r?\n)++)")  # in the mapped copy
-_MIN_RUN_LINES = 32
+_MIN_RUN_CHARS = 1024  # shorter runs are left in place: too little parsing saved to be worth it
 _PLACEHOLDER = re.compile(r"desk-set-aside-[0-9a-f]{12}-\d+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 
@@ -190,7 +190,7 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, _Run], str]:
     """(``raw`` with each long base64 run after the header replaced by a placeholder line, the runs by
     placeholder, the placeholders' common prefix). Nothing set aside: ``raw`` itself and no runs."""
     end = _HEADER_END.search(raw)
-    if end is None or len(raw) - end.end() < _MIN_RUN_LINES * 40:  # too short to hold a run worth it
+    if end is None or len(raw) - end.end() < _MIN_RUN_CHARS:  # too short to hold a run worth it
         return raw, {}, ""
     prefix = f"desk-set-aside-{secrets.token_hex(6)}-"
     if prefix.encode() in raw:  # pragma: no cover - 48 random bits
@@ -198,14 +198,15 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, _Run], str]:
     runs: dict[str, _Run] = {}
     head, body = raw[:end.end() - 1], raw[end.end() - 1:]  # the body with the newline before it
     pieces, done = [head], 0
-    for match in _BASE64_RUN.finditer(body.translate(_BASE64_CLASSES)):
+    mapped = body.translate(_BASE64_CLASSES)
+    for match in _BASE64_RUN.finditer(mapped):
         start, stop = match.span(1)  # whole lines: the last line's ending stays, after the placeholder
-        lines = body.count(b"\n", start, stop)
-        if lines < _MIN_RUN_LINES:
-            continue
         cut = stop - (2 if body[stop - 2:stop] == b"\r\n" else 1)
+        chars = mapped.count(b"a", start, cut)  # the run holds base64 characters and line endings only
+        if chars < _MIN_RUN_CHARS:
+            continue
         token = f"{prefix}{len(runs)}"
-        runs[token] = _Run(body[start:cut].decode("ascii"), cut - start - (lines - 1) - body.count(b"\r", start, cut))
+        runs[token] = _Run(body[start:cut].decode("ascii"), chars)
         pieces += (body[done:start], token.encode())
         done = cut
     if not runs:
