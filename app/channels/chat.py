@@ -17,11 +17,12 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask_babel import force_locale, gettext as _
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app import realtime
@@ -108,8 +109,13 @@ def queue_is_open(desk_config, queue_name: str, at: datetime) -> bool:
 
 
 def message_dict(message: ChatMessage, attachment: Attachment | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {"id": message.id, "client_id": message.client_id, "sender": message.sender,
-                            "body": message.body, "at": message.created_at.isoformat(), "attachment": None}
+    return _message_data(message.id, message.client_id, message.sender, message.body, message.created_at, attachment)
+
+
+def _message_data(message_id: int, client_id: str, sender: str, body: str, at: datetime,
+                  attachment: Attachment | None) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": message_id, "client_id": client_id, "sender": sender, "body": body,
+                            "at": at.isoformat(), "attachment": None}
     if attachment is not None:
         data["attachment"] = {"id": attachment.id, "filename": attachment.filename,
                               "content_type": attachment.content_type, "size": attachment.size_bytes,
@@ -125,9 +131,30 @@ def _system_message(session: Session, chat: ChatSession, body: str) -> ChatMessa
     return row
 
 
-def _event(chat: ChatSession, **extra: Any) -> dict[str, Any]:
-    return {"interaction_id": chat.interaction_id, "chat_id": chat.id, "agent_id": chat.interaction.agent_id,
-            **extra}
+def _event(chat: ChatSession | ChatRef, **extra: Any) -> dict[str, Any]:
+    return {"interaction_id": chat.interaction_id, "chat_id": chat.id, "agent_id": chat.agent_id, **extra}
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    """What storing a customer's message needs of its chat, read as four columns: the socket's hot path
+    (every message) builds no ORM objects for the chat and its interaction."""
+
+    id: int
+    interaction_id: int
+    ended_at: datetime | None
+    agent_id: int | None
+
+
+_CHAT_REF = (select(ChatSession.id, ChatSession.interaction_id, ChatSession.ended_at, Interaction.agent_id)
+             .join(Interaction, Interaction.id == ChatSession.interaction_id)
+             .where(ChatSession.id == bindparam("chat_id")))
+
+
+def chat_ref(session: Session, chat_id: int) -> ChatRef | None:
+    """The chat ``chat_id`` as a ChatRef, or None when there is none."""
+    row = session.execute(_CHAT_REF, {"chat_id": chat_id}).first()
+    return ChatRef(*row) if row is not None else None
 
 
 # ------------------------------------------------------------------------------------ start / resume
@@ -232,29 +259,36 @@ def status(session: Session, chat: ChatSession) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ messages
 
+_INSERT_ONCE: dict[str, Any] = {}  # dialect name -> the statement, built once
+
+
 def _insert_once(session: Session, values: dict[str, Any]) -> int | None:
     """INSERT ... ON CONFLICT DO NOTHING: the new row's id, or None when this client id is stored already
-    (one round trip, and the database's unique constraint decides even between two web nodes)."""
+    (one round trip, and the database's unique constraint decides even between two web nodes). A Core
+    statement on the table, built once per dialect: every message goes through here."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the desk runs on PostgreSQL or SQLite
-        raise RuntimeError(f"unsupported database {dialect}")
-    statement = insert(ChatMessage).values(**values).on_conflict_do_nothing(
-        index_elements=["chat_id", "sender", "client_id"]).returning(ChatMessage.id)
-    return session.execute(statement).scalar()
+    statement = _INSERT_ONCE.get(dialect)
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - the desk runs on PostgreSQL or SQLite
+            raise RuntimeError(f"unsupported database {dialect}")
+        table = ChatMessage.__table__
+        statement = _INSERT_ONCE[dialect] = insert(table).on_conflict_do_nothing(
+            index_elements=["chat_id", "sender", "client_id"]).returning(table.c.id)
+    return session.execute(statement, values).scalar()
 
 
-def _stored(session: Session, chat: ChatSession, sender: str, client_id: str) -> dict[str, Any]:
+def _stored(session: Session, chat: ChatSession | ChatRef, sender: str, client_id: str) -> dict[str, Any]:
     existing = session.scalar(select(ChatMessage).where(ChatMessage.chat_id == chat.id, ChatMessage.sender == sender,
                                                         ChatMessage.client_id == client_id))
     return message_dict(existing, session.get(Attachment, existing.attachment_id) if existing.attachment_id
                         else None)
 
 
-def _store(session: Session, chat: ChatSession, *, sender: str, client_id: str, body: str,
+def _store(session: Session, chat: ChatSession | ChatRef, *, sender: str, client_id: str, body: str,
            attachment_id: int | None, agent_id: int | None) -> tuple[dict[str, Any], bool]:
     if not _CLIENT_ID.match(client_id or ""):
         raise MessageInvalid("bad_client_id")
@@ -271,14 +305,13 @@ def _store(session: Session, chat: ChatSession, *, sender: str, client_id: str, 
                                     "attachment_id": attachment.id if attachment else None})
     if new_id is None:  # a resend: answer with what is stored
         return _stored(session, chat, sender, client_id), False
-    data = message_dict(ChatMessage(id=new_id, chat_id=chat.id, sender=sender, client_id=client_id, body=body,
-                                    created_at=now), attachment)
+    data = _message_data(new_id, client_id, sender, body, now, attachment)
     realtime.after_commit(session, "chat.message", _event(chat, message=data))
     session.commit()
     return data, True
 
 
-def post_customer_message(session: Session, chat_config, chat: ChatSession, *, client_id: str, text: Any,
+def post_customer_message(session: Session, chat_config, chat: ChatSession | ChatRef, *, client_id: str, text: Any,
                           attachment_id: int | None = None) -> tuple[dict[str, Any], bool]:
     """Store the customer's message (once per client id) and announce it. Returns (message, created).
     Raises ChatEnded, MessageInvalid (empty, too_long, bad_client_id, bad_attachment). Commits."""

@@ -36,6 +36,11 @@ class ChatSession(db.Model):
     # Loaded with the chat: every message event needs the interaction's agent and state.
     interaction: Mapped[Interaction] = relationship(foreign_keys=[interaction_id], lazy="joined")
 
+    @property
+    def agent_id(self) -> int | None:
+        """The agent the chat's interaction is with (what a message event is addressed to)."""
+        return self.interaction.agent_id
+
 
 class ChatMessage(db.Model):
     """A chat line. ``client_id`` is chosen by the sender's device: a resend after a drop hits the unique

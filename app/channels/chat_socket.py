@@ -142,7 +142,7 @@ class CustomerNamespace(Namespace):
         limit = _config().chat.messages_per_minute
         if not ratelimit.hit(_redis(), f"chat-msg:{chat_id}", limit=limit, window_s=60):
             return _fail("rate_limited")
-        found = db.session.get(chat.ChatSession, chat_id)
+        found = chat.chat_ref(db.session, chat_id)
         if found is None:
             return _fail("no_chat")
         data = data if isinstance(data, dict) else {}

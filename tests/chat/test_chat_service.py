@@ -89,6 +89,20 @@ def test_message_is_stored_once_per_client_id(app, db_session, open_hours, event
     assert sum(1 for n, p in events if n == "chat.message" and p["message"]["client_id"] == "client-0001") == 1
 
 
+def test_a_message_through_the_chat_reference_is_the_same_message(app, db_session, open_hours, events):
+    started, _ = _start(app, db_session)
+    ref = chat.chat_ref(db_session, started.id)
+    assert (ref.id, ref.interaction_id, ref.ended_at, ref.agent_id) == (started.id, started.interaction_id, None,
+                                                                       started.agent_id)
+    assert chat.chat_ref(db_session, 10**9) is None
+    config = app.extensions["desk.config"].chat
+    stored, created = chat.post_customer_message(db_session, config, ref, client_id="client-0007", text="Hi")
+    again, created_again = chat.post_customer_message(db_session, config, started, client_id="client-0007", text="Hi")
+    assert created and not created_again and stored == again
+    announced = [p for n, p in events if n == "chat.message"]
+    assert announced[-1]["message"] == stored and announced[-1]["interaction_id"] == started.interaction_id
+
+
 @pytest.mark.parametrize("client_id,text,code", [
     ("short", "hi", "bad_client_id"), ("client-0002", "   ", "empty"), ("client-0003", "x" * 2001, "too_long"),
     ("bad id with spaces", "hi", "bad_client_id"),
