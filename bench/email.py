@@ -204,7 +204,8 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
             threaded += result.status == "stored" and not result.new_case
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     db_cpu = _cpu_seconds([], database) - db_cpu_started if database else None
-    disk = [round((end - start) / messages) for start, end in zip(disk_started, _disk(db))] if database else [None] * 2
+    disk = [round((end - start) / messages) for start, end in zip(disk_started, _disk(db), strict=True)] \
+        if database else [None, None]
     extra = {}
     if profiler is not None:
         import pstats

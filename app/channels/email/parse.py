@@ -450,8 +450,9 @@ def _attachment(part: Message, section: str, index: int, size: int | None = None
     if not filename:
         filename = f"part-{index}{_extension_for(ctype)}"
     content_ids = parse_message_ids(str(part.get("Content-ID", "") or ""))
-    return ParsedAttachment(filename=_safe_filename(filename), content_type=ctype[:127], size=_decoded_size(part) if size is None else size,
-                            part=section, content_id=content_ids[0] if content_ids else None,
+    return ParsedAttachment(filename=_safe_filename(filename), content_type=ctype[:127],
+                            size=_decoded_size(part) if size is None else size, part=section,
+                            content_id=content_ids[0] if content_ids else None,
                             inline=part.get_content_disposition() == "inline", source=part)
 
 
