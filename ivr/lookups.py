@@ -7,14 +7,49 @@ zone, the one the caller lives by.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload, selectinload
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, selectinload
 
-from app.crm.models import Order
+from app.crm.models import Order, Shipment
 from ivr.engine import CallerFacts, LookupResult
+
+
+@dataclass(frozen=True)
+class _Shipment:
+    status: str
+    carrier: str
+    shipped_at: datetime | None
+    expected_at: datetime | None
+    delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Order:
+    """What a read-back tells of an order (plain values: the IVR never changes an order)."""
+
+    number: str
+    customer_id: int
+    status: str
+    placed_at: datetime
+    shipments: tuple[_Shipment, ...]
+
+    @classmethod
+    def of(cls, order: Order) -> _Order:
+        return cls(order.number, order.customer_id, order.status, order.placed_at, tuple(
+            _Shipment(s.status, s.carrier, s.shipped_at, s.expected_at, s.delivered_at) for s in order.shipments))
+
+
+# The exact number, with its shipments, as plain columns in one statement (built once: every order
+# read-back asks it, and no ORM object is needed to read an order aloud).
+_ORDER_BY_NUMBER = (select(Order.number, Order.customer_id, Order.status, Order.placed_at,
+                           Shipment.id.label("shipment"), Shipment.status.label("shipment_status"), Shipment.carrier,
+                           Shipment.shipped_at, Shipment.expected_at, Shipment.delivered_at)
+                    .outerjoin(Shipment, Shipment.order_id == Order.id)
+                    .where(Order.number == bindparam("number")))
 
 
 class DatabaseLookups:
@@ -44,19 +79,21 @@ class DatabaseLookups:
                              "expected_on": self._day(shipment.expected_at) if shipment else None,
                              "delivered_on": self._day(shipment.delivered_at) if shipment else None})
 
-    def _order(self, digits: str, caller: CallerFacts) -> Order | None:
+    def _order(self, digits: str, caller: CallerFacts) -> _Order | None:
         """The caller's order by the digits they keyed. An exact number is one look-up on the unique
         index (shipments joined in); only when that fails -- numbers may carry a prefix ("ORD000123")
         the caller cannot key -- are the numbers ending in those digits scanned."""
-        exact = self.session.scalars(select(Order).where(Order.number == digits)
-                                     .options(joinedload(Order.shipments))).unique().first()
-        if exact is not None and _belongs(exact.customer_id, caller):
-            return exact
+        rows = self.session.execute(_ORDER_BY_NUMBER, {"number": digits}).all()
+        if rows and _belongs(rows[0].customer_id, caller):
+            first = rows[0]
+            return _Order(first.number, first.customer_id, first.status, first.placed_at, tuple(
+                _Shipment(row.shipment_status, row.carrier, row.shipped_at, row.expected_at, row.delivered_at)
+                for row in rows if row.shipment is not None))
         candidates = self.session.scalars(select(Order).where(Order.number.like(_suffix(digits)))
                                           .options(selectinload(Order.shipments)).limit(50))
         for order in candidates:
             if _digits_match(order.number, digits) and _belongs(order.customer_id, caller):
-                return order
+                return _Order.of(order)
         return None
 
     def _complaint(self, digits: str, caller: CallerFacts) -> LookupResult | None:

@@ -43,6 +43,21 @@ def test_order_status_with_its_latest_shipment_in_the_desk_zone(db_session):
     assert ship.fields["carrier"] == "SF Express" and ship.fields["status"] == "in_transit"
 
 
+def test_an_exact_number_reads_its_latest_shipment(db_session):
+    owner = make_customer(db_session)
+    order = make_order(db_session, owner, number="10077", status="shipped", placed_at=AT)
+    order.shipments = [Shipment(carrier="SF Express", tracking_number="SF1", status="returned", shipped_at=AT,
+                                delivered_at=AT + timedelta(days=1)),
+                       Shipment(carrier="EMS", tracking_number="EMS2", status="in_transit",
+                                shipped_at=AT + timedelta(days=3), expected_at=AT + timedelta(days=5))]
+    db_session.flush()
+    lookups = DatabaseLookups(db_session, "Asia/Shanghai")
+    ship = lookups.lookup("shipment_status", "10077", CallerFacts(known=True, customer_id=owner.id))
+    assert ship.fields == {"number": "10077", "status": "in_transit", "carrier": "EMS",
+                           "expected_on": (AT + timedelta(days=5, hours=8)).date(), "delivered_on": None}
+    assert lookups.lookup("order_status", "10077", CallerFacts(known=True, customer_id=owner.id + 1)) is None
+
+
 def test_a_recognised_caller_hears_only_their_own_orders(db_session):
     owner, other = make_customer(db_session), make_customer(db_session)
     make_order(db_session, owner, number="55501")
