@@ -374,15 +374,15 @@ def test_a_row_the_database_refuses_only_when_the_batch_is_written_quarantines_t
 
     if db_session.get_bind().dialect.name != "postgresql":
         pytest.skip("SQLite does not enforce the column's length")
-    real = ingest_module._attachment_row
+    real = ingest_module._attachment_values
 
     def too_long(attachment, limits):
         row = real(attachment, limits)
         if attachment.filename == "refused.txt":
-            row.filename = "x" * 300  # longer than the column: refused when the rows are written
+            row["filename"] = "x" * 300  # longer than the column: refused when the rows are written
         return row
 
-    monkeypatch.setattr(ingest_module, "_attachment_row", too_long)
+    monkeypatch.setattr(ingest_module, "_attachment_values", too_long)
     raws = [build_mail(sender="kim@customer.test", subject="Fine"),
             build_mail(sender="lee@customer.test", subject="With file", attachments=[("refused.txt", "text/csv", b"a")]),
             build_mail(sender="mo@customer.test", subject="Also fine")]
@@ -391,3 +391,19 @@ def test_a_row_the_database_refuses_only_when_the_batch_is_written_quarantines_t
     assert results[1].reason == "processing_error"
     assert db_session.scalar(select(func.count()).select_from(Interaction)) == 2
     assert sorted(m.recipients[0] for m in outbox.sent) == ["kim@customer.test", "mo@customer.test"]
+
+
+def test_a_batch_writes_each_message_attachments_linked_to_it_and_readable(app, desk, db_session):
+    raws = [build_mail(sender="kim@customer.test", subject="Two files",
+                       attachments=[("a.pdf", "application/pdf", b"%PDF-kim"), ("b.png", "image/png", b"\x89PNG-kim")]),
+            build_mail(sender="lee@customer.test", subject="No file"),
+            build_mail(sender="mo@customer.test", subject="One file", attachments=[("c.csv", "text/csv", b"mo,1\n")])]
+    results = _many(db_session, desk, raws)
+    assert [r.status for r in results] == ["stored"] * 3
+    by_sender = {}
+    for row in db_session.scalars(select(EmailAttachment).order_by(EmailAttachment.id)):
+        message = db_session.get(EmailMessage, row.message_id)
+        by_sender.setdefault(message.from_address, []).append(
+            (row.filename, row.size_bytes, attachment_content(db_session, row)))
+    assert by_sender == {"kim@customer.test": [("a.pdf", 8, b"%PDF-kim"), ("b.png", 8, b"\x89PNG-kim")],
+                         "mo@customer.test": [("c.csv", 5, b"mo,1\n")]}

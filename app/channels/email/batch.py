@@ -155,6 +155,7 @@ def _process_batch(session: Session, desk_config, parsed: list[tuple[int, Stored
         if result.status == "stored":
             processed.append(row.id)
         done.append((index, result))
+    batch.flush()  # the rows it holds back (attachments) are written before the commit
     if processed:
         session.execute(update(InboundEmail).where(InboundEmail.id.in_(processed)).values(
             status=InboundStatus.PROCESSED, processed_at=utcnow(), attempts=1))

@@ -312,17 +312,19 @@ def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail
         from_name=parsed.from_name[:254], to=parsed.to[:100], cc=parsed.cc[:100], subject=parsed.subject,
         text_body=parsed.text, html_body=parsed.html, language=interaction.language, is_automatic=automatic,
         status="received", sent_at=parsed.date, details=dict(details, reply_to=parsed.reply_to))
-    limits = config.limits
-    for attachment in parsed.attachments:
-        message.attachments.append(_attachment_row(attachment, limits))
     if batch is not None:
         message.id = batch.message_id()
         batch.added(message)
+    rows = [_attachment_values(attachment, config.limits) for attachment in parsed.attachments]
+    if batch is not None and message.id is not None:
+        batch.add_attachments(message.id, rows)
+    else:
+        message.attachments.extend(EmailAttachment(**row) for row in rows)
     session.add(message)
     return message
 
 
-def _attachment_row(attachment: ParsedAttachment, limits) -> EmailAttachment:
+def _attachment_values(attachment: ParsedAttachment, limits) -> dict:
     """The attachment's row: metadata and where its bytes are in the raw message (stored once, there);
     an attachment over the size limit or of a blocked type is marked withheld (never served)."""
     extension = attachment.filename.rpartition(".")[2].lower() if "." in attachment.filename else ""
@@ -331,10 +333,9 @@ def _attachment_row(attachment: ParsedAttachment, limits) -> EmailAttachment:
         withheld = "too_large"
     elif extension in limits.blocked_extensions:
         withheld = "blocked_type"
-    return EmailAttachment(
-        filename=attachment.filename, content_type=attachment.content_type, size_bytes=attachment.size,
-        content_id=(attachment.content_id or "")[:255] or None, inline=attachment.inline, withheld=withheld,
-        mime_part=attachment.part)
+    return {"filename": attachment.filename, "content_type": attachment.content_type, "size_bytes": attachment.size,
+            "content_id": (attachment.content_id or "")[:255] or None, "inline": attachment.inline,
+            "withheld": withheld, "mime_part": attachment.part}
 
 
 def _language_for(parsed: ParsedEmail, customer_language: str | None, mailbox: Mailbox) -> str:

@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, literal, select, text, union_all
+from sqlalchemy import bindparam, insert, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from app.channels.email import threads
-from app.channels.email.models import EmailMessage, UndeliverableAddress
+from app.channels.email.models import EmailAttachment, EmailMessage, UndeliverableAddress
 from app.complaints.email_rules import open_complaint_levels
 from queues.service import CustomerHistory, last_served_by
 
@@ -85,6 +85,7 @@ class BatchWrites:
         self._generation = 0  # bumped at every read of the history
         self._undeliverable: set[str] = set()
         self.acked: list[str] = []  # acknowledgements queued since the history was read, by recipient
+        self.attachments: list[dict] = []  # attachment rows of added messages, not yet written
 
     # --- ids ---------------------------------------------------------------------------------------
     def case_id(self) -> int | None:
@@ -118,9 +119,20 @@ class BatchWrites:
         if message.message_id:
             self.unwritten_message_ids.add(message.message_id)
 
+    def add_attachments(self, message_id: int, rows: list[dict]) -> None:
+        """The attachment rows (``EmailAttachment`` columns) of a message added with a reserved id:
+        written at the next ``flush``, all the batch's in one statement -- as objects, the unit of work
+        would track and write each one (nothing of the batch reads them back)."""
+        self.attachments.extend(dict(row, message_id=message_id) for row in rows)
+
     # --- reading what the batch wrote ------------------------------------------------------------------
     def flush(self) -> None:
+        """Write what the batch added: the session's objects, then the attachment rows (after their
+        messages)."""
         self.session.flush()
+        if self.attachments:
+            self.session.execute(insert(EmailAttachment.__table__), self.attachments)
+            self.attachments = []
         self.unwritten_message_ids.clear()
         self.unwritten_cases.clear()
         self.prospect_addresses.clear()
@@ -180,11 +192,12 @@ class BatchWrites:
         """Read the history again at the next acknowledgement (a bounce may have marked an address)."""
         self._history = None
 
-    def mark(self) -> tuple[int, int]:
-        return len(self.acked), self._generation
+    def mark(self) -> tuple[int, int, int]:
+        return len(self.acked), self._generation, len(self.attachments)
 
-    def undo(self, mark: tuple[int, int]) -> None:
+    def undo(self, mark: tuple[int, int, int]) -> None:
         """A message's savepoint was rolled back: its acknowledgement and unwritten rows are gone."""
+        del self.attachments[mark[2]:]
         self.unwritten_message_ids.clear()
         self.unwritten_cases.clear()
         self.prospect_addresses.clear()
