@@ -31,7 +31,7 @@ from app.channels.telephony import TelephonyError
 from app.db import utcnow
 from app.extensions import csrf, db
 from app.interactions.models import Interaction
-from app.interactions.service import DEFER_KEY, WRITTEN_KEY, write_pending
+from app.interactions.service import DEFER_KEY, WRITTEN_KEY, insert_new_at_once, write_pending
 from ivr import agent_leg, calls, twiml
 from ivr.calls import CallError, Desk, VoiceUrls
 from ivr.models import VoiceWebhookReceipt
@@ -224,12 +224,14 @@ def answer(event: str, handler: Callable[[OrmSession], tuple[Interaction | None,
             if _changed(session):
                 # The handler's changes first (the receipt may name the interaction they insert), then the
                 # receipt as a plain insert: it is never read back, so it needs no place in the ORM's session.
-                # A write at once the handler left pending carries the receipt in its own statement.
+                # A write at once the handler left pending, or a new call's rows, carry the receipt in their
+                # own statement.
                 receipt = {"call_sid": call_sid, "event": event, "status_code": 200, "body": body,
                            "created_at": utcnow(), "interaction_id": interaction.id if interaction else None}
-                session.flush()
-                if not write_pending(session, ride=(_RECEIPTS, receipt)):
-                    session.execute(_RECEIPT_INSERT, receipt)
+                if not insert_new_at_once(session, ride=(_RECEIPTS, receipt)):  # a new call: one statement
+                    session.flush()
+                    if not write_pending(session, ride=(_RECEIPTS, receipt)):
+                        session.execute(_RECEIPT_INSERT, receipt)
             session.commit()
             return Response(body, 200, mimetype="text/xml")
         except CallError as exc:

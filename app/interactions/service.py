@@ -10,10 +10,10 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, String, Table, bindparam, event, func, select, text, true
+from sqlalchemy import JSON, DateTime, String, Table, bindparam, event, func, select, text, true
 from sqlalchemy import column as sql_column
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -193,6 +193,83 @@ def _pending_before_flush_or_commit(session: Session, *args) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _pending_dropped(session: Session, previous_transaction) -> None:
     session.info.pop(_PENDING_KEY, None)
+
+
+# --- a new interaction inserted at once (a new call) ------------------------------------------------------
+
+_LOGGED_ROW = (("kind", String), ("from_state", String), ("to_state", String), ("actor", String), ("reason", String),
+               ("data", JSON), ("occurred_at", DateTime(timezone=True)))
+
+
+@cache
+def _created_and_logged(columns: tuple[str, ...], ride: Table | None = None):
+    """One statement for PostgreSQL: INSERT the interaction (``columns`` from the binds ``n_<column>``),
+    its event rows (``b_events``: a JSON array, in order) and, with ``ride``, one row of that table (as
+    in ``_moved_and_logged``); it returns how many interactions were inserted."""
+    created = (_INTERACTIONS.insert()
+               .values({name: bindparam(f"n_{name}", type_=_INTERACTIONS.c[name].type) for name in columns})
+               .returning(_INTERACTIONS.c.id).cte("created"))
+    rows = (func.json_to_recordset(bindparam("b_events", type_=JSON))
+            .table_valued(*[sql_column(name, kind) for name, kind in _LOGGED_ROW])
+            .render_derived(name="event", with_types=True))
+    logged = _EVENTS.insert().from_select(list(_EVENT_COLUMNS), select(
+        created.c.id, *[rows.c[name] for name, _ in _LOGGED_ROW]).select_from(created.join(rows, true())))
+    statement = select(func.count()).select_from(created).add_cte(logged.cte("logged"))
+    if ride is None:
+        return statement
+    names = [c.name for c in ride.columns if not c.primary_key]
+    riding = ride.insert().from_select(names, select(*[
+        created.c.id if name == "interaction_id" else bindparam(f"r_{name}", type_=ride.c[name].type)
+        for name in names]).select_from(created))
+    return statement.add_cte(riding.cte("ride"))
+
+
+def _with_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` and the Python-side column default of every column they leave out, as an INSERT
+    through the unit of work would write them."""
+    filled = dict(values)
+    for col in table.columns:
+        if col.key not in filled and col.default is not None and not col.primary_key:
+            filled[col.key] = col.default.arg(None) if col.default.is_callable else col.default.arg
+    return filled
+
+
+def insert_new_at_once(session: Session, ride: tuple[Table, dict[str, Any]] | None = None) -> bool:
+    """When all the session holds to write is one new interaction (with a reserved id) and its event
+    rows -- a new call -- insert them, with ``ride`` (as in ``write_pending``), in one statement instead
+    of a flush of the unit of work, and leave the interaction in the session as if loaded (its events
+    leave the session: the log is append-only and never read back here). False, having done nothing,
+    for anything else or without PostgreSQL (the caller flushes as usual). A retried call's id is
+    refused by the database (IntegrityError), as by the flush."""
+    if session.dirty or session.deleted or _PENDING_KEY in session.info:
+        return False
+    new = list(session.new)
+    created = [obj for obj in new if type(obj) is Interaction]
+    if len(created) != 1 or created[0].id is None or session.get_bind().dialect.name != "postgresql":
+        return False
+    interaction = created[0]
+    events = sorted((obj for obj in new if type(obj) is InteractionEvent), key=lambda e: sa_inspect(e).insert_order)
+    if len(events) + 1 != len(new) or any(e.interaction_id != interaction.id for e in events):
+        return False
+    values = _with_defaults(_INTERACTIONS, {key: value for key, value in sa_inspect(interaction).dict.items()
+                                            if key in _INTERACTIONS.c})
+    logged = [_with_defaults(_EVENTS, {key: value for key, value in sa_inspect(e).dict.items() if key in _EVENTS.c})
+              for e in events]
+    params = {"b_events": [{name: row[name].isoformat() if name == "occurred_at" else row[name]
+                            for name, _ in _LOGGED_ROW} for row in logged],
+              **{f"n_{name}": value for name, value in values.items()}}
+    if ride is not None:
+        params.update({f"r_{name}": value for name, value in ride[1].items() if name != "interaction_id"})
+    with session.no_autoflush:  # these very rows are what a flush would write
+        session.scalar(_created_and_logged(tuple(values), ride[0] if ride else None), params)
+    for obj in new:
+        session.expunge(obj)
+    make_transient_to_detached(interaction)
+    session.add(interaction)
+    for key, value in values.items():
+        set_committed_value(interaction, key, value)
+    session.info[WRITTEN_KEY] = True
+    return True
 
 
 def _write_at_once(session: Session, interaction: Interaction, values: dict[str, Any],

@@ -4,7 +4,7 @@ check and INSERTs its facts only if the row was updated; elsewhere the UPDATE, t
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -12,10 +12,12 @@ from app.channels import voice
 from app.channels.telephony import RecordingTelephony
 from app.extensions import db
 from app.interactions.models import Interaction, InteractionEvent
-from app.interactions.service import WRITTEN_KEY, events_of, record_fact, transition, update_attributes
+from app.interactions.service import (WRITTEN_KEY, create_interaction, events_of, record_fact, transition,
+                                      update_attributes)
 from tests.factories import make_interaction
 from tests.ivr.helpers import OPEN_AT
 from tests.ivr.phone import Caller
+from ivr.models import VoiceWebhookReceipt
 
 
 @pytest.fixture()
@@ -127,12 +129,48 @@ def test_a_menu_step_costs_one_statement_for_the_call_and_its_facts(phone, db_se
 def test_a_new_call_is_inserted_once_in_the_ivr(phone, db_session, statements):
     reply = phone.dial()
     assert reply.status == 200 and reply.verbs == ["Gather"]
-    writes = [" ".join(s.split()[:3]) for s in statements if not s.startswith("SELECT")]
-    assert writes == ["INSERT INTO interactions", "INSERT INTO interaction_events",
-                      "INSERT INTO voice_webhook_receipts"]  # no UPDATE of the row just inserted
+    writes = [s for s in statements if not s.startswith("SELECT")]
+    assert len(writes) == 1  # the call, its events and the receipt in one statement; no UPDATE of the new row
+    assert writes[0].startswith("WITH created AS") and all(f"INSERT INTO {table} " in writes[0] for table in (
+        "interactions", "interaction_events", "voice_webhook_receipts"))
     call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
     assert call.state == "ivr" and call.attributes["ivr"]["seq"] == 1
-    assert [e.to_state for e in events_of(db_session, call.id)][:2] == ["new", "ivr"]
+    assert (call.direction, call.priority, call.required_skills, call.version) == ("inbound", 0, [], 1)  # defaults
+    logged = events_of(db_session, call.id)
+    assert [(e.kind, e.from_state, e.to_state, e.actor) for e in logged][:2] == [
+        ("created", None, "new", "ivr"), ("transition", "new", "ivr", "ivr")]
+    assert logged[0].data == {"channel": "voice"} and logged[1].reason == "call_answered"
+    receipt = db_session.scalar(select(VoiceWebhookReceipt).where(VoiceWebhookReceipt.call_sid == phone.call_sid))
+    assert receipt.event == "incoming" and receipt.interaction_id == call.id and "<Gather" in receipt.body
+
+
+def test_a_retried_new_call_replays_the_stored_answer(phone, db_session):
+    first = phone.dial()
+    again = phone.dial()  # Twilio's retry: the same CallSid
+    assert again.status == 200 and again.text == first.text
+    assert db_session.scalar(select(func.count()).select_from(Interaction)) == 1
+
+
+@pytest.mark.parametrize("beside", ["nothing", "a changed row", "a second new call", "a fact of another call"])
+def test_only_a_new_call_alone_is_inserted_at_once(db_session, beside):
+    from app.interactions.service import insert_new_at_once, reserve_interaction_id
+
+    earlier = make_interaction(db_session)
+    db_session.commit()
+    if beside == "nothing":
+        assert insert_new_at_once(db_session) is False  # nothing new to write
+        return
+    first_id, second_id = reserve_interaction_id(db_session), reserve_interaction_id(db_session)
+    create_interaction(db_session, channel="voice", actor="test", external_ref="CA-new", interaction_id=first_id)
+    if beside == "a changed row":
+        earlier.subject = "changed"
+    elif beside == "a second new call":
+        create_interaction(db_session, channel="voice", actor="test", external_ref="CA-other", interaction_id=second_id)
+    else:
+        record_fact(db_session, earlier, "note", actor="test")
+    assert insert_new_at_once(db_session) is False  # left to the unit of work
+    db_session.commit()
+    assert db_session.scalar(select(Interaction).where(Interaction.external_ref == "CA-new")) is not None
 
 
 def test_asking_for_an_agent_from_the_menu_looks_no_queue_entry_up(phone, db_session, statements):
@@ -336,6 +374,12 @@ def test_without_postgresql_the_writes_at_once_are_an_update_then_an_insert():
                 update_attributes(other, stale, {"b": 2}, facts=[("ivr.menu", {})], actor="ivr")
             other.rollback()
         assert [e.kind for e in events_of(session, call.id)].count("ivr.menu") == 1
+        from app.interactions.service import insert_new_at_once
+
+        create_interaction(session, channel="voice", actor="test", external_ref="CA-sqlite-2", interaction_id=99)
+        assert insert_new_at_once(session) is False  # the unit of work writes it
+        session.commit()
+        assert session.get(Interaction, 99).external_ref == "CA-sqlite-2"
 
 
 # --- a write at once kept for the caller's own row (DEFER_KEY) ----------------------------------------------
