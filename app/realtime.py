@@ -63,11 +63,24 @@ def publish_all(events: list[tuple[str, dict[str, Any]]]) -> None:
             log.exception("realtime batch listener %r failed", batch)
 
 
+COMMITTED_KEY = "realtime_committed"
+
+
 @event.listens_for(Session, "after_commit")
-def _deliver(session: Session) -> None:
+def _committed(session: Session) -> None:
     pending = session.info.pop(PENDING_KEY, None)
     if pending:
-        publish_all(pending)
+        session.info.setdefault(COMMITTED_KEY, []).extend(pending)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _deliver(session: Session, transaction) -> None:
+    """Delivered once the committed transaction has ended -- its connection back in the pool -- rather
+    than inside the commit: listeners publish to Redis and Socket.IO, and a database connection held
+    across those round trips is one more a busy web worker needs from its pool."""
+    committed = session.info.pop(COMMITTED_KEY, None)
+    if committed:
+        publish_all(committed)
 
 
 @event.listens_for(Session, "after_rollback")

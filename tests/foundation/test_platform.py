@@ -28,6 +28,20 @@ def test_events_are_delivered_only_after_commit(db_session, received):
     assert [name for name, _ in received] == ["interaction.created"]
 
 
+def test_listeners_run_once_the_committed_transaction_has_given_its_connection_back(db_session):
+    checked_out: list[int] = []
+    pool = db_session.get_bind().pool
+    listener = lambda name, payload: checked_out.append(pool.checkedout())  # noqa: E731
+    before = pool.checkedout()
+    realtime.subscribe(listener)
+    try:
+        make_interaction(db_session)
+        db_session.commit()
+    finally:
+        realtime.unsubscribe(listener)
+    assert checked_out and all(count == before for count in checked_out)
+
+
 def test_rolled_back_events_are_never_delivered(db_session, received):
     make_interaction(db_session)
     db_session.rollback()
