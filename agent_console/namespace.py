@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -40,7 +41,7 @@ from app.auth.roles import current_staff, socket_role_required
 from app.channels.email.live import EVENT as EMAIL_EVENT
 from app.extensions import db, socketio
 from app.interactions.models import InteractionEvent
-from queues import service as routing_service
+from queues import router, service as routing_service
 
 log = logging.getLogger(__name__)
 NAMESPACE = "/agent"
@@ -270,6 +271,7 @@ _app_ref: dict[str, Any] = {}
 _FAN_OUT_NAMES = {*_OFFER_GONE, "offer.accepted", "offer.created", "agent.presence", "console.work",
                   "interaction.state", payloads.ALERT_EVENT}
 DISPATCH_SHARDS = 4
+PREPARED_LIMIT = 1000
 
 
 class _Dispatcher:
@@ -318,6 +320,51 @@ class _Dispatcher:
 _dispatcher = _Dispatcher(DISPATCH_SHARDS)
 
 
+class _Prepared:
+    """Screen-pops built while their offer was being written, by (interaction, agent), until the offer's
+    event takes them. An offer the database refused leaves its pop behind: the oldest go past ``limit``."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._items: OrderedDict[tuple[int, int], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: tuple[int, int], item: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+
+    def take(self, key: tuple[int, int]) -> dict[str, Any] | None:
+        with self._lock:
+            return self._items.pop(key, None)
+
+
+_prepared = _Prepared(PREPARED_LIMIT)
+
+
+def prepare_offer(interaction_id: int, agent_id: int, priority: int, priority_reasons: list) -> None:
+    """Router hook (``queues.router.on_offer_decided``): build the offer's screen-pop now, on the agent's
+    fan-out shard, while the router writes the offer -- the ``offer.created`` delivery queued behind it
+    on the same shard then only emits."""
+    app = _app_ref.get("app")
+    if app is None:
+        return
+
+    def build() -> None:
+        with app.app_context():
+            try:
+                item = payloads.prepared_screenpop(db.session, interaction_id, app.extensions["desk.config"],
+                                                   priority, priority_reasons)
+            finally:
+                db.session.remove()
+        if item is not None:
+            _prepared.put((interaction_id, agent_id), item)
+
+    _dispatcher.submit(agent_id, build)
+
+
 def fan_out(events: list[tuple[str, dict[str, Any]]]) -> None:
     """Realtime batch listener: queue the ``/agent`` events one commit makes, each for the agent it
     concerns. A contact the same commit moves into an open state and out again (wrap-up completed
@@ -362,7 +409,12 @@ def deliver(app, name: str, payload: dict[str, Any]) -> None:
     if name == payloads.ALERT_EVENT:
         _with_session(app, lambda config: payloads.complaint_alert(payload), "alert", room)
     elif name == "offer.created":
-        _with_session(app, lambda config: _offer_seen_by_agent(payload, config), "offer", room)
+        prepared = _prepared.take((int(payload["interaction_id"]), int(agent_id)))
+        if prepared is not None:  # built while the offer was written (same shard: it ran before this)
+            out = payloads.offer_from_prepared(payload, prepared)
+            socketio.emit("offer", out.model_dump(mode="json"), namespace=NAMESPACE, to=room)
+        else:
+            _with_session(app, lambda config: _offer_seen_by_agent(payload, config), "offer", room)
     elif name == "agent.presence":
         event = payloads.presence_event(int(agent_id), payload)
         socketio.emit("presence", event.model_dump(mode="json"), namespace=NAMESPACE, to=room)
@@ -434,4 +486,5 @@ def init_app(app) -> None:
     _app_ref["app"] = app
     socketio.on_namespace(AgentNamespace(NAMESPACE))
     realtime.subscribe_batch(fan_out)
+    router.on_offer_decided(prepare_offer)
     realtime.subscribe(email_fan_out)

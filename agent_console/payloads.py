@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from agent_console import routing
 from agent_console.events import OutComplaintAlert, OutOffer, OutPresence, OutSnapshot, OutStats, OutWork
-from agent_console.screenpop import build_screenpop
+from agent_console.screenpop import build_screenpop, explain_priority
 from agent_console.service import open_work, today_stats
 from app.auth.models import StaffUser
 from app.complaints.models import ComplaintNotice
@@ -46,6 +46,34 @@ def offer_event(session: Session, payload: dict[str, Any], desk_config: Any, *,
         channel=payload.get("channel") or interaction.channel, queue=payload.get("queue") or interaction.queue,
         screenpop=build_screenpop(session, interaction, desk_config, priority=priority, priority_reasons=reasons,
                                   viewer=viewer))
+
+
+def prepared_screenpop(session: Session, interaction_id: int, desk_config: Any, priority: int,
+                       priority_reasons: list[dict]) -> dict[str, Any] | None:
+    """The screen-pop of a contact the router has just decided to offer, built while the offer is being
+    written (``offer_from_prepared`` turns it into the offer event). None when the contact is gone."""
+    interaction = session.get(Interaction, interaction_id)
+    if interaction is None:
+        return None
+    return {"channel": interaction.channel, "queue": interaction.queue,
+            "screenpop": build_screenpop(session, interaction, desk_config, priority=priority,
+                                         priority_reasons=priority_reasons)}
+
+
+def offer_from_prepared(payload: dict[str, Any], prepared: dict[str, Any]) -> OutOffer:
+    """The offer event from its ``offer.created`` payload and the screen-pop prepared for it: nothing to
+    read. The pop was built a moment before the offer's commit, so it is brought up to it: the contact
+    is now offered, with the offer's priority."""
+    screenpop = dict(prepared["screenpop"])
+    screenpop["interaction"] = {**screenpop["interaction"], "state": "offered"}
+    priority, reasons = int(payload["priority"]), list(payload.get("priority_reasons") or [])
+    screenpop["priority"] = explain_priority(priority, reasons)
+    expires_at = payload["expires_at"]
+    return OutOffer(
+        offer_id=int(payload["offer_id"]), interaction_id=int(payload["interaction_id"]),
+        agent_id=int(payload["agent_id"]), expires_at=expires_at if isinstance(expires_at, str) else _iso(expires_at),
+        priority=priority, priority_reasons=reasons, channel=payload.get("channel") or prepared["channel"],
+        queue=payload.get("queue") or prepared["queue"], screenpop=screenpop)
 
 
 def work_item(session: Session, interaction: Interaction, desk_config: Any, *, with_screenpop: bool = True,

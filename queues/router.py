@@ -28,6 +28,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, UTC
 
@@ -430,6 +431,8 @@ class Router:
         self._retry_agents.update(result.back_from_wrap_up)
         for contact, action in result.overflowed:
             self._overflow(session, contact.id, action, now, report)
+        for decided in result.offers:  # first tell everyone preparing for an offer, then write them all
+            _offer_decided(decided.contact_id, decided.agent_id, decided.priority, list(decided.priority_reasons))
         for decided in result.offers:
             self._write_offer(session, decided, report)
 
@@ -491,6 +494,27 @@ class Router:
         if interaction_id not in self.engine.contacts:
             return None
         return self.engine.explain(interaction_id, (now or utcnow()).timestamp())
+
+
+OfferHook = Callable[[int, int, int, list], None]
+_decision_hooks: list[OfferHook] = []
+
+
+def on_offer_decided(hook: OfferHook) -> None:
+    """Register ``hook(interaction_id, agent_id, priority, priority_reasons)``, called as the router decides
+    an offer and before it writes it: work the offer will need can start while it is written (the console
+    builds its screen-pop). The offer may yet be refused by the database, so a hook prepares and never
+    announces; what it prepared for an offer never made is simply not used."""
+    if hook not in _decision_hooks:
+        _decision_hooks.append(hook)
+
+
+def _offer_decided(interaction_id: int, agent_id: int, priority: int, reasons: list) -> None:
+    for hook in list(_decision_hooks):
+        try:
+            hook(interaction_id, agent_id, priority, reasons)
+        except Exception:  # preparation only: the offer goes ahead without it
+            log.exception("offer hook %r failed", hook)
 
 
 def _jsonable(value):

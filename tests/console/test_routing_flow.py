@@ -213,3 +213,24 @@ def test_a_console_that_goes_away_returns_its_offer(db_session, agent_client, ro
     assert state.presence == "offline"
     assert fresh(db_session, Offer, offer["offer_id"]).cause == "disconnect"
     assert fresh(db_session, Interaction, call.id).state == "queued"
+
+
+def test_the_offer_event_uses_the_screenpop_built_while_the_offer_was_written(db_session, agent_client, routed,
+                                                                             monkeypatch):
+    from agent_console import payloads
+
+    def slow_path(*args, **kwargs):
+        raise AssertionError("the screen-pop was built again after the commit")
+
+    monkeypatch.setattr(payloads, "offer_event", slow_path)
+    agent = make_staff(db_session)
+    customer = make_customer(db_session, name="Li Lei")
+    db_session.commit()
+    client = agent_client(agent)
+    client.next("snapshot")
+    available(client)
+    call = queued(db_session, customer=customer)
+    routed()
+    offer = client.next("offer")
+    assert offer["interaction_id"] == call.id and offer["screenpop"]["customer"]["customer"]["name"] == "Li Lei"
+    assert offer["screenpop"]["interaction"]["state"] == "offered"

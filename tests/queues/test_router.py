@@ -389,3 +389,22 @@ def test_hints_travel_between_processes_over_redis(app, redis_client):
     finally:
         stop.set()
         listener.join(timeout=5)
+
+
+def test_offer_hooks_hear_of_an_offer_before_it_is_written(app, db_session, monkeypatch):
+    heard = []
+
+    def hook(interaction_id, agent_id, priority, reasons):
+        heard.append((interaction_id, agent_id, priority, reasons, pending(db_session)))
+
+    def broken(*args):
+        raise RuntimeError("a preparation failed")
+
+    monkeypatch.setattr(router, "_decision_hooks", [broken, hook])
+    staff = agent(db_session)
+    interaction = queued(db_session)
+    report = settle(app)
+    assert [(i, a, rows) for i, a, _p, _r, rows in heard] == [(interaction.id, staff.id, [])]  # nothing written yet
+    assert heard[0][2] == pending(db_session)[0].priority and report.offers  # the offer went ahead regardless
+    router.on_offer_decided(hook)
+    assert router._decision_hooks == [broken, hook]
