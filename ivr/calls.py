@@ -15,7 +15,7 @@ from functools import cache, cached_property
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import Connection, bindparam, exists, select
 from sqlalchemy.orm import Session
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -382,6 +382,26 @@ def _pull_bridge(session: Session, interaction: Interaction, urls: VoiceUrls, no
     return response
 
 
+def announce_due(desk: Desk, announced: int | None, now: datetime) -> bool:
+    """Is this turn of the wait loop due to announce the position (``announce_every_s`` since the last
+    announcement, epoch second ``announced``, or none yet)?"""
+    return announced is None or now.timestamp() - announced >= desk.ivr.waiting.announce_every_s
+
+
+def quiet_turn(connection: Connection, desk: Desk, *, call_sid: str, turn: int, urls: VoiceUrls, now: datetime,
+               announced: int | None) -> VoiceResponse | None:
+    """A turn of the wait loop between announcements, for a call still waiting: its TwiML, from the four
+    columns read on ``connection`` -- a read outside any transaction (the busiest webhook of a busy
+    desk changes nothing, so it needs no BEGIN and COMMIT). None when the turn is due to announce or
+    the call is not (or no longer) waiting: ``wait_turn`` then answers it."""
+    if announce_due(desk, announced, now):
+        return None
+    call = connection.execute(_WAITING_CALL_BY_SID, {"call_sid": call_sid}).first()
+    if call is None or call.state not in (State.QUEUED, State.OFFERED):
+        return None
+    return _waiting_turn(desk, call.language, turn=turn, urls=urls, announced=announced)
+
+
 def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: VoiceUrls, now: datetime,
               announced: int | None = None) -> tuple[Interaction | None, VoiceResponse]:
     """One turn of the wait loop: position and estimated wait every ``announce_every_s`` (counted
@@ -391,7 +411,7 @@ def wait_turn(session: Session, desk: Desk, *, call_sid: str, turn: int, urls: V
     The most frequent webhook of a busy desk: a quiet turn of a call still waiting reads only the four
     columns it needs (no ORM object; the interaction returned is then None). An announcing turn (the
     queue's position reads the interaction) or a call no longer waiting loads the call."""
-    due = announced is None or now.timestamp() - announced >= desk.ivr.waiting.announce_every_s
+    due = announce_due(desk, announced, now)
     if not due:
         call = session.execute(_WAITING_CALL_BY_SID, {"call_sid": call_sid}).first()
         if call is None:

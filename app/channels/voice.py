@@ -280,13 +280,24 @@ def gather() -> Response:
 
 @bp.post("/wait")
 def wait() -> Response:
+    """A turn of the wait loop. Between announcements a call still waiting is answered from one read
+    outside any transaction (it changes nothing: no receipt either); anything else goes through
+    ``answer``."""
     try:
         turn = _int_arg("t", low=1)
         announced = _optional_arg("a")
+        call_sid = _call_sid()
     except BadWebhook as exc:
         return _bad(exc)
+    now = utcnow()
+    if not calls.announce_due(_desk(), announced, now):
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            quiet = calls.quiet_turn(connection, _desk(), call_sid=call_sid, turn=turn, urls=_urls(), now=now,
+                                     announced=announced)
+        if quiet is not None:
+            return Response(str(quiet), 200, mimetype="text/xml")
     return answer(f"wait:{turn}", lambda session: calls.wait_turn(
-        session, _desk(), call_sid=_call_sid(), turn=turn, urls=_urls(), now=utcnow(), announced=announced))
+        session, _desk(), call_sid=call_sid, turn=turn, urls=_urls(), now=now, announced=announced))
 
 
 @bp.post("/wait-key")

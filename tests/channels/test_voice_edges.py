@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.channels import telephony as telephony_module
@@ -204,6 +204,40 @@ def test_the_wait_loop_pulls_the_bridge_when_the_redirect_has_not_come(app, clie
     assert func(*args) == "nothing" and twin.requests == []  # the job sees the bridge already taken
     assert caller.post(reply.redirect_url).first("Dial") is not None
     assert kinds(db_session, interaction).count("voice.bridge_pulled") == 1
+
+
+def test_a_quiet_turn_of_a_connected_call_pulls_the_bridge_too(app, client, db_session, clock, twin, monkeypatch):
+    monkeypatch.setattr("app.jobs.enqueue", lambda func, *args, **kwargs: None)
+    agent = make_staff(db_session)
+    caller = queued(client)
+    interaction = offer_and_accept(db_session, caller, agent)
+    announced = int(OPEN_AT.timestamp()) - 1  # between announcements: the turn first reads outside a transaction
+    reply = caller.post(f"{BASE}/voice/wait?t=3&a={announced}")
+    assert reply.redirect_url == f"{BASE}/voice/connect?i={interaction.id}&a={agent.id}&b=1"
+    assert kinds(db_session, interaction).count("voice.bridge_pulled") == 1
+
+
+def test_a_quiet_turn_of_an_unknown_call_is_refused_politely(client, clock):
+    stranger = Caller(client)
+    reply = stranger.post(f"{BASE}/voice/wait?t=3&a={int(OPEN_AT.timestamp()) - 1}")
+    assert reply.status == 404 and reply.verbs == ["Say", "Hangup"]
+
+
+def test_a_quiet_turn_of_a_waiting_call_opens_no_transaction(client, db_session, clock):
+    from app.extensions import db
+
+    caller = queued(client)  # the first turn announced
+    ended: list[str] = []
+    listeners = {name: (lambda *args, name=name: ended.append(name)) for name in ("commit", "rollback")}
+    for name, listener in listeners.items():
+        event.listen(db.engine, name, listener)
+    try:
+        reply = caller.post(f"{BASE}/voice/wait?t=2&a={int(OPEN_AT.timestamp()) - 1}")
+    finally:
+        for name, listener in listeners.items():
+            event.remove(db.engine, name, listener)
+    assert reply.status == 200 and reply.verbs == ["Gather", "Redirect"] and "<Say" not in reply.text
+    assert "commit" not in ended  # read in autocommit: no BEGIN, no COMMIT
 
 
 def test_connect_and_callback_answer_refuse_the_wrong_agent_or_state(client, db_session, clock, twin):
