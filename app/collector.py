@@ -11,12 +11,21 @@ shorten and thin those pauses:
 - a full collection runs after ``FULL_EVERY`` collections of the middle generation instead of
   CPython's 10: young collections still reclaim short-lived cycles (a request's, a message's) at once,
   and the rare cycle that survives into the old generation waits a little longer.
+
+``DESK_GC_LOG=directory`` makes each process that settles its collector append one JSON line per
+collection of 1 ms or more to ``gc-<pid>.jsonl`` there (when, generation, milliseconds, objects
+collected): to see which pauses a latency tail holds.
 """
 from __future__ import annotations
 
 import gc
+import json
+import os
+import time
+from pathlib import Path
 
 FULL_EVERY = 100
+LOGGED_MS = 1.0
 
 
 def settle_collector() -> None:
@@ -24,3 +33,23 @@ def settle_collector() -> None:
     gc.freeze()
     young, middle, _old = gc.get_threshold()
     gc.set_threshold(young, middle, FULL_EVERY)
+    directory = os.environ.get("DESK_GC_LOG")
+    if directory:
+        log_collections(Path(directory) / f"gc-{os.getpid()}.jsonl")
+
+
+def log_collections(path: Path) -> None:
+    """Append a line to ``path`` for every collection lasting ``LOGGED_MS`` or more."""
+    started: dict[str, float] = {}
+
+    def callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            started["at"] = time.perf_counter()
+            return
+        elapsed_ms = (time.perf_counter() - started.pop("at", time.perf_counter())) * 1000
+        if elapsed_ms >= LOGGED_MS:
+            with path.open("a") as out:
+                out.write(json.dumps({"at": round(time.time(), 3), "generation": info["generation"],
+                                      "ms": round(elapsed_ms, 2), "collected": info["collected"]}) + "\n")
+
+    gc.callbacks.append(callback)
