@@ -661,4 +661,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover - the process entry point
-    raise SystemExit(main())
+    # ``python -m`` runs this file as ``__main__``, a second copy of the module beside the ``queues.router``
+    # the app imports: run the app's copy, so its hub, hooks and router are the ones everything else sees.
+    from queues.router import main as _main
+
+    raise SystemExit(_main())
