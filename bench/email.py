@@ -9,7 +9,7 @@ By default messages go in batches of 50 through ``batch.ingest_many``, as the IM
 savepoint per message. ``--batch 1`` measures the one-message door instead (``ingest_raw``, as the
 raw-MIME HTTP endpoint uses it: two commits per message).
 Three kinds of mail (``--kinds attachments`` runs only some): ``plain`` (text), ``html`` (text + HTML alternative with inline styling) and
-``attachments`` (HTML plus three attachments, ~300 KB). A fifth of each batch are replies that thread
+``attachments`` (HTML plus three attachments, ~300 KB, named differently in each message). A fifth of each batch are replies that thread
 into earlier cases. Sending is not measured (the acknowledgement jobs are collected, not run).
 JSON fields per kind: kind, messages, messages_per_s, batch, p50_ms, p99_ms (per call: a message, or a
 batch), cpu_ms_per_message (this process's CPU: with the database waits excluded it shows what one
@@ -128,10 +128,11 @@ def build_message(kind: str, n: int, rng: random.Random, customers: int, reply_t
         msg.add_alternative(f"<html><body><table><tr><td>{paragraphs}</td></tr></table>"
                             f'<img src="https://tracker.example/p.gif"></body></html>', subtype="html")
     if kind == "attachments":
-        msg.add_attachment(rng.randbytes(150_000), maintype="application", subtype="pdf", filename="invoice.pdf")
-        msg.add_attachment(rng.randbytes(100_000), maintype="image", subtype="png", filename="photo.png")
+        # each message's own file names, as customers' are: only what real mail repeats repeats here
+        msg.add_attachment(rng.randbytes(150_000), maintype="application", subtype="pdf", filename=f"invoice-{n}.pdf")
+        msg.add_attachment(rng.randbytes(100_000), maintype="image", subtype="png", filename=f"photo-{n}.png")
         msg.add_attachment(rng.randbytes(50_000), maintype="application", subtype="octet-stream",
-                           filename="报告.docx")
+                           filename=f"报告-{n}.docx")
     return msg.as_bytes()
 
 

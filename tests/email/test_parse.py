@@ -344,3 +344,27 @@ def test_the_key_reads_only_the_header_whatever_the_line_endings(newline):
     # a LF ending followed by a CRLF blank line ends the header, as the parser ends it
     assert message_key(b"Message-ID: <mixed@b.test>\n\r\nMessage-ID: <no@b.test>\r\n") == (
         "mid:mixed@b.test", "mixed@b.test")
+
+
+def test_mime_field_values_are_parsed_once_for_all_messages_but_boundaries_are_not_kept():
+    from app.channels.email.parse import _ParsedHeaders
+
+    shared = _ParsedHeaders._shared
+    shared.clear()
+    first = parse_email(build_mail(html="<p>a</p>", attachments=[("a.pdf", "application/pdf", b"%PDF-1")]))
+    kept = dict(shared)
+    second = parse_email(build_mail(html="<p>b</p>", attachments=[("a.pdf", "application/pdf", b"%PDF-22")]))
+    assert shared == kept and kept  # the same values: the same header objects, nothing parsed again
+    assert not any("boundary" in value.lower() for _name, value in shared)
+    assert [(a.filename, a.content_type, a.size) for a in first.attachments] == [("a.pdf", "application/pdf", 6)]
+    assert [(a.filename, a.content_type, a.size) for a in second.attachments] == [("a.pdf", "application/pdf", 7)]
+    assert second.html == "<p>b</p>\n"
+
+
+def test_the_shared_header_objects_are_bounded(monkeypatch):
+    from app.channels.email import parse as module
+
+    monkeypatch.setattr(module, "_SHARED_MAX", 4)
+    for n in range(6):
+        parse_email(build_mail(attachments=[(f"file-{n}.pdf", "application/pdf", b"%PDF")]))
+        assert len(module._ParsedHeaders._shared) <= 4

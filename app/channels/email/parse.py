@@ -92,14 +92,24 @@ class ParsedEmail:
         return self.to + self.cc + self.delivered_to
 
 
+# MIME structure fields whose values recur from message to message ("text/plain; charset=utf-8",
+# "base64", "inline"): their parsed header objects are shared by all messages (the email package's
+# structured-header parser costs ~0.1-0.2 ms a value). Multipart types carry a boundary unique to
+# their message: kept per message. Bounded: emptied when full.
+_SHARED_FIELDS = frozenset({"content-type", "content-transfer-encoding", "content-disposition", "mime-version"})
+_SHARED_MAX = 2048
+
+
 class _ParsedHeaders(HeaderRegistry):
-    """``policy.default``'s header factory, remembering what it parsed for one message.
+    """``policy.default``'s header factory, remembering what it parsed for one message (and, for the
+    MIME structure fields, for every message: ``_SHARED_FIELDS``).
 
     The email package parses a header afresh on every read -- ``get_content_type`` alone reads
     Content-Type several times per part, the parser and ``get_body`` many more -- and builds a new class
     for each read. Same classes, same parse, same header objects (immutable); only the repeats go."""
 
     _classes: dict[str, type] = {}  # by lower-cased name; shared: the default registry never changes
+    _shared: dict[tuple[str, str], object] = {}  # (name, value) -> header object, for all messages
 
     def __init__(self) -> None:
         super().__init__()
@@ -116,7 +126,18 @@ class _ParsedHeaders(HeaderRegistry):
         key = (name, value)
         header = self._parsed.get(key)
         if header is None:
-            header = self._parsed[key] = super().__call__(name, value)
+            header = self._parsed[key] = self._shared_or_parsed(name, value)
+        return header
+
+    def _shared_or_parsed(self, name: str, value: str):
+        if name.lower() not in _SHARED_FIELDS or "boundary" in value.lower():
+            return super().__call__(name, value)
+        key = (name, value)
+        header = self._shared.get(key)
+        if header is None:
+            if len(self._shared) >= _SHARED_MAX:
+                self._shared.clear()
+            header = self._shared[key] = super().__call__(name, value)
         return header
 
 
