@@ -648,6 +648,9 @@ def main(argv: list[str] | None = None) -> int:
     from app import create_app
 
     app = create_app(overrides={"ROUTER_THREAD": False})
+    # Its own commits' hints reach this process's hub directly (on_event); sent over Redis too, each would
+    # come back as a second wake-up and a second read of the same rows.
+    _forward.pop("redis", None)
     settle_collector()  # shorter, rarer full collections (app.collector)
     stop = threading.Event()
     redis = app.extensions["desk.redis"]
