@@ -157,9 +157,21 @@ def _socketio_async_mode() -> str:
     return "threading"
 
 
+def pubsub_channel(base: str, redis_url: str | None) -> str:
+    """``base`` named for the Redis database of ``redis_url``. Redis's publish/subscribe ignores database
+    numbers: two desks (or a desk and its staging twin) sharing a server on databases 0 and 1 would
+    otherwise hear each other's messages -- each other's Socket.IO events and routing hints."""
+    if not redis_url:
+        return base
+    from redis.connection import parse_url
+
+    return f"{base}:{parse_url(redis_url).get('db', 0)}"
+
+
 def _init_socketio(app: Flask, settings) -> None:
     message_queue = app.config.get("SOCKETIO_MESSAGE_QUEUE", settings.redis_url)
     socketio.init_app(app, message_queue=message_queue, async_mode=_socketio_async_mode(),
+                      channel=pubsub_channel("flask-socketio", message_queue),
                       # None: a socket must come from the page's own origin (the chat widget's frame is
                       # served by the desk too), whatever host name people reach the desk by.
                       cors_allowed_origins=None, manage_session=False)

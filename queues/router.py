@@ -42,6 +42,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from app import realtime
 from app.collector import settle_collector
 from app.db import utcnow
+from app.wiring import pubsub_channel
 from app.interactions.models import Interaction
 from app.interactions.states import WAITING, State
 from queues import service
@@ -108,6 +109,12 @@ class _Hub:
 
 _hub = _Hub()
 _forward: dict[str, object] = {}  # "redis": client to publish hints to other processes
+_channel = {"name": HINT_CHANNEL}  # named for the deployment's Redis database (app.wiring.pubsub_channel)
+
+
+def hint_channel() -> str:
+    """The Redis channel hints travel on for this app's Redis database."""
+    return _channel["name"]
 
 
 def _ids(name: str, payload: dict) -> tuple[int | None, int | None]:
@@ -155,7 +162,7 @@ def forward_hints(events: list[tuple[str, dict]]) -> None:
     if not hints:
         return
     try:
-        client.publish(HINT_CHANNEL, json.dumps({"h": hints}))
+        client.publish(_channel["name"], json.dumps({"h": hints}))
     except Exception:  # Redis down: the router's tick and full sync still find the change
         log.warning("could not publish routing hints", exc_info=True)
 
@@ -610,7 +617,7 @@ def _listen_for_hints(redis, stop: threading.Event) -> None:
     while not stop.is_set():
         try:
             pubsub = redis.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(HINT_CHANNEL)
+            pubsub.subscribe(_channel["name"])
             while not stop.is_set():
                 message = pubsub.get_message(timeout=1.0)
                 if message and message.get("type") == "message":
@@ -635,6 +642,7 @@ def init_app(app: Flask) -> None:
     realtime.subscribe(on_event)
     realtime.subscribe_batch(forward_hints)
     settings = app.extensions["desk.settings"]
+    _channel["name"] = pubsub_channel(HINT_CHANNEL, settings.redis_url)
     if settings.redis_url:
         _forward["redis"] = app.extensions["desk.redis"]
     wanted = app.config.get("ROUTER_THREAD", not settings.redis_url)

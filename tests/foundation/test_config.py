@@ -94,3 +94,13 @@ def test_the_database_pool_comes_from_the_environment():
     with pytest.raises(ConfigError) as caught:
         load_env_settings({"DATABASE_POOL_SIZE": "0"})
     assert caught.value.problems[0].startswith("DATABASE_POOL_SIZE: got '0'")
+
+
+def test_publish_subscribe_channels_are_named_for_the_redis_database():
+    from app.wiring import pubsub_channel
+    from queues import router
+
+    assert pubsub_channel("flask-socketio", "redis://127.0.0.1:6379/3") == "flask-socketio:3"
+    assert pubsub_channel("desk:routing:hints", "redis://127.0.0.1:6379") == "desk:routing:hints:0"
+    assert pubsub_channel("flask-socketio", None) == "flask-socketio"  # embedded: no Redis to share
+    assert router.hint_channel().startswith(router.HINT_CHANNEL)

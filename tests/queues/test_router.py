@@ -369,20 +369,20 @@ def test_hints_travel_between_processes_over_redis(app, redis_client):
         realtime.publish_all([("chat.message", {"interaction_id": 9})])  # nothing for routing: no message
     finally:
         router._forward.pop("redis", None)
-    assert published == [(router.HINT_CHANNEL, {"h": [[41, 5], [None, 5]]})]  # one commit, one message
+    assert published == [(router.hint_channel(), {"h": [[41, 5], [None, 5]]})]  # one commit, one message
     router._hub.drain()
     stop = threading.Event()
     listener = threading.Thread(target=router._listen_for_hints, args=(redis_client, stop), daemon=True)
     listener.start()
     try:
         deadline = time.monotonic() + 10
-        while not redis_client.pubsub_numsub(router.HINT_CHANNEL)[0][1] and time.monotonic() < deadline:
+        while not redis_client.pubsub_numsub(router.hint_channel())[0][1] and time.monotonic() < deadline:
             time.sleep(0.02)
-        redis_client.publish(router.HINT_CHANNEL, json.dumps({"h": [[42, 6], [None, 7]]}))  # another process
+        redis_client.publish(router.hint_channel(), json.dumps({"h": [[42, 6], [None, 7]]}))  # another process
         while not router._hub.agents >= {6, 7} and time.monotonic() < deadline:
             time.sleep(0.02)
         assert router._hub.drain() == ({42}, {6, 7})
-        redis_client.publish(router.HINT_CHANNEL, json.dumps({"i": 43, "a": None}))  # a one-hint message
+        redis_client.publish(router.hint_channel(), json.dumps({"i": 43, "a": None}))  # a one-hint message
         while not router._hub.interactions and time.monotonic() < deadline:
             time.sleep(0.02)
         assert router._hub.drain() == ({43}, set())
