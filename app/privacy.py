@@ -31,6 +31,17 @@ DELETE_ROWS: set[str] = set()
 LIST_COLUMNS: set[str] = set()  # "table.column" JSON columns that hold lists
 
 
+HELD_PARENTS: list[tuple[str, str]] = []  # (table, foreign key column): the rows it points to are held too
+
+
+def hold_parent(table: str, column: str) -> None:
+    """Declare that the row a held ``table`` row points to through ``column`` is the customer's too --
+    a parent the walk from the customer (which follows links from parents to children) would not reach,
+    e.g. the raw message an email of theirs was parsed from."""
+    if (table, column) not in HELD_PARENTS:
+        HELD_PARENTS.append((table, column))
+
+
 def classify(table: str, *, personal: tuple[str, ...] = (), keep: tuple[str, ...] = (),
              lists: tuple[str, ...] = (), delete_rows: bool = False) -> None:
     """Declare a table's columns (the test checks every customer-data table is declared)."""
@@ -66,7 +77,8 @@ def reachable_tables() -> list[tuple[Table, list[tuple[str, Table, str]]]]:
 def unclassified_columns() -> list[str]:
     """Text/JSON/binary columns of customer-data tables with no declared classification."""
     missing = []
-    for table, _links in reachable_tables():
+    held_parents = [next(iter(Base.metadata.tables[t].c[c].foreign_keys)).column.table for t, c in HELD_PARENTS]
+    for table in [t for t, _links in reachable_tables()] + held_parents:
         if table.name in DELETE_ROWS:
             continue
         declared = CLASSIFICATION.get(table.name, {})
@@ -96,6 +108,16 @@ def _row_ids(session: Session, customer_id: int) -> dict[str, set[Any]]:
                 if rows - known:
                     known |= rows
                     changed = True
+    for child_name, column in HELD_PARENTS:
+        child_ids = ids.get(child_name)
+        if not child_ids:
+            continue
+        child = Base.metadata.tables[child_name]
+        (fk,) = child.c[column].foreign_keys
+        parents = set(session.scalars(select(child.c[column]).where(
+            list(child.primary_key.columns)[0].in_(child_ids), child.c[column].is_not(None))))
+        if parents:
+            ids.setdefault(fk.column.table.name, set()).update(parents)
     return ids
 
 

@@ -3,7 +3,7 @@ statistics stay right). One declaration per table; tests/trust/test_privacy.py f
 reachable from a customer has a text, JSON or binary column that is not declared here."""
 from __future__ import annotations
 
-from app.privacy import classify
+from app.privacy import classify, hold_parent
 
 # Identifier-only tables: their rows are removed on erasure.
 for table in ("customer_phones", "customer_emails", "customer_accounts", "customer_contacts", "customer_tags",
@@ -50,6 +50,11 @@ classify("email_messages", personal=("from_address", "from_name", "to", "cc", "r
                                      "html_body", "last_error", "details"),
          keep=("direction", "kind", "mailbox", "message_id", "in_reply_to", "references", "language", "status"),
          lists=("to", "cc"))
+# The raw message an email of theirs was parsed from is theirs too (its bytes hold everything the parsed
+# row does, attachments included); its bookkeeping stays so the intake's counts and de-duplication hold.
+hold_parent("email_messages", "inbound_id")
+classify("email_inbound", personal=("raw", "error", "source_ref"),
+         keep=("mailbox", "message_key", "source", "raw_sha256", "status", "quarantine_reason"))
 classify("email_attachments", personal=("filename", "content", "content_id", "mime_part"),
          keep=("content_type", "withheld"))
 classify("routing_offers", keep=("status", "queue", "channel", "from_state", "priority_reasons", "trace", "cause"))

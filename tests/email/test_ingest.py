@@ -312,3 +312,15 @@ def test_erasing_the_customer_stops_their_attachments_being_served(ingest, db_se
     with pytest.raises(AttachmentUnavailable) as erased:
         attachment_content(db_session, row)
     assert erased.value.reason == "erased"
+    raw = db_session.execute(select(InboundEmail.raw, InboundEmail.status, InboundEmail.raw_size)
+                             .where(InboundEmail.id == result.inbound_id)).one()
+    assert not raw.raw and raw.status == "processed" and raw.raw_size > 0  # the bytes went, the counts stay
+
+
+def test_an_export_holds_the_raw_messages_the_customer_sent(ingest, db_session):
+    from app.privacy import export_customer
+
+    result = ingest(build_mail(body="please find my order 10023"))
+    customer_id = db_session.get(Interaction, result.interaction_id).customer_id
+    exported = export_customer(db_session, customer_id, actor="admin:1")
+    assert [row["id"] for row in exported["email_inbound"]] == [result.inbound_id]
