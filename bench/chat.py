@@ -243,9 +243,10 @@ async def _drive(url: str, app, agent_ids: list[int], args: argparse.Namespace, 
     latencies = sorted((received[t] - sent[t]) * 1000 for t in acked if t in received)
     if os.environ.get("BENCH_TRACE"):  # per message: when it was sent (s into the run), its latency and ack
         began = min(sent.values())
+        to_wall = time.time() - time.perf_counter()  # to set beside the desk's own logs (DESK_GC_LOG)
         with open(os.environ["BENCH_TRACE"], "w") as out:
             for text, at in sorted(sent.items(), key=lambda item: item[1]):
-                out.write(json.dumps({"m": text, "t": round(at - began, 4),
+                out.write(json.dumps({"m": text, "t": round(at - began, 4), "wall": round(at + to_wall, 4),
                                       "ms": round((received[text] - at) * 1000, 2) if text in received else None,
                                       "ack_ms": round((acked[text] - at) * 1000, 2) if text in acked else None})
                           + "\n")
