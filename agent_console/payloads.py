@@ -37,15 +37,22 @@ def offer_event(session: Session, payload: dict[str, Any], desk_config: Any, *,
         return None
     reasons = payload.get("priority_reasons")
     priority = payload.get("priority")
+    return _out_offer(payload, priority=interaction.priority if priority is None else int(priority),
+                      reasons=list(interaction.priority_reasons if reasons is None else reasons),
+                      channel=interaction.channel, queue=interaction.queue,
+                      screenpop=build_screenpop(session, interaction, desk_config, priority=priority,
+                                                priority_reasons=reasons, viewer=viewer))
+
+
+def _out_offer(payload: dict[str, Any], *, priority: int, reasons: list, channel: str, queue: str | None,
+               screenpop: dict[str, Any]) -> OutOffer:
+    """The offer event from its ``offer.created`` payload; ``channel``/``queue`` where the payload has none."""
     expires_at = payload.get("expires_at")
     return OutOffer(
-        offer_id=int(payload["offer_id"]), interaction_id=interaction.id, agent_id=int(payload["agent_id"]),
-        expires_at=expires_at if isinstance(expires_at, str) else _iso(expires_at),
-        priority=interaction.priority if priority is None else int(priority),
-        priority_reasons=list(interaction.priority_reasons if reasons is None else reasons),
-        channel=payload.get("channel") or interaction.channel, queue=payload.get("queue") or interaction.queue,
-        screenpop=build_screenpop(session, interaction, desk_config, priority=priority, priority_reasons=reasons,
-                                  viewer=viewer))
+        offer_id=int(payload["offer_id"]), interaction_id=int(payload["interaction_id"]),
+        agent_id=int(payload["agent_id"]), expires_at=expires_at if isinstance(expires_at, str) else _iso(expires_at),
+        priority=priority, priority_reasons=reasons, channel=payload.get("channel") or channel,
+        queue=payload.get("queue") or queue, screenpop=screenpop)
 
 
 def prepared_screenpop(session: Session, interaction_id: int, desk_config: Any, priority: int,
@@ -68,12 +75,8 @@ def offer_from_prepared(payload: dict[str, Any], prepared: dict[str, Any]) -> Ou
     screenpop["interaction"] = {**screenpop["interaction"], "state": "offered"}
     priority, reasons = int(payload["priority"]), list(payload.get("priority_reasons") or [])
     screenpop["priority"] = explain_priority(priority, reasons)
-    expires_at = payload["expires_at"]
-    return OutOffer(
-        offer_id=int(payload["offer_id"]), interaction_id=int(payload["interaction_id"]),
-        agent_id=int(payload["agent_id"]), expires_at=expires_at if isinstance(expires_at, str) else _iso(expires_at),
-        priority=priority, priority_reasons=reasons, channel=payload.get("channel") or prepared["channel"],
-        queue=payload.get("queue") or prepared["queue"], screenpop=screenpop)
+    return _out_offer(payload, priority=priority, reasons=reasons, channel=prepared["channel"],
+                      queue=prepared["queue"], screenpop=screenpop)
 
 
 def work_item(session: Session, interaction: Interaction, desk_config: Any, *, with_screenpop: bool = True,

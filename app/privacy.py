@@ -42,6 +42,12 @@ def hold_parent(table: str, column: str) -> None:
         HELD_PARENTS.append((table, column))
 
 
+def _parent_table(table: str, column: str):
+    """The table ``table.column`` points to (its one foreign key)."""
+    (fk,) = Base.metadata.tables[table].c[column].foreign_keys
+    return fk.column.table
+
+
 def classify(table: str, *, personal: tuple[str, ...] = (), keep: tuple[str, ...] = (),
              lists: tuple[str, ...] = (), delete_rows: bool = False) -> None:
     """Declare a table's columns (the test checks every customer-data table is declared)."""
@@ -77,7 +83,7 @@ def reachable_tables() -> list[tuple[Table, list[tuple[str, Table, str]]]]:
 def unclassified_columns() -> list[str]:
     """Text/JSON/binary columns of customer-data tables with no declared classification."""
     missing = []
-    held_parents = [next(iter(Base.metadata.tables[t].c[c].foreign_keys)).column.table for t, c in HELD_PARENTS]
+    held_parents = [_parent_table(table, column) for table, column in HELD_PARENTS]
     for table in [t for t, _links in reachable_tables()] + held_parents:
         if table.name in DELETE_ROWS:
             continue
@@ -113,11 +119,10 @@ def _row_ids(session: Session, customer_id: int) -> dict[str, set[Any]]:
         if not child_ids:
             continue
         child = Base.metadata.tables[child_name]
-        (fk,) = child.c[column].foreign_keys
         parents = set(session.scalars(select(child.c[column]).where(
             list(child.primary_key.columns)[0].in_(child_ids), child.c[column].is_not(None))))
         if parents:
-            ids.setdefault(fk.column.table.name, set()).update(parents)
+            ids.setdefault(_parent_table(child_name, column).name, set()).update(parents)
     return ids
 
 
