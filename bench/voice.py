@@ -27,8 +27,13 @@ Three kinds of level, each measured for ``--seconds`` after ``--warmup``; every 
   mostly queueing (Little's law: N callers at X requests/s wait N/X seconds on average), so p99 under
   100 ms is out of reach there by construction. JSON: mode, callers, requests_per_s, p50_ms, p99_ms, errors.
 
-Also printed: CPU milliseconds per webhook spent by the web workers, the router and the database during
-the measured seconds (``cpu_ms``), which say where the machine's time went. Figures only; nothing asserted.
+Also printed: CPU milliseconds per webhook spent by the web workers, the router, the database and the
+callers themselves (the load generator shares the cores) during the measured seconds (``cpu_ms``), which
+say where the machine's time went; the database connections opened meanwhile (``connections_opened``: a
+pool that opens and closes connections under load shows here, and the database's CPU of a backend gone
+before the level ended is missing from ``cpu_ms``); the machine's load average as the level began
+(``load_1m``: a shared machine's other work moves every wall-clock figure). Figures only; nothing
+asserted. ``BENCH_TRACE=path`` appends one JSON line per webhook (level, path, send time, latency).
 
 ``--statements`` instead walks calls in-process one at a time and prints, per webhook, the SQL statements
 sent, the server's CPU milliseconds and the Python function calls the app makes (JSON fields: webhook,
@@ -200,6 +205,27 @@ def _cpu_seconds(pids: list[int], database: str | None = None) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _connections_opened(url: str) -> int:
+    """Connections PostgreSQL has accepted to the bench's database so far (``pg_stat_database.sessions``):
+    a pool that opens and closes connections under load -- each a backend forked, its caches cold, its
+    prepared statements gone -- shows here. -1 where the server does not count them (before PostgreSQL 14)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    target = make_url(url)
+    engine = create_engine(target.set(database="postgres"), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :n"),
+                                 {"n": target.database}).scalar()
+    except Exception:  # noqa: BLE001 - a figure, not a requirement: an older server has no such column
+        return -1
+    finally:
+        engine.dispose()
+    return int(found or 0)
+
+
 def _stop(server: subprocess.Popen) -> None:
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGTERM)
@@ -242,6 +268,7 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
     sent = [0]
     active = [0]
     samples: list[int] = []
+    trace: list[tuple[str, float, float, bool]] = []  # BENCH_TRACE: (path, began, seconds, ok) per webhook
 
     def post(conn: http.client.HTTPConnection, url: str, form: dict[str, str],
              pace: Callable[[], None] | None = None) -> ET.Element | None:
@@ -271,6 +298,7 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
                 break
         ended = time.monotonic()
         sent[0] += 1
+        trace.append((parts.path, began, ended - began, ok))
         if window[0] <= began and ended <= window[1]:
             latencies.append(ended - began)
             if not ok:
@@ -333,6 +361,7 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
 
     gc.freeze()
     gc.disable()
+    cpu_before = time.process_time()
     try:
         if rate > 0:
             calls_per_s = rate / WEBHOOKS_PER_CALL
@@ -349,11 +378,26 @@ def _drive(port: int, callers: int, warmup_s: float, seconds: float, rate: float
     finally:
         gc.enable()
         gc.unfreeze()
+    callers_cpu_s = time.process_time() - cpu_before
     latencies.sort()
-    return {"count": len(latencies), "errors": errors[0], "seconds": seconds, "sent": sent[0],
+    if os.environ.get("BENCH_TRACE"):
+        _write_trace(Path(os.environ["BENCH_TRACE"]), trace, window[0], f"{callers}:{rate:g}:{listen_s:g}")
+    return {"count": len(latencies), "errors": errors[0], "seconds": seconds, "sent": sent[0], "cpu_s": callers_cpu_s,
             "callers": round(sum(samples) / len(samples), 1) if samples else callers,
             "p50_s": latencies[len(latencies) // 2] if latencies else None,
             "p99_s": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else None}
+
+
+def _write_trace(path: Path, trace: list[tuple[str, float, float, bool]], measured_from: float, level: str) -> None:
+    """Append one JSON line per webhook of a level: its path, when it was sent (seconds into the measured
+    window, and wall-clock time to set beside the desk's DESK_GC_LOG lines), its latency and whether it
+    was answered 200 -- to see whether a latency tail is one kind of webhook or moments of the run."""
+    to_wall = time.time() - time.monotonic()
+    with path.open("a") as out:
+        for webhook, began, seconds, ok in trace:
+            out.write(json.dumps({"level": level, "webhook": webhook, "t": round(began - measured_from, 4),
+                                  "wall": round(began + to_wall, 4), "ms": round(seconds * 1000, 2), "ok": ok})
+                      + "\n")
 
 
 def _drive_in_child(port: int, callers: int, warmup_s: float, seconds: float, rate: float = 0.0,
@@ -470,14 +514,20 @@ def _print_statements(found: dict[str, tuple[float, float, float]], as_json: boo
 
 def _level(port: int, args: argparse.Namespace, processes: dict[str, list[int]], database: str, *,
            mode: str, callers: int = 0, rate: float = 0.0) -> dict:
-    """Run one level and put it in the JSON shape, with the CPU each part spent per webhook sent."""
+    """Run one level and put it in the JSON shape, with the CPU each part spent per webhook sent (the
+    callers' own too: the load generator shares the machine's cores with the desk), the database
+    connections opened meanwhile and the machine's load average as the level began."""
     listen_s = callers / args.offered if mode == "listening" else 0.0
+    load_1m = os.getloadavg()[0]
     before = {name: _cpu_seconds(pids) for name, pids in processes.items()}
     before["database"] = _cpu_seconds([], database)
+    opened = _connections_opened(args.database_url)
     measured = _drive_in_child(port, callers, args.warmup, args.seconds, rate, listen_s)
     sent = max(measured["sent"], 1)
     cpu_ms = {name: round((_cpu_seconds(pids) - before[name]) * 1000 / sent, 2) for name, pids in processes.items()}
     cpu_ms["database"] = round((_cpu_seconds([], database) - before["database"]) * 1000 / sent, 2)
+    cpu_ms["callers"] = round(measured["cpu_s"] * 1000 / sent, 2)
+    opened = _connections_opened(args.database_url) - opened if opened >= 0 else None
     result: dict = {"mode": mode}
     result.update({"rate": rate} if mode == "open" else {})
     result["callers"] = measured["callers"]
@@ -485,7 +535,8 @@ def _level(port: int, args: argparse.Namespace, processes: dict[str, list[int]],
     result.update({"requests_per_s": round(measured["count"] / measured["seconds"], 1),
                    "p50_ms": round(measured["p50_s"] * 1000, 1) if measured["p50_s"] is not None else None,
                    "p99_ms": round(measured["p99_s"] * 1000, 1) if measured["p99_s"] is not None else None,
-                   "errors": measured["errors"], "cpu_ms": cpu_ms})
+                   "errors": measured["errors"], "cpu_ms": cpu_ms, "connections_opened": opened,
+                   "load_1m": round(load_1m, 2)})
     return result
 
 
@@ -539,9 +590,10 @@ def main(argv: list[str]) -> int:
             _stop(server)
     print(f"\nvoice webhooks: gunicorn gevent x{args.workers}{' + router' if not args.no_router else ''} on "
           f"PostgreSQL and Redis, {args.seconds:g} s per level; cpu ms per webhook sent")
-    print(f"{'level':>16} {'callers':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  cpu ms")
+    print(f"{'level':>16} {'callers':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'opened':>7} "
+          f"{'load':>5}  cpu ms")
     for r in results:
         cpu = " ".join(f"{name} {ms}" for name, ms in r["cpu_ms"].items())
         print(f"{_label(r):>16} {r['callers']!s:>8} {r['requests_per_s']:>8} {r['p50_ms']!s:>8} {r['p99_ms']!s:>8} "
-              f"{r['errors']:>7}  {cpu}")
+              f"{r['errors']:>7} {r['connections_opened']!s:>7} {r['load_1m']:>5}  {cpu}")
     return 0
