@@ -89,7 +89,8 @@ def test_the_database_pool_comes_from_the_environment():
     sized = _engine_options(load_env_settings({"DATABASE_URL": "postgresql://x/y", "DATABASE_POOL_SIZE": "25",
                                                "DATABASE_MAX_OVERFLOW": "0"}))
     assert sized == {"pool_pre_ping": False, "pool_size": 25, "max_overflow": 0}
-    assert _engine_options(load_env_settings({"DATABASE_URL": "postgresql://x/y"}))["pool_size"] == 10
+    default = _engine_options(load_env_settings({"DATABASE_URL": "postgresql://x/y"}))
+    assert (default["pool_size"], default["max_overflow"]) == (30, 0)  # what a burst opens is kept, not churned
     assert "pool_size" not in _engine_options(load_env_settings({}))  # embedded SQLite: SQLAlchemy's own pool
     with pytest.raises(ConfigError) as caught:
         load_env_settings({"DATABASE_POOL_SIZE": "0"})
