@@ -32,7 +32,8 @@ callers themselves (the load generator shares the cores) during the measured sec
 say where the machine's time went; the database connections opened meanwhile (``connections_opened``: a
 pool that opens and closes connections under load shows here, and the database's CPU of a backend gone
 before the level ended is missing from ``cpu_ms``); the machine's load average as the level began
-(``load_1m``: a shared machine's other work moves every wall-clock figure). Figures only; nothing
+(``load_1m``) and the cores the machine's other processes kept busy meanwhile (``others_cores``): a
+shared machine's other work moves every wall-clock figure. Figures only; nothing
 asserted. ``BENCH_TRACE=path`` appends one JSON line per webhook (level, path, send time, latency).
 
 ``--statements`` instead walks calls in-process one at a time and prints, per webhook, the SQL statements
@@ -203,6 +204,17 @@ def _cpu_seconds(pids: list[int], database: str | None = None) -> float:
         except (OSError, ValueError, IndexError):
             continue
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_cpu_seconds() -> float:
+    """CPU seconds every process of the machine has spent (user, nice, system, irq, softirq, steal), from
+    /proc/stat: what is left after the bench's own parts is the other work sharing the cores."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _connections_opened(url: str) -> int:
@@ -522,11 +534,15 @@ def _level(port: int, args: argparse.Namespace, processes: dict[str, list[int]],
     before = {name: _cpu_seconds(pids) for name, pids in processes.items()}
     before["database"] = _cpu_seconds([], database)
     opened = _connections_opened(args.database_url)
+    machine_before, began = _machine_cpu_seconds(), time.monotonic()
     measured = _drive_in_child(port, callers, args.warmup, args.seconds, rate, listen_s)
+    machine_s, elapsed_s = _machine_cpu_seconds() - machine_before, time.monotonic() - began
     sent = max(measured["sent"], 1)
     cpu_ms = {name: round((_cpu_seconds(pids) - before[name]) * 1000 / sent, 2) for name, pids in processes.items()}
     cpu_ms["database"] = round((_cpu_seconds([], database) - before["database"]) * 1000 / sent, 2)
     cpu_ms["callers"] = round(measured["cpu_s"] * 1000 / sent, 2)
+    ours_s = sum(cpu_ms.values()) * sent / 1000
+    others_cores = max(0.0, machine_s - ours_s) / elapsed_s  # the other work on the machine meanwhile
     opened = _connections_opened(args.database_url) - opened if opened >= 0 else None
     result: dict = {"mode": mode}
     result.update({"rate": rate} if mode == "open" else {})
@@ -536,7 +552,7 @@ def _level(port: int, args: argparse.Namespace, processes: dict[str, list[int]],
                    "p50_ms": round(measured["p50_s"] * 1000, 1) if measured["p50_s"] is not None else None,
                    "p99_ms": round(measured["p99_s"] * 1000, 1) if measured["p99_s"] is not None else None,
                    "errors": measured["errors"], "cpu_ms": cpu_ms, "connections_opened": opened,
-                   "load_1m": round(load_1m, 2)})
+                   "load_1m": round(load_1m, 2), "others_cores": round(others_cores, 2)})
     return result
 
 
@@ -591,9 +607,9 @@ def main(argv: list[str]) -> int:
     print(f"\nvoice webhooks: gunicorn gevent x{args.workers}{' + router' if not args.no_router else ''} on "
           f"PostgreSQL and Redis, {args.seconds:g} s per level; cpu ms per webhook sent")
     print(f"{'level':>16} {'callers':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'opened':>7} "
-          f"{'load':>5}  cpu ms")
+          f"{'load':>5} {'others':>6}  cpu ms")
     for r in results:
         cpu = " ".join(f"{name} {ms}" for name, ms in r["cpu_ms"].items())
         print(f"{_label(r):>16} {r['callers']!s:>8} {r['requests_per_s']:>8} {r['p50_ms']!s:>8} {r['p99_ms']!s:>8} "
-              f"{r['errors']:>7} {r['connections_opened']!s:>7} {r['load_1m']:>5}  {cpu}")
+              f"{r['errors']:>7} {r['connections_opened']!s:>7} {r['load_1m']:>5} {r['others_cores']:>6}  {cpu}")
     return 0
