@@ -3,8 +3,9 @@
 The promises of ``ingest.ingest_raw`` hold message by message -- the raw bytes are committed before
 anything parses them, a duplicate is stored once (the unique key decides, also within one batch), a
 message that cannot be understood is quarantined and the rest flow on -- while the fixed costs are
-shared: one INSERT stores the whole batch's raw bytes (one commit); all are parsed (no database: a
-message that cannot be parsed is quarantined without any rollback); the rest are processed in one
+shared: one INSERT stores the whole batch's raw bytes (one commit; on PostgreSQL a batch of several MB
+in chunks, each parsed once committed while the next is stored: ``rawstore``); all are parsed (no
+database: a message that cannot be parsed is quarantined without any rollback); the rest are processed in one
 transaction -- the senders the CRM knows identified together in one query first -- one statement
 marks them processed, one commit ends the batch. When a message fails
 while being processed, that transaction is rolled back and the batch processed again with a savepoint
@@ -14,7 +15,6 @@ pending, exactly as a single ``ingest_raw`` does.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 from contextlib import suppress
 from collections.abc import Mapping, Sequence
@@ -29,7 +29,6 @@ from app.channels.email.ingest import (
     IngestResult,
     Quarantine,
     StoredRaw,
-    _insert_raw,
     _parse,
     _process,
     _stored_bytes,
@@ -37,6 +36,7 @@ from app.channels.email.ingest import (
 from app.channels.email.models import InboundEmail, InboundStatus
 from app.channels.email.parse import ParsedEmail, message_key
 from app.channels.email.pending import BatchWrites
+from app.channels.email.rawstore import store_ahead
 from app.channels.email.routing import identify_senders
 from app.db import utcnow
 
@@ -62,26 +62,26 @@ def ingest_many(session: Session, desk_config, mailbox_name: str, messages: Sequ
     if not messages:
         return []
     rows = [_values(config, mailbox_name, message, source) for message in messages]
-    _fast_compression(session)
-    inserted = _insert_raws(session, rows)
-    session.commit()
     results: list[IngestResult | None] = [None] * len(rows)
-    todo: list[tuple[int, StoredRaw]] = []
     duplicates: list[tuple[int, str]] = []
-    for index, values in enumerate(rows):
-        inbound_id = inserted.pop(values["message_key"], None)  # pop: a second copy in the batch is a duplicate
-        if inbound_id is None:
-            duplicates.append((index, values["message_key"]))
-        else:
-            todo.append((index, StoredRaw(inbound_id, mailbox_name, values["raw"], values["raw_size"],
-                                          values["headers_only"], 0, InboundStatus.PENDING)))
+    parsed: list[tuple[int, StoredRaw, ParsedEmail | Quarantine]] = []
+    # each chunk is parsed once it is committed, while the next is stored (``rawstore``)
+    for group, inserted in store_ahead(session, rows, [message.raw for message in messages]):
+        for index in group:
+            values = rows[index]
+            inbound_id = inserted.pop(values["message_key"], None)  # pop: a second copy in a chunk is a duplicate
+            if inbound_id is None:
+                duplicates.append((index, values["message_key"]))
+                continue
+            row = StoredRaw(inbound_id, mailbox_name, values["raw"], values["raw_size"], values["headers_only"], 0,
+                            InboundStatus.PENDING)
+            parsed.append((index, row, _parse_or_quarantine(row, config.limits)))
     if duplicates:
         winners = dict(session.execute(select(InboundEmail.message_key, InboundEmail.id).where(
             InboundEmail.mailbox == mailbox_name,
             InboundEmail.message_key.in_({key for _, key in duplicates}))).all())
         for index, key in duplicates:
             results[index] = IngestResult("duplicate", winners.get(key))
-    parsed = [(index, row, _parse_or_quarantine(row, config.limits)) for index, row in todo]
     writes: list[BatchWrites] = []  # the first attempt's reserved ids serve the second
     try:
         try:
@@ -190,27 +190,9 @@ def _values(config, mailbox_name: str, message: RawMessage, source: str) -> dict
     stored, headers_only = _stored_bytes(raw, config.limits.max_stored_bytes)
     return {"mailbox": mailbox_name, "message_key": key, "source": source, "source_ref": message.source_ref,
             "raw": stored, "raw_size": message.headers_only_size or len(raw),
-            "raw_sha256": hashlib.sha256(raw).hexdigest(),
+            "raw_sha256": None,  # filled in by ``store_ahead`` (beside the parser)
             "headers_only": headers_only or message.headers_only_size is not None,
             "status": InboundStatus.PENDING, "attempts": 0, "received_at": utcnow()}
-
-
-def _insert_raws(session: Session, rows: list[dict]) -> dict[str, int]:
-    """INSERT every row whose (mailbox, message_key) is new, in one statement; message_key -> id of
-    those inserted (a key twice in ``rows`` is inserted once)."""
-    dialect = session.get_bind().dialect.name
-    if dialect not in ("postgresql", "sqlite"):  # pragma: no cover - other databases: one at a time
-        found: dict[str, int] = {}
-        for values in rows:
-            inbound_id = _insert_raw(session, values)
-            if inbound_id is not None:
-                found[values["message_key"]] = inbound_id
-        return found
-    module = __import__(f"sqlalchemy.dialects.{dialect}", fromlist=["insert"])
-    statement = module.insert(InboundEmail).on_conflict_do_nothing(
-        index_elements=["mailbox", "message_key"]).returning(InboundEmail.message_key, InboundEmail.id)
-    # executemany: SQLAlchemy sends it as one multi-row INSERT ("insertmanyvalues"), compiled once
-    return dict(session.connection().execute(statement, rows).all())
 
 
 def _process_one(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, *, secret: str,

@@ -1,0 +1,114 @@
+"""A batch's raw messages stored ahead of their parsing, chunk by chunk (the IMAP poller, ``flask mail ingest``).
+
+The promise stays message by message: a message is handed to the parser only once the transaction
+holding its raw bytes has committed. What changes is what the worker does while the database stores.
+An attachment-heavy message (~400 KB) costs PostgreSQL ~2 ms to receive, write out of line (TOAST) and
+log (WAL) -- as long as parsing it costs the worker. Stored whole and then parsed, a batch made each
+wait for the other. On PostgreSQL a batch of several MB is therefore split into chunks, stored one
+after another by a helper thread on a connection of its own, each chunk its own transaction: the worker
+parses chunk k while the database stores chunk k+1, and waits only for the first. The helper also
+hashes the messages (``raw_sha256``): hashlib lets go of the interpreter lock, so that runs beside the
+parser too.
+
+Anything else -- one chunk, SQLite, a session bound to a connection rather than an engine -- is stored
+as before: one INSERT for the batch on the session's own connection, one commit.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session
+
+from app.channels.email.ingest import _insert_raw
+from app.channels.email.models import InboundEmail
+
+# A chunk's INSERT and commit cost the helper a few wake-ups (each may wait for the interpreter lock
+# the parser holds: up to the 5 ms switch interval), so chunks are a few MB: ~10 messages with
+# attachments. Below two chunks' worth a batch is stored in one go (there is nothing to overlap).
+CHUNK_BYTES = 4 * 1024 * 1024
+
+
+def chunks(sizes: Sequence[int], limit: int = CHUNK_BYTES) -> list[range]:
+    """Consecutive index ranges of ``sizes`` each holding at most ``limit`` bytes (at least one item)."""
+    groups: list[range] = []
+    start, held = 0, 0
+    for index, size in enumerate(sizes):
+        if index > start and held + size > limit:
+            groups.append(range(start, index))
+            start, held = index, 0
+        held += size
+    if start < len(sizes):
+        groups.append(range(start, len(sizes)))
+    return groups
+
+
+def store_ahead(session: Session, rows: list[dict], wholes: Sequence[bytes],
+                limit: int | None = None) -> Iterator[tuple[range, dict[str, int]]]:
+    """Store ``rows`` (email_inbound values; ``raw_sha256`` filled in here from ``wholes``, the messages
+    as received) and yield, chunk after chunk and only once that chunk has committed, (its indexes in
+    ``rows``, message_key -> id of the rows it inserted). A key already stored, or twice in a chunk, is
+    inserted once. What the session held uncommitted is committed before (as the store's commit did).
+    ``limit``: bytes per chunk (default ``CHUNK_BYTES``).
+    Database errors propagate from the chunk that failed; the chunks yielded before stay stored."""
+    groups = chunks([len(row["raw"]) for row in rows], limit or CHUNK_BYTES)
+    bind = session.get_bind()
+    if len(groups) < 2 or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        _digest(rows, wholes, range(len(rows)))
+        inserted = _insert_in_session(session, rows)
+        session.commit()
+        yield range(len(rows)), inserted
+        return
+    session.commit()
+    failed = threading.Event()  # a chunk failed: the helper begins no other
+    with ThreadPoolExecutor(1, thread_name_prefix="email-store") as helper:
+        pending: list[Future] = [helper.submit(_store_chunk, bind, rows, wholes, group, failed) for group in groups]
+        try:
+            for group, future in zip(groups, pending, strict=True):
+                yield group, future.result()
+        finally:  # stopped early (an error): the chunks not begun are not stored; the next poll brings them
+            failed.set()
+
+
+def _store_chunk(engine: Engine, rows: list[dict], wholes: Sequence[bytes], group: range,
+                 failed: threading.Event) -> dict[str, int]:
+    """One statement on an autocommit connection: its own transaction, committed when it answers (no
+    BEGIN and COMMIT round trips, each a wake-up that may wait for the parser's interpreter lock)."""
+    if failed.is_set():
+        raise CancelledError("an earlier chunk of the batch failed")
+    try:
+        _digest(rows, wholes, group)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            return insert_raws(conn, [rows[index] for index in group])
+    except BaseException:
+        failed.set()
+        raise
+
+
+def _digest(rows: list[dict], wholes: Sequence[bytes], group: range) -> None:
+    for index in group:
+        rows[index]["raw_sha256"] = hashlib.sha256(wholes[index]).hexdigest()
+
+
+def _insert_in_session(session: Session, rows: list[dict]) -> dict[str, int]:
+    if session.get_bind().dialect.name not in ("postgresql", "sqlite"):  # pragma: no cover - one at a time
+        found: dict[str, int] = {}
+        for values in rows:
+            inbound_id = _insert_raw(session, values)
+            if inbound_id is not None:
+                found[values["message_key"]] = inbound_id
+        return found
+    return insert_raws(session.connection(), rows)
+
+
+def insert_raws(conn: Connection, rows: list[dict]) -> dict[str, int]:
+    """INSERT every row whose (mailbox, message_key) is new, in one statement (PostgreSQL, SQLite);
+    message_key -> id of those inserted (a key twice in ``rows`` is inserted once)."""
+    module = __import__(f"sqlalchemy.dialects.{conn.dialect.name}", fromlist=["insert"])
+    statement = module.insert(InboundEmail).on_conflict_do_nothing(
+        index_elements=["mailbox", "message_key"]).returning(InboundEmail.message_key, InboundEmail.id)
+    # executemany: SQLAlchemy sends it as one multi-row INSERT ("insertmanyvalues"), compiled once
+    return dict(conn.execute(statement, rows).all())

@@ -1,0 +1,99 @@
+"""A batch's raw messages stored chunk by chunk ahead of parsing: each message parsed only once its own
+chunk has committed, duplicates stored once across chunks, an outage stopping where it happened."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+
+from app.channels.email import rawstore
+from app.channels.email.batch import RawMessage, ingest_many
+from app.channels.email.models import InboundEmail
+from app.db import utcnow
+from tests.email.conftest import SECRET, build_mail
+
+
+@pytest.mark.parametrize(("sizes", "limit", "expected"), [
+    ([], 10, []),
+    ([4], 10, [(0, 1)]),
+    ([4, 4, 4], 10, [(0, 2), (2, 3)]),
+    ([4, 6, 1], 10, [(0, 2), (2, 3)]),
+    ([30, 1, 30], 10, [(0, 1), (1, 2), (2, 3)]),  # an item bigger than the limit is a chunk of its own
+    ([5, 5, 5, 5], 10, [(0, 2), (2, 4)]),
+])
+def test_chunks_are_consecutive_and_hold_at_most_the_limit(sizes, limit, expected):
+    assert [(group.start, group.stop) for group in rawstore.chunks(sizes, limit)] == expected
+
+
+def _rows(raws: list[bytes], keys: list[str]) -> list[dict]:
+    return [{"mailbox": "support", "message_key": key, "source": "imap", "source_ref": None, "raw": raw,
+             "raw_size": len(raw), "raw_sha256": None, "headers_only": False, "status": "pending", "attempts": 0,
+             "received_at": utcnow()} for raw, key in zip(raws, keys, strict=True)]
+
+
+def _committed_keys(app) -> set[str]:
+    """The keys another connection sees: what has committed."""
+    from app.extensions import db
+
+    with db.engine.connect() as conn:
+        return set(conn.scalars(text("SELECT message_key FROM email_inbound")))
+
+
+def test_each_chunk_is_handed_over_only_once_committed_and_a_key_is_stored_once(app, db_session):
+    raws = [build_mail(subject=f"Chunk {n}", message_id=f"<chunk-{n}@customer.test>", body="x" * 300)
+            for n in range(5)]
+    keys = ["mid:a", "mid:b", "mid:a", "mid:c", "mid:c"]  # a repeated in the next chunk, c within one
+    rows = _rows(raws, keys)
+    seen = []
+    for group, inserted in rawstore.store_ahead(db_session, rows, raws, limit=2 * len(raws[0])):
+        seen.append((list(group), sorted(inserted)))
+        assert {rows[index]["message_key"] for index in group} <= _committed_keys(app)
+    if db_session.get_bind().dialect.name == "postgresql":
+        assert seen == [([0, 1], ["mid:a", "mid:b"]), ([2, 3], ["mid:c"]), ([4], [])]
+    else:  # SQLite: one INSERT for the batch, as before
+        assert seen == [([0, 1, 2, 3, 4], ["mid:a", "mid:b", "mid:c"])]
+    stored = dict(db_session.execute(select(InboundEmail.message_key, InboundEmail.raw_sha256)).all())
+    assert stored == {"mid:a": hashlib.sha256(raws[0]).hexdigest(), "mid:b": hashlib.sha256(raws[1]).hexdigest(),
+                      "mid:c": hashlib.sha256(raws[3]).hexdigest()}
+
+
+def test_a_batch_in_several_chunks_is_ingested_as_one(app, desk, db_session, monkeypatch):
+    monkeypatch.setattr(rawstore, "CHUNK_BYTES", 3000)
+    first = build_mail(message_id="<first@customer.test>", subject="First", body="a" * 1500)
+    reply = build_mail(message_id="<reply@customer.test>", subject="Re: First", in_reply_to="first@customer.test",
+                       body="b" * 1500)
+    other = build_mail(sender="carol@customer.test", subject="Other", body="c" * 1500)
+    results = ingest_many(db_session, desk, "support", [RawMessage(raw) for raw in (first, reply, first, other)],
+                          source="imap", secret=SECRET)
+    assert [r.status for r in results] == ["stored", "stored", "duplicate", "stored"]
+    assert results[2].inbound_id == results[0].inbound_id
+    assert results[1].interaction_id == results[0].interaction_id and not results[1].new_case
+    rows = db_session.execute(select(InboundEmail.status, InboundEmail.raw, InboundEmail.raw_sha256)).all()
+    assert sorted(status for status, _, _ in rows) == ["processed"] * 3
+    assert all(digest == hashlib.sha256(raw).hexdigest() for _, raw, digest in rows)
+
+
+def test_an_outage_in_a_later_chunk_propagates_and_the_chunks_before_stay_stored(app, desk, db_session, monkeypatch):
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("chunks are stored apart on PostgreSQL only")
+    real = rawstore.insert_raws
+    calls = []
+
+    def failing_second(conn, rows):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return real(conn, rows)
+
+    monkeypatch.setattr(rawstore, "insert_raws", failing_second)
+    monkeypatch.setattr(rawstore, "CHUNK_BYTES", 2500)
+    raws = [build_mail(subject=f"Outage {n}", sender=f"c{n}@customer.test", message_id=f"<outage-{n}@customer.test>",
+                       body="z" * 1500) for n in range(3)]
+    with pytest.raises(OperationalError):
+        ingest_many(db_session, desk, "support", [RawMessage(raw) for raw in raws], source="imap", secret=SECRET)
+    assert calls == [1, 1]  # the third chunk was never begun
+    db_session.rollback()
+    stored = db_session.execute(select(InboundEmail.raw, InboundEmail.status)).all()
+    assert [(bytes(raw), status) for raw, status in stored] == [(raws[0], "pending")]  # for the sweep to process
