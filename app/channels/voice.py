@@ -27,6 +27,8 @@ from twilio.twiml.voice_response import VoiceResponse
 from app import realtime
 from app.auth.models import Role
 from app.auth.roles import current_staff, role_required
+from app.channels import lazy_transaction
+from app.channels.lazy_transaction import begin_lazily, single_write
 from app.channels.telephony import TelephonyError
 from app.db import utcnow
 from app.extensions import csrf, db
@@ -68,6 +70,9 @@ def init_voice(app) -> None:
 
     init_telephony(app)
     agent_leg.install(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            lazy_transaction.install(engine)
 
 
 # --- request checks -------------------------------------------------------------------------------------
@@ -208,7 +213,11 @@ def answer(event: str, handler: Callable[[OrmSession], tuple[Interaction | None,
     a retry as stale -- is the stored answer read back. A handler that changed nothing (a waiting turn)
     stores no receipt: a retry simply gets the same answer computed again. Concurrent duplicates: the
     loser rolls back and replays the winner's answer. The handler gets the request's session itself,
-    not the scoped proxy (which looks the session up again on every use)."""
+    not the scoped proxy (which looks the session up again on every use).
+
+    The transaction opens at the first write, not the first read (``lazy_transaction``): a handler that
+    only reads sends no BEGIN and no COMMIT, and one whose only write is the statement that carries the
+    receipt (a menu step, a new call, a hang-up) sends that statement on its own, atomic by itself."""
     try:
         call_sid = _call_sid()
     except BadWebhook as exc:
@@ -219,19 +228,13 @@ def answer(event: str, handler: Callable[[OrmSession], tuple[Interaction | None,
         session.info.pop(WRITTEN_KEY, None)
         session.info[DEFER_KEY] = True  # a write at once (a menu step, a hang-up) waits for the receipt
         try:
+            begin_lazily(session)
             interaction, response = handler(session)
             body = str(response)
             if _changed(session):
-                # The handler's changes first (the receipt may name the interaction they insert), then the
-                # receipt as a plain insert: it is never read back, so it needs no place in the ORM's session.
-                # A write at once the handler left pending, or a new call's rows, carry the receipt in their
-                # own statement.
-                receipt = {"call_sid": call_sid, "event": event, "status_code": 200, "body": body,
-                           "created_at": utcnow(), "interaction_id": interaction.id if interaction else None}
-                if not insert_new_at_once(session, ride=(_RECEIPTS, receipt)):  # a new call: one statement
-                    session.flush()
-                    if not write_pending(session, ride=(_RECEIPTS, receipt)):
-                        session.execute(_RECEIPT_INSERT, receipt)
+                _store_with_receipt(session, {"call_sid": call_sid, "event": event, "status_code": 200,
+                                              "body": body, "created_at": utcnow(),
+                                              "interaction_id": interaction.id if interaction else None})
             session.commit()
             return Response(body, 200, mimetype="text/xml")
         except CallError as exc:
@@ -246,6 +249,20 @@ def answer(event: str, handler: Callable[[OrmSession], tuple[Interaction | None,
         finally:
             session.info.pop(DEFER_KEY, None)
     return _twiml_error(409, "too many concurrent updates", _language_of(call_sid))
+
+
+def _store_with_receipt(session: OrmSession, receipt: dict[str, Any]) -> None:
+    """The handler's changes first (the receipt may name the interaction they insert), then the receipt as
+    a plain insert: it is never read back, so it needs no place in the ORM's session. A write at once the
+    handler left pending, or a new call's rows, carry the receipt in their own statement -- then, when
+    nothing else was written, the webhook's only write, sent without opening a transaction."""
+    with single_write(session):
+        if insert_new_at_once(session, ride=(_RECEIPTS, receipt)):  # a new call: one statement
+            return
+    session.flush()  # a write here opens the transaction; the statement below then joins it
+    with single_write(session):
+        if not write_pending(session, ride=(_RECEIPTS, receipt)):
+            session.execute(_RECEIPT_INSERT, receipt)
 
 
 def _bad(exc: CallError) -> Response:
