@@ -368,3 +368,78 @@ def test_the_shared_header_objects_are_bounded(monkeypatch):
     for n in range(6):
         parse_email(build_mail(attachments=[(f"file-{n}.pdf", "application/pdf", b"%PDF")]))
         assert len(module._ParsedHeaders._shared) <= 4
+
+
+# --- MIME structure fields in their plainest form: the structured parse put off ------------------------------
+
+_PLAIN_FORMS = {
+    "Content-Type": r'[a-z0-9+.-]{1,8}/[A-Za-z0-9!#$&^_.+-]{1,8}(?:; [A-Za-z0-9-]{1,6}="[A-Za-z0-9 ._+,/:=-]{1,12}")*',
+    "Content-Disposition": r'[a-zA-Z0-9!#$&^_.+-]{1,10}(?:; [A-Za-z0-9-]{1,6}="[A-Za-z0-9 ._+,/:=-]{1,12}")*',
+    "Content-Transfer-Encoding": r"[A-Za-z0-9!#$&^_.+-]{1,16}",
+    "MIME-Version": r"[0-9]{1,3}\.[0-9]{1,3}",
+}
+
+
+@given(st.sampled_from(sorted(_PLAIN_FORMS)).flatmap(
+    lambda name: st.tuples(st.just(name), st.from_regex(_PLAIN_FORMS[name], fullmatch=True))))
+@settings(max_examples=400, deadline=None)
+def test_a_field_deferred_prints_exactly_as_its_parsed_header(field):
+    from email.headerregistry import HeaderRegistry
+
+    from app.channels.email.parse import _prints_as_received
+
+    name, value = field
+    if _prints_as_received(name.lower(), value):
+        assert str(HeaderRegistry()(name, value)) == value
+
+
+@pytest.mark.parametrize(("name", "value", "deferred"), [
+    ("Content-Type", 'multipart/mixed; boundary="===============5537521953636521542=="', True),
+    ("Content-Type", 'text/plain; charset="utf-8"; format="flowed"', True),
+    ("Content-Type", "text/plain; charset=utf-8", False),  # unquoted: printed quoted once parsed
+    ("Content-Type", 'text/plain; charset="a"; CHARSET="b"', False),  # a repeated parameter is dropped
+    ("Content-Type", 'multipart/mixed;  boundary="b"', False),  # spacing is normalised
+    ("Content-Type", 'text/plain; name="=?utf-8?B?5oql5ZGK?="', False),  # an encoded word is decoded
+    ("Content-Disposition", 'attachment; filename="invoice 1.pdf"', True),
+    ("Content-Disposition", "inline", True),
+    ("Content-Disposition", "attachment; filename*=utf-8''%E6%8A%A5.docx", False),  # RFC 2231
+    ("Content-Disposition", 'attachment; filename="a.pdf" (scanned)', False),
+    ("Content-Transfer-Encoding", "base64", True),
+    ("Content-Transfer-Encoding", "base64 (comment)", False),
+    ("MIME-Version", "1.0", True),
+    ("MIME-Version", "1.0 (produced by X)", False),
+])
+def test_a_deferred_field_answers_as_the_parsed_header_would(name, value, deferred):
+    from email import policy
+    from email.headerregistry import HeaderRegistry
+
+    from app.channels.email.parse import _Deferred, _ParsedHeaders
+
+    header, parsed = _ParsedHeaders()(name, value), HeaderRegistry()(name, value)
+    assert isinstance(header, _Deferred) == deferred
+    assert str(header) == str(parsed) and header.name == parsed.name
+    assert header.fold(policy=policy.default) == parsed.fold(policy=policy.default)
+    assert [type(d) for d in header.defects] == [type(d) for d in parsed.defects]
+    for attribute in ("params", "content_type", "maintype", "subtype", "content_disposition", "cte", "version"):
+        if hasattr(parsed, attribute):
+            assert getattr(header, attribute) == getattr(parsed, attribute), attribute
+        else:
+            assert not hasattr(header, attribute), attribute
+    assert not hasattr(header, "__html__")
+
+
+def test_parsing_with_every_field_parsed_at_once_gives_the_same_result(monkeypatch):
+    import random
+
+    from app.channels.email import parse as module
+    from bench.email import build_message
+
+    rng = random.Random(11)
+    raws = [*_equivalence_samples(), *(build_message(kind, 1, rng, 10, None) for kind in ("html", "attachments")),
+            _raw_with_charset("gbk", TEXTS["gbk"]),
+            build_mail(attachments=[("报告 final.pdf", "application/pdf", b"%PDF"), ("a.txt", "text/plain", b"x")])]
+    deferred = [parse_email(raw) for raw in raws]
+    module._ParsedHeaders._shared.clear()
+    monkeypatch.setattr(module, "_prints_as_received", lambda name, value: False)
+    assert [parse_email(raw) for raw in raws] == deferred
+    module._ParsedHeaders._shared.clear()

@@ -93,16 +93,69 @@ class ParsedEmail:
 
 
 # MIME structure fields whose values recur from message to message ("text/plain; charset=utf-8",
-# "base64", "inline"): their parsed header objects are shared by all messages (the email package's
+# "base64", "inline"): their header objects are shared by all messages (the email package's
 # structured-header parser costs ~0.1-0.2 ms a value). Multipart types carry a boundary unique to
 # their message: kept per message. Bounded: emptied when full.
 _SHARED_FIELDS = frozenset({"content-type", "content-transfer-encoding", "content-disposition", "mime-version"})
 _SHARED_MAX = 2048
 
+# The plainest forms of those fields -- what most mailers write: 'multipart/mixed; boundary="b1"',
+# 'attachment; filename="a.pdf"', "base64", "1.0" -- whose parsed header prints exactly as received
+# (tests/email/test_parse.py proves it over generated values). The email package's own accessors
+# (get_content_type, get_param, get_filename, get_boundary, get_content_disposition) read only that
+# string, so for these the structured parse is put off until something asks for more (``_Deferred``).
+# Anything else (unquoted or RFC 2231 parameters, comments, encoded words, odd spacing, non-ASCII) is
+# parsed at once, as before.
+_TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
+_QUOTED_PARAMS = r'(?:; [A-Za-z0-9-]+="[A-Za-z0-9 ._+,/:=-]+")*'
+_VERBATIM = {"content-type": re.compile(rf"{_TOKEN}/{_TOKEN}{_QUOTED_PARAMS}"),
+             "content-disposition": re.compile(rf"{_TOKEN}{_QUOTED_PARAMS}"),
+             "content-transfer-encoding": re.compile(_TOKEN), "mime-version": re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")}
+_PARAM_NAME = re.compile(r"; ([A-Za-z0-9-]+)=")
+_REGISTRY = HeaderRegistry()  # policy.default's header classes, for the parses put off
+
+
+def _prints_as_received(name: str, value: str) -> bool:
+    """Whether the parsed header of ``name`` (a ``_SHARED_FIELDS`` name) prints exactly as ``value``."""
+    if not _VERBATIM[name].fullmatch(value):
+        return False
+    names = [found.lower() for found in _PARAM_NAME.findall(value)]
+    return len(names) == len(set(names))  # a repeated parameter is dropped by the parse
+
+
+class _Deferred(str):
+    """A MIME structure field in one of its plainest forms: the string the parsed header would be, with
+    the structured parse (policy.default's, the same header class) run the first time an attribute of
+    the parsed header is asked for. ``content_disposition`` -- what ``is_attachment`` asks of every part
+    ``get_body`` walks -- is read from the string itself: the form is a token before any parameter."""
+
+    def __new__(cls, value: str, name: str):
+        self = super().__new__(cls, value)
+        self.__dict__["_field"] = name
+        return self
+
+    @property
+    def content_disposition(self) -> str:
+        if self.__dict__["_field"].lower() != "content-disposition":
+            return self._parsed().content_disposition  # the parsed header's answer (an AttributeError)
+        return self.partition(";")[0].lower()
+
+    def _parsed(self):
+        header = self.__dict__.get("_header")
+        if header is None:
+            header = self.__dict__["_header"] = _REGISTRY(self.__dict__["_field"], str(self))
+        return header
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self._parsed(), attr)
+
 
 class _ParsedHeaders(HeaderRegistry):
     """``policy.default``'s header factory, remembering what it parsed for one message (and, for the
-    MIME structure fields, for every message: ``_SHARED_FIELDS``).
+    MIME structure fields, for every message: ``_SHARED_FIELDS``; for their plainest forms the parse is
+    put off: ``_Deferred``).
 
     The email package parses a header afresh on every read -- ``get_content_type`` alone reads
     Content-Type several times per part, the parser and ``get_body`` many more -- and builds a new class
@@ -130,15 +183,23 @@ class _ParsedHeaders(HeaderRegistry):
         return header
 
     def _shared_or_parsed(self, name: str, value: str):
-        if name.lower() not in _SHARED_FIELDS or "boundary" in value.lower():
+        field = name.lower()
+        if field not in _SHARED_FIELDS:
             return super().__call__(name, value)
+        if "boundary" in value.lower():
+            return self._deferred_or_parsed(name, field, value)
         key = (name, value)
         header = self._shared.get(key)
         if header is None:
             if len(self._shared) >= _SHARED_MAX:
                 self._shared.clear()
-            header = self._shared[key] = super().__call__(name, value)
+            header = self._shared[key] = self._deferred_or_parsed(name, field, value)
         return header
+
+    def _deferred_or_parsed(self, name: str, field: str, value: str):
+        if _prints_as_received(field, value):
+            return _Deferred(value, name)
+        return super().__call__(name, value)
 
 
 def _policy() -> policy.EmailPolicy:
@@ -217,22 +278,21 @@ def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, _Run], str]:
     if prefix.encode() in raw:  # pragma: no cover - 48 random bits
         return raw, {}, ""
     runs: dict[str, _Run] = {}
-    head, body = raw[:end.end() - 1], raw[end.end() - 1:]  # the body with the newline before it
-    pieces, done = [head], 0
-    mapped = body.translate(_BASE64_CLASSES)
-    for match in _BASE64_RUN.finditer(mapped):
+    pieces, done = [], 0
+    mapped = raw.translate(_BASE64_CLASSES)  # the header too (not searched): no copy of the body to map
+    for match in _BASE64_RUN.finditer(mapped, end.end() - 1):  # from the newline before the body
         start, stop = match.span(1)  # whole lines: the last line's ending stays, after the placeholder
-        cut = stop - (2 if body[stop - 2:stop] == b"\r\n" else 1)
+        cut = stop - (2 if raw[stop - 2:stop] == b"\r\n" else 1)
         chars = mapped.count(b"a", start, cut)  # the run holds base64 characters and line endings only
         if chars < _MIN_RUN_CHARS:
             continue
         token = f"{prefix}{len(runs)}"
-        runs[token] = _Run(body[start:cut].decode("ascii"), chars)
-        pieces += (body[done:start], token.encode())
+        runs[token] = _Run(raw[start:cut].decode("ascii"), chars)
+        pieces += (raw[done:start], token.encode())
         done = cut
     if not runs:
         return raw, {}, ""
-    pieces.append(body[done:])
+    pieces.append(raw[done:])
     return b"".join(pieces), runs, prefix
 
 
