@@ -2,15 +2,16 @@
 offers it decides.
 
 One cycle (``Router.cycle``):
-1. the sweeper (a live router: at most every ``LIVE_SWEEP_S``), in the database: wrap-up timers that
-   ran out, leases nobody answered, offers whose contact left without anyone rescinding them, contacts
-   left ``offered`` without a pending offer (back to waiting in their place) (each a short transaction);
-2. sync: the contacts and agents named by realtime hints since the last cycle are re-read and put in the
+1. sync: the contacts and agents named by realtime hints since the last cycle are re-read and put in the
    engine as the database holds them (everything at start, and a full reconcile every
    ``FULL_SYNC_S`` seconds in case a hint was lost) — so killing the router loses nothing;
-3. ``engine.match(now)``; every offer is written (``queues.service.create_offer``) and committed before
+2. ``engine.match(now)``; every offer is written (``queues.service.create_offer``) and committed before
    ``offer.created`` is announced; where the database disagrees the offer is dropped and both sides are
    re-read next cycle;
+3. the sweeper (a live router: at most every ``LIVE_SWEEP_S``), in the database, after the offers so that
+   no caller waits for it: wrap-up timers that ran out, leases nobody answered, offers whose contact left
+   without anyone rescinding them, contacts left ``offered`` without a pending offer (back to waiting in
+   their place) (each a short transaction); what it changes comes back as hints for the next cycle;
 4. per queue and channel, staffing and handle times go to Redis for ``position_and_wait``.
 
 Wake-ups: every process subscribes ``on_event`` to ``app.realtime``; hints land in this process's hub,
@@ -228,8 +229,6 @@ class Router:
         # loaded across its commits because every read that decides anything uses populate_existing or a
         # row lock, and the session lives for this cycle only.
         with db.engine.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
-            if self._sweep_due(ts):
-                self._sweep(session, now, report)
             interactions, agents = _hub.drain()
             interactions |= self._retry_interactions
             agents |= self._retry_agents
@@ -243,6 +242,10 @@ class Router:
             report.synced_contacts, report.synced_agents = len(interactions), len(agents)
             result = self.engine.match(ts)
             self._persist(session, result, now, report)
+            # After the offers, not before: a caller who just queued waits for no timer's housekeeping.
+            # What the sweep changes (a lease run out, a wrap-up over) comes back as hints next cycle.
+            if self._sweep_due(ts):
+                self._sweep(session, now, report)
         if not self.stats_every_s or ts >= self._next_stats:
             self._publish_stats(ts)
             self._next_stats = ts + self.stats_every_s
@@ -460,6 +463,7 @@ class Router:
         try:
             made = service.create_offer(
                 session, interaction_id=decided.contact_id, agent_id=decided.agent_id,
+                interaction=session.get(Interaction, decided.contact_id),  # as this cycle's sync read it
                 expires_at=_dt(decided.expires_at), cost=decided.cost, priority=decided.priority,
                 priority_reasons=list(decided.priority_reasons), trace=_jsonable(decided.trace),
                 now=_dt(decided.created_at), config=self.config)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from app import realtime
@@ -516,12 +516,21 @@ def end_due_wrap_ups(session: Session, *, now: datetime | None = None,
 
 def agent_load(session: Session, agent_id: int, *, config: RoutingConfig | None = None) -> int:
     """Capacity the agent's offered and connected contacts use (busy is derived from this)."""
-    cfg = _config(config)
-    staff = _staff(session, agent_id)
-    costs = cfg.agent_group(staff.agent_group).costs
-    channels = session.scalars(select(Interaction.channel).where(
-        Interaction.agent_id == agent_id, Interaction.state.in_((State.OFFERED, State.CONNECTED))))
-    return sum(costs.get(channel, 0) for channel in channels)
+    return _group_and_load(session, agent_id, _config(config))[1]
+
+
+def _group_and_load(session: Session, agent_id: int, cfg: RoutingConfig):
+    """The agent's group and the capacity their offered and connected contacts use, in one statement
+    (the staff row joined to their open work)."""
+    from app.auth.models import StaffUser
+
+    open_work = and_(Interaction.agent_id == StaffUser.id, Interaction.state.in_((State.OFFERED, State.CONNECTED)))
+    rows = session.execute(select(StaffUser.agent_group, Interaction.channel)
+                           .outerjoin(Interaction, open_work).where(StaffUser.id == agent_id)).all()
+    if not rows:
+        raise UnknownAgent(f"no staff user {agent_id}")
+    group = cfg.agent_group(rows[0].agent_group)
+    return group, sum(group.costs.get(channel, 0) for _, channel in rows if channel is not None)
 
 
 def _penalise(session: Session, agent_id: int, cause: str, now: datetime, cfg: RoutingConfig) -> None:
@@ -652,21 +661,30 @@ def rescind_offers_for_abandoned(session: Session, interaction: Interaction, *,
 
 def create_offer(session: Session, *, interaction_id: int, agent_id: int, expires_at: datetime, cost: int,
                  priority: int, priority_reasons: list[dict], trace: dict, now: datetime | None = None,
-                 config: RoutingConfig | None = None) -> Offer:
+                 config: RoutingConfig | None = None, interaction: Interaction | None = None) -> Offer:
     """The router reserves a waiting contact for an agent: an Offer row (pending, leased until
     ``expires_at``), the interaction moves to ``offered`` with the agent, and ``offer.created`` is
     announced after commit. Raises NotRoutable when the database no longer agrees (contact not waiting,
-    agent not available or without room); the partial unique index refuses a second pending offer."""
+    agent not available or without room); the partial unique index refuses a second pending offer.
+
+    ``interaction``: the contact as the caller read it moments ago in this session (the router's sync),
+    so it is not read again; its version guards the write, so a change made since fails the flush
+    (StaleDataError) instead of being overwritten. Every round trip here is on the way from a caller
+    queueing to an agent's screen: the agent's row is checked, locked and marked in one statement, and
+    their group and open work read in another."""
     cfg = _config(config)
     now = now or utcnow()
-    interaction = _interaction(session, interaction_id)
+    if interaction is None:
+        interaction = _interaction(session, interaction_id)
     if interaction is None or interaction.state not in WAITING:
         raise NotRoutable(f"interaction {interaction_id} is not waiting")
-    state = agent_state(session, agent_id, lock=True)
-    if state.presence != "available":
-        raise NotRoutable(f"agent {agent_id} is {state.presence}")
-    staff = _staff(session, agent_id)
-    if agent_load(session, agent_id, config=cfg) + cost > cfg.agent_group(staff.agent_group).capacity:
+    claimed = session.execute(update(AgentState).where(AgentState.agent_id == agent_id,
+                                                       AgentState.presence == "available")
+                              .values(idle_since=now).execution_options(synchronize_session="evaluate"))
+    if claimed.rowcount != 1:  # the UPDATE also holds the row's lock until commit, as FOR UPDATE did
+        raise NotRoutable(f"agent {agent_id} is not available")
+    group, load = _group_and_load(session, agent_id, cfg)
+    if load + cost > group.capacity:
         raise NotRoutable(f"agent {agent_id} has no room for {interaction.channel}")
     offer = Offer(interaction_id=interaction.id, agent_id=agent_id, status="pending", queue=interaction.queue,
                   channel=interaction.channel, from_state=str(interaction.state), cost=cost, priority=priority,
@@ -676,7 +694,6 @@ def create_offer(session: Session, *, interaction_id: int, agent_id: int, expire
     interaction.agent_id = agent_id
     transition(session, interaction, State.OFFERED, actor=ROUTER_ACTOR, reason="offered",
                data={"agent_id": agent_id, "offer_id": offer.id, "queue": interaction.queue}, at=now)
-    state.idle_since = now
     if interaction.customer_id is not None:
         # The offer shows the agent the customer's record (its screen-pop): audited with the offer, in
         # its transaction, rather than by a second one wherever the pop is built.

@@ -330,3 +330,22 @@ def test_a_live_router_repairs_at_its_own_pace_and_the_timers_every_sweep(app, d
     with app.app_context():
         live.cycle(now + timedelta(seconds=61))
     assert "offer lost" in db_session.scalars(reasons).all()  # swept back (and offered again)
+
+
+def test_a_caller_queued_when_a_sweep_is_due_is_offered_before_the_sweep_runs(app, db_session, monkeypatch):
+    """The sweeper's housekeeping comes after the cycle's offers: nobody waits for it."""
+    now = utcnow()
+    agent(db_session)
+    router.run_once(app, now)
+    caller = queued(db_session, now=now)
+    db_session.commit()
+    order = []
+    real_create, real_sweep = service.create_offer, service.end_due_wrap_ups
+    monkeypatch.setattr(service, "create_offer", lambda *a, **k: order.append("offer") or real_create(*a, **k))
+    monkeypatch.setattr(service, "end_due_wrap_ups", lambda *a, **k: order.append("sweep") or real_sweep(*a, **k))
+    live = router.router_for(app)
+    live.sweep_every_s, live._next_sweep = 0.25, 0.0  # a sweep is due
+    with app.app_context():
+        report = live.cycle(now + timedelta(seconds=1))
+    assert order == ["offer", "sweep"] and len(report.offers) == 1
+    assert [o.interaction_id for o in pending(db_session)] == [caller.id]

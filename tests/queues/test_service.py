@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session
 
 from app import realtime
@@ -194,6 +195,58 @@ def test_two_sessions_accepting_at_once_have_exactly_one_winner(app, db_session)
     assert db_session.get(Offer, made.id).status == "accepted"
     connected = [e for e in transitions(db_session, interaction) if e[0] == "connected"]
     assert len(connected) == 1
+
+
+def test_an_offer_claims_the_agent_in_one_statement_and_trusts_the_routers_fresh_read(db_session, events):
+    staff_id = agent(db_session).id
+    interaction = queued(db_session, customer=make_customer(db_session))  # the pop's view is audited too
+    interaction_id, now = interaction.id, utcnow()  # loaded, as the router's sync leaves it
+
+    def write():
+        service.create_offer(db_session, interaction_id=interaction_id, agent_id=staff_id, interaction=interaction,
+                             expires_at=now + timedelta(seconds=15), cost=100, priority=0, priority_reasons=[],
+                             trace={}, now=now)
+        db_session.commit()
+
+    sent = [" ".join(s.split()) for s in sent_statements(db_session, write)]
+    # the agent is checked, locked and marked in one UPDATE; group and open work in one read; the contact,
+    # just read by the router, is not read again (its version guards the write)
+    assert sent[0].startswith("UPDATE routing_agent_states SET idle_since")
+    assert sent[1].startswith("SELECT staff_users.agent_group, interactions.channel")
+    assert not [s for s in sent if s.startswith("SELECT") and "FROM interactions" in s.split(" JOIN ")[0]]
+    assert len(sent) == 6 and not [s for s in sent if "FOR UPDATE" in s]
+    assert interaction.state == "offered" and db_session.get(AgentState, staff_id).idle_since is not None
+    assert [n for n, p in events if n == "offer.created"] == ["offer.created"]
+
+
+def test_an_offer_from_a_stale_read_fails_and_writes_nothing(app, db_session):
+    staff = agent(db_session)
+    interaction = queued(db_session)
+    stale = db_session.get(type(interaction), interaction.id)
+    with Session(db.engine) as other:  # the caller hangs up after the router read the contact
+        transition(other, other.get(type(interaction), interaction.id), "abandoned", actor="t")
+        other.commit()
+    now = utcnow()
+    with pytest.raises(StaleDataError):
+        service.create_offer(db_session, interaction_id=interaction.id, agent_id=staff.id, interaction=stale,
+                             expires_at=now + timedelta(seconds=15), cost=100, priority=0, priority_reasons=[],
+                             trace={}, now=now)
+        db_session.commit()
+    db_session.rollback()
+    assert db_session.scalar(select(func.count()).select_from(Offer)) == 0
+    assert db_session.get(AgentState, staff.id).presence == "available"
+
+
+def test_an_agent_away_or_never_seen_is_not_offered_anything(db_session):
+    away, unseen = agent(db_session, presence="break"), make_staff(db_session, skills={"general": 5})
+    interaction = queued(db_session)
+    for staff in (away, unseen):
+        with pytest.raises(service.NotRoutable, match="not available"):
+            offer(db_session, interaction, staff)
+        db_session.rollback()
+    assert service.agent_load(db_session, away.id) == 0
+    with pytest.raises(service.UnknownAgent):
+        service.agent_load(db_session, 10**9)
 
 
 def test_the_database_refuses_a_second_pending_offer_for_one_contact(db_session):
