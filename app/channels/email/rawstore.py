@@ -26,10 +26,11 @@ from sqlalchemy.orm import Session
 from app.channels.email.ingest import _insert_raw
 from app.channels.email.models import InboundEmail
 
-# A chunk's INSERT and commit cost the helper a few wake-ups (each may wait for the interpreter lock
-# the parser holds: up to the 5 ms switch interval), so chunks are a few MB: ~10 messages with
-# attachments. Below two chunks' worth a batch is stored in one go (there is nothing to overlap).
-CHUNK_BYTES = 4 * 1024 * 1024
+# A chunk costs the helper a few wake-ups (its INSERT sent as the socket drains, then the answer), each
+# of which may wait for the interpreter lock the parser holds (up to the 5 ms switch interval): chunks
+# are large, ~20 messages with attachments. A batch under two chunks' worth is stored in one go
+# (there is nothing to overlap).
+CHUNK_BYTES = 8 * 1024 * 1024
 
 
 def chunks(sizes: Sequence[int], limit: int = CHUNK_BYTES) -> list[range]:
