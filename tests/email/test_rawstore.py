@@ -27,6 +27,19 @@ def test_chunks_are_consecutive_and_hold_at_most_the_limit(sizes, limit, expecte
     assert [(group.start, group.stop) for group in rawstore.chunks(sizes, limit)] == expected
 
 
+@pytest.mark.parametrize(("sizes", "expected"), [
+    ([], []),
+    ([4, 4], [(0, 2)]),  # one chunk's worth: stored in one go
+    ([4, 4, 4], [(0, 2), (2, 3)]),
+    ([4, 4, 4, 1, 1, 1], [(0, 2), (2, 3), (3, 6)]),  # the last holds at most 3
+    ([4, 4, 4, 2, 2], [(0, 2), (2, 4), (4, 5)]),
+    ([1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1], [(0, 9), (9, 12)]),
+    ([4, 4, 9], [(0, 2), (2, 3)]),  # a last item bigger than the last chunk's share is a chunk of its own
+])
+def test_the_last_chunk_is_small(sizes, expected):
+    assert [(group.start, group.stop) for group in rawstore.chunks(sizes, 10, last=3)] == expected
+
+
 def _rows(raws: list[bytes], keys: list[str]) -> list[dict]:
     return [{"mailbox": "support", "message_key": key, "source": "imap", "source_ref": None, "raw": raw,
              "raw_size": len(raw), "raw_sha256": None, "headers_only": False, "status": "pending", "attempts": 0,
@@ -44,14 +57,14 @@ def _committed_keys(app) -> set[str]:
 def test_each_chunk_is_handed_over_only_once_committed_and_a_key_is_stored_once(app, db_session):
     raws = [build_mail(subject=f"Chunk {n}", message_id=f"<chunk-{n}@customer.test>", body="x" * 300)
             for n in range(5)]
-    keys = ["mid:a", "mid:b", "mid:a", "mid:c", "mid:c"]  # a repeated in the next chunk, c within one
+    keys = ["mid:a", "mid:b", "mid:a", "mid:c", "mid:c"]  # a repeated in a later chunk, c within one
     rows = _rows(raws, keys)
     seen = []
     for group, inserted in rawstore.store_ahead(db_session, rows, raws, limit=2 * len(raws[0])):
         seen.append((list(group), sorted(inserted)))
         assert {rows[index]["message_key"] for index in group} <= _committed_keys(app)
     if db_session.get_bind().dialect.name == "postgresql":
-        assert seen == [([0, 1], ["mid:a", "mid:b"]), ([2, 3], ["mid:c"]), ([4], [])]
+        assert seen == [([0, 1], ["mid:a", "mid:b"]), ([2], []), ([3, 4], ["mid:c"])]
     else:  # SQLite: one INSERT for the batch, as before
         assert seen == [([0, 1, 2, 3, 4], ["mid:a", "mid:b", "mid:c"])]
     stored = dict(db_session.execute(select(InboundEmail.message_key, InboundEmail.raw_sha256)).all())

@@ -6,7 +6,7 @@ An attachment-heavy message (~400 KB) costs PostgreSQL ~2 ms to receive, write o
 log (WAL) -- as long as parsing it costs the worker. Stored whole and then parsed, a batch made each
 wait for the other. On PostgreSQL a batch of several MB is therefore split into chunks, stored one
 after another by a helper thread on a connection of its own, each chunk its own transaction: the worker
-parses chunk k while the database stores chunk k+1, and waits only for the first. The helper also
+parses chunk k while the database stores chunk k+1. The helper also
 hashes the messages (``raw_sha256``): hashlib lets go of the interpreter lock, so that runs beside the
 parser too.
 
@@ -29,21 +29,35 @@ from app.channels.email.models import InboundEmail
 # A chunk costs the helper a few wake-ups (its INSERT sent as the socket drains, then the answer), each
 # of which may wait for the interpreter lock the parser holds (up to the 5 ms switch interval): chunks
 # are large, ~20 messages with attachments. A batch under two chunks' worth is stored in one go
-# (there is nothing to overlap).
+# (there is nothing to overlap). The last chunk is small: nothing is stored while it is parsed, and
+# where the database is the slower of the two (it is, for mail with attachments) the worker waits for
+# the helper anyway -- then only that last parse is not overlapped.
 CHUNK_BYTES = 8 * 1024 * 1024
+LAST_CHUNK_BYTES = 1024 * 1024
 
 
-def chunks(sizes: Sequence[int], limit: int = CHUNK_BYTES) -> list[range]:
-    """Consecutive index ranges of ``sizes`` each holding at most ``limit`` bytes (at least one item)."""
+def chunks(sizes: Sequence[int], limit: int = CHUNK_BYTES, last: int | None = None) -> list[range]:
+    """Consecutive index ranges of ``sizes`` each holding at most ``limit`` bytes (at least one item);
+    with ``last``, when there is more than one chunk, the last holds at most ``last`` bytes (at least
+    one item)."""
+    tail = len(sizes)
+    if last is not None and sum(sizes) > limit:
+        held = sizes[tail - 1]
+        tail -= 1
+        while tail > 0 and held + sizes[tail - 1] <= last:
+            tail -= 1
+            held += sizes[tail]
     groups: list[range] = []
     start, held = 0, 0
-    for index, size in enumerate(sizes):
-        if index > start and held + size > limit:
+    for index in range(tail):
+        if index > start and held + sizes[index] > limit:
             groups.append(range(start, index))
             start, held = index, 0
-        held += size
-    if start < len(sizes):
-        groups.append(range(start, len(sizes)))
+        held += sizes[index]
+    if start < tail:
+        groups.append(range(start, tail))
+    if tail < len(sizes):
+        groups.append(range(tail, len(sizes)))
     return groups
 
 
@@ -53,9 +67,10 @@ def store_ahead(session: Session, rows: list[dict], wholes: Sequence[bytes],
     as received) and yield, chunk after chunk and only once that chunk has committed, (its indexes in
     ``rows``, message_key -> id of the rows it inserted). A key already stored, or twice in a chunk, is
     inserted once. What the session held uncommitted is committed before (as the store's commit did).
-    ``limit``: bytes per chunk (default ``CHUNK_BYTES``).
+    ``limit``: bytes per chunk (default ``CHUNK_BYTES``; the last at most ``LAST_CHUNK_BYTES``).
     Database errors propagate from the chunk that failed; the chunks yielded before stay stored."""
-    groups = chunks([len(row["raw"]) for row in rows], limit or CHUNK_BYTES)
+    limit = limit or CHUNK_BYTES
+    groups = chunks([len(row["raw"]) for row in rows], limit, min(LAST_CHUNK_BYTES, limit))
     bind = session.get_bind()
     if len(groups) < 2 or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
         _digest(rows, wholes, range(len(rows)))
