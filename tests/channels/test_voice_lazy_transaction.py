@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 from psycopg import pq
-from sqlalchemy import create_engine, event, func, insert, select
+from sqlalchemy import create_engine, event, func, insert, select, text, true, update
 from sqlalchemy.orm import Session
 
 from app.channels import voice
-from app.channels.lazy_transaction import SingleWriteError, begin_lazily, plain_read, single_write
+from app.channels.lazy_transaction import SingleWriteError, begin_lazily, reads_only, single_write
 from app.channels.telephony import RecordingTelephony
 from app.extensions import db
 from app.interactions.models import Interaction
@@ -50,21 +50,29 @@ def webhook(db_session, sent, send):
     return send()
 
 
+_RECEIPT_IDS = select(VoiceWebhookReceipt.id)
+_MOVED = update(Interaction).values(state="closed").returning(Interaction.id).cte("moved")
+
+
 @pytest.mark.parametrize(("statement", "alone"), [
-    ("SELECT interactions.id FROM interactions WHERE interactions.id = %(id)s", True),
-    ("  select nextval('interactions_id_seq')", True),
-    ("WITH moved AS (UPDATE interactions SET state = 'x') SELECT count(*) FROM moved", False),
-    ("SELECT * FROM agent_states WHERE agent_id = 1 FOR UPDATE", False),
-    ("SELECT * FROM agent_states FOR NO KEY UPDATE SKIP LOCKED", False),
-    ("SELECT * FROM agent_states WHERE agent_id = 1 FOR SHARE", False),
-    ("SELECT pg_advisory_xact_lock(42)", False),
-    ("INSERT INTO voice_webhook_receipts (call_sid) VALUES ('CA1')", False),
-    ("UPDATE interactions SET state = 'closed'", False),
-    ("DELETE FROM routing_queue_entries", False),
-    ("LOCK TABLE interactions", False),
+    (_RECEIPT_IDS, True),
+    (select(func.count()).select_from(Interaction.__table__.join(VoiceWebhookReceipt.__table__, true())), True),
+    (_RECEIPT_IDS.with_for_update(), False),
+    (_RECEIPT_IDS.with_for_update(read=True), False),
+    (select(func.count()).select_from(_MOVED), False),
+    (select(func.count()).select_from(_MOVED.join(VoiceWebhookReceipt.__table__, true())), False),
+    (_RECEIPT_IDS.add_cte(insert(VoiceWebhookReceipt).cte("logged")), False),
+    (text("  select nextval('interactions_id_seq')"), True),
+    (text("SELECT * FROM agent_states WHERE agent_id = 1 FOR UPDATE"), False),
+    (text("SELECT * FROM agent_states FOR NO KEY UPDATE SKIP LOCKED"), False),
+    (text("SELECT pg_advisory_xact_lock(42)"), False),
+    (text("WITH moved AS (UPDATE interactions SET state = 'x' RETURNING id) SELECT count(*) FROM moved"), False),
+    (text("LOCK TABLE interactions"), False),
+    (insert(VoiceWebhookReceipt), False),
+    (update(Interaction).values(state="closed"), False),
 ])
-def test_only_a_select_that_locks_nothing_runs_outside_the_transaction(statement, alone):
-    assert plain_read(statement) is alone
+def test_only_a_select_that_locks_and_modifies_nothing_runs_outside_the_transaction(statement, alone):
+    assert reads_only(statement) is alone
 
 
 def test_a_menu_step_sends_its_read_and_its_one_write_without_begin_or_commit(phone, db_session, sent):
@@ -137,6 +145,17 @@ def test_a_locking_read_opens_the_transaction(app, db_session, sent):
     db_session.commit()
     assert _answer(app, handler).status_code == 200
     assert sent[0] == ("SELECT", INTRANS)
+
+
+def test_text_sql_other_than_a_select_opens_the_transaction(app, db_session, sent):
+    def handler(session):
+        session.execute(text("SELECT 1"))
+        session.execute(text("SET LOCAL statement_timeout = 5000"))  # SQL text may do anything: taken for a write
+        return None, voice.VoiceResponse()
+
+    db_session.commit()
+    assert _answer(app, handler).status_code == 200
+    assert sent[:2] == [("SELECT", IDLE), ("SET", INTRANS)]
 
 
 def test_a_second_write_inside_single_write_is_refused(app, db_session):
