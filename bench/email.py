@@ -19,7 +19,8 @@ database_cpu_ms_per_message (CPU of the PostgreSQL backends serving the
 database, from /proc: parsing, storing and compressing what this process sent), database_bytes_per_message
 (growth of the bench database on disk: tables, TOAST and indexes), wal_bytes_per_message (WAL the server
 wrote meanwhile: cluster-wide, so other databases' writes during the run count too -- an upper bound),
-statements_per_message (SQL statements sent, savepoints included),
+statements_per_message (SQL statements sent through SQLAlchemy, savepoints included; not the
+helper's raw INSERTs of a batch of several chunks, one per message, sent at the driver),
 new_cases, threaded, acks; with ``--calls``, python_calls_per_message (Python function calls counted by
 cProfile: a figure other processes' load does not move; the run is then slower and its CPU and rates
 include the profiler's cost).

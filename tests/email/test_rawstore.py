@@ -91,7 +91,7 @@ def test_a_batch_in_several_chunks_is_ingested_as_one(app, desk, db_session, mon
 def test_an_outage_in_a_later_chunk_propagates_and_the_chunks_before_stay_stored(app, desk, db_session, monkeypatch):
     if db_session.get_bind().dialect.name != "postgresql":
         pytest.skip("chunks are stored apart on PostgreSQL only")
-    real = rawstore.insert_raws
+    real = rawstore.insert_pipelined
     calls = []
 
     def failing_second(conn, rows):
@@ -100,7 +100,7 @@ def test_an_outage_in_a_later_chunk_propagates_and_the_chunks_before_stay_stored
             raise OperationalError("INSERT", {}, Exception("server closed the connection"))
         return real(conn, rows)
 
-    monkeypatch.setattr(rawstore, "insert_raws", failing_second)
+    monkeypatch.setattr(rawstore, "insert_pipelined", failing_second)
     monkeypatch.setattr(rawstore, "CHUNK_BYTES", 2500)
     raws = [build_mail(subject=f"Outage {n}", sender=f"c{n}@customer.test", message_id=f"<outage-{n}@customer.test>",
                        body="z" * 1500) for n in range(3)]
