@@ -151,10 +151,11 @@ class AgentNamespace(Namespace):
     @command(InWrapUp)
     def on_wrap_up(self, agent, data: InWrapUp):
         interaction = console.own_work(db.session, agent.id, data.interaction_id)
-        if interaction.state == "connected":
-            _end(agent.id, interaction.id)
-        console.complete_wrap_up(db.session, agent.id, data.interaction_id, data.disposition, data.notes,
-                                 current_app.extensions["desk.config"])
+        if interaction.state == "connected":  # closed as the conversation ends: no wrap-up to time
+            _end(agent.id, interaction.id, disposition=data.disposition, notes=data.notes)
+        else:
+            console.complete_wrap_up(db.session, agent.id, data.interaction_id, data.disposition, data.notes,
+                                     current_app.extensions["desk.config"])
         routing.finish_wrap_up(db.session, agent.id)
 
     @command(InNote)
@@ -234,17 +235,23 @@ class AgentNamespace(Namespace):
         workspace.cancel_email(db.session, agent.id, data.interaction_id, data.message_id)
 
 
-def _end(agent_id: int, interaction_id: int) -> None:
+def _end(agent_id: int, interaction_id: int, *, disposition: str | None = None, notes: str = "") -> None:
     """Conversation over: the interaction goes to wrap-up and routing frees the agent's capacity and
     starts their wrap-up timer. Only on the move itself: a contact the channel already put in wrap-up
-    (the caller hung up) was released by the channel, and releasing again would restart the timer."""
+    (the caller hung up) was released by the channel, and releasing again would restart the timer.
+    With ``disposition`` the wrap-up is completed in the same transaction (closed), and routing is told
+    the agent has nothing left to wrap up rather than started on a timer it would stop at once."""
     interaction = console.own_work(db.session, agent_id, interaction_id)
     was = interaction.state
     if interaction.channel == "chat" and was == "connected":
         workspace.end_chat(db.session, agent_id, interaction_id)  # the customer is told; commits
-    interaction = console.start_wrap_up(db.session, agent_id, interaction_id)
+    if disposition is None:
+        interaction = console.start_wrap_up(db.session, agent_id, interaction_id)
+    else:
+        interaction = console.complete_wrap_up(db.session, agent_id, interaction_id, disposition, notes,
+                                               current_app.extensions["desk.config"])
     if was == "connected":
-        routing_service.release_agent(db.session, interaction)
+        routing_service.release_agent(db.session, interaction, wrapped_up=disposition is not None)
 
 
 def _disconnect_if_gone(app, agent_id: int, grace_s: float) -> None:

@@ -486,18 +486,26 @@ def agent_disconnected(session: Session, agent_id: int, *, now: datetime | None 
 
 
 def release_agent(session: Session, interaction: Interaction, *, now: datetime | None = None,
-                  config: RoutingConfig | None = None) -> AgentState | None:
+                  config: RoutingConfig | None = None, wrapped_up: bool = False) -> AgentState | None:
     """The agent finished ``interaction`` (it left ``connected``): its capacity returns at once (load is
     derived from offered and connected contacts) and an available agent goes to wrap-up for their
-    group's ``wrap_up_s``, after which the router makes them available again. Does not commit."""
+    group's ``wrap_up_s``, after which the router makes them available again. Does not commit.
+
+    ``wrapped_up``: the agent closed the contact in the same breath (disposition given as the call
+    ended), so there is no wrap-up to time: an available agent stays available and starts idling now,
+    as one coming back from wrap-up would -- without a zero-length wrap-up in their presence history."""
     if interaction.agent_id is None:
         return None
     cfg = _config(config)
     now = now or utcnow()
     state = agent_state(session, interaction.agent_id, lock=True)
-    staff = _staff(session, interaction.agent_id)
-    if state.presence == "available" and cfg.agent_group(staff.agent_group).wrap_up_s > 0:
-        _change_presence(session, state, "wrap_up", None, now, cfg, group=staff.agent_group)
+    if wrapped_up:
+        if state.presence == "available":
+            state.idle_since, state.missed_offers, state.backoff_until = now, 0, None
+    else:
+        staff = _staff(session, interaction.agent_id)
+        if state.presence == "available" and cfg.agent_group(staff.agent_group).wrap_up_s > 0:
+            _change_presence(session, state, "wrap_up", None, now, cfg, group=staff.agent_group)
     _wake(session, queue=interaction.queue, interaction_id=interaction.id, agent_id=interaction.agent_id)
     return state
 

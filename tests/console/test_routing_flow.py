@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from app.channels.telephony import RecordingTelephony
-from app.interactions.models import Interaction
+from app.interactions.models import Interaction, InteractionEvent
+from app.reports.models import AgentPresenceLog
 from queues import service
 from queues.models import AgentState, Offer
 from tests.factories import make_customer, make_interaction, make_order, make_staff
@@ -139,6 +140,12 @@ def test_wrap_up_straight_from_a_call_releases_and_frees_the_agent(db_session, a
     assert client.call("wrap_up", {"interaction_id": call.id, "disposition": "resolved"}) == {"ok": True}
     assert fresh(db_session, AgentState, agent.id).presence == "available"
     assert fresh(db_session, Interaction, call.id).state == "closed"
+    # closed as it ended: the call still passed through wrap-up (its handle time says so), the agent never did
+    moves = db_session.scalars(select(InteractionEvent.to_state).where(
+        InteractionEvent.interaction_id == call.id, InteractionEvent.kind == "transition")).all()
+    assert moves[-3:] == ["connected", "wrap_up", "closed"]
+    presences = db_session.scalars(select(AgentPresenceLog.presence).where(AgentPresenceLog.agent_id == agent.id)).all()
+    assert "wrap_up" not in presences and fresh(db_session, Interaction, call.id).disposition == "resolved"
 
 
 def test_completing_one_of_two_wrap_ups_keeps_the_timer(db_session, agent_client, routed):

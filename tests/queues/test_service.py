@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm import Session
@@ -412,6 +412,32 @@ def test_release_starts_wrap_up_and_the_timer_makes_the_agent_available(db_sessi
     assert db_session.get(AgentState, staff.id).presence == "available"
     unassigned = make_interaction(db_session)
     assert service.release_agent(db_session, unassigned) is None
+
+
+def test_a_contact_closed_as_it_ends_leaves_the_agent_available_and_idle_from_now(db_session, events):
+    from app.reports.models import AgentPresenceLog
+
+    staff, other = agent(db_session), agent(db_session, presence="break")
+    interaction = queued(db_session)
+    made = offer(db_session, interaction, staff)
+    service.accept_offer(db_session, made.id, staff.id)
+    db_session.execute(update(AgentState).where(AgentState.agent_id == staff.id).values(missed_offers=1))
+    db_session.commit()
+    before = db_session.scalar(select(func.count()).select_from(AgentPresenceLog))
+    transition(db_session, interaction, "wrap_up", actor=f"agent:{staff.id}")
+    transition(db_session, interaction, "closed", actor=f"agent:{staff.id}")
+    now = utcnow() + timedelta(seconds=5)
+    events.clear()
+    state = service.release_agent(db_session, interaction, now=now, wrapped_up=True)
+    db_session.commit()
+    assert (state.presence, state.idle_since, state.missed_offers, state.wrap_up_until) == ("available", now, 0, None)
+    assert db_session.scalar(select(func.count()).select_from(AgentPresenceLog)) == before  # no zero-length wrap-up
+    assert not [n for n, _ in events if n == "agent.presence"]
+    assert service.agent_load(db_session, staff.id) == 0
+    # an agent who went on break meanwhile stays on break
+    interaction.agent_id = other.id
+    assert service.release_agent(db_session, interaction, now=now, wrapped_up=True).presence == "break"
+    db_session.rollback()
 
 
 # ------------------------------------------------------------------ transfers
