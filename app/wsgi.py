@@ -1,4 +1,4 @@
-"""Production entry point: ``gunicorn -k gevent -w 1 app.wsgi:app`` (the Procfile's ``web``).
+"""Production entry point: ``gunicorn -k gevent app.wsgi:app`` (the Procfile's ``web``).
 
 gunicorn's gevent worker patches the standard library before this module is imported, so
 Flask-SocketIO selects its gevent mode and psycopg and redis cooperate with it.
