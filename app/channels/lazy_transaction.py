@@ -37,7 +37,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import TextClause
@@ -101,6 +101,21 @@ def begin_lazily(session: Session) -> bool:
     dbapi_connection.autocommit = True
     session.info[LAZY] = dbapi_connection
     return True
+
+
+@contextmanager
+def reading_alone(engine: Engine) -> Iterator[Connection]:
+    """A connection of ``engine`` whose statements each run on their own, outside any transaction: for a
+    webhook that only reads (no BEGIN, no COMMIT). With psycopg and ``install``-ed, autocommit is set on
+    the DBAPI connection directly (the checkin takes it off again) rather than through SQLAlchemy's
+    isolation-level option, whose bookkeeping on checkout and checkin costs more than the read."""
+    if engine.dialect.driver != "psycopg" or not event.contains(engine, "checkin", _out_of_autocommit):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+        return
+    with engine.connect() as connection:
+        connection.connection.dbapi_connection.autocommit = True
+        yield connection
 
 
 @contextmanager

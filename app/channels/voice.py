@@ -28,7 +28,7 @@ from app import realtime
 from app.auth.models import Role
 from app.auth.roles import current_staff, role_required
 from app.channels import lazy_transaction
-from app.channels.lazy_transaction import begin_lazily, single_write
+from app.channels.lazy_transaction import begin_lazily, reading_alone, single_write
 from app.channels.telephony import TelephonyError
 from app.db import utcnow
 from app.extensions import csrf, db
@@ -308,7 +308,7 @@ def wait() -> Response:
         return _bad(exc)
     now = utcnow()
     if not calls.announce_due(_desk(), announced, now):
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        with reading_alone(db.engine) as connection:
             quiet = calls.quiet_turn(connection, _desk(), call_sid=call_sid, turn=turn, urls=_urls(), now=now,
                                      announced=announced)
         if quiet is not None:

@@ -8,7 +8,7 @@ from sqlalchemy import create_engine, event, func, insert, select, text, true, u
 from sqlalchemy.orm import Session
 
 from app.channels import voice
-from app.channels.lazy_transaction import SingleWriteError, begin_lazily, reads_only, single_write
+from app.channels.lazy_transaction import SingleWriteError, begin_lazily, reading_alone, reads_only, single_write
 from app.channels.telephony import RecordingTelephony
 from app.extensions import db
 from app.interactions.models import Interaction
@@ -202,3 +202,30 @@ def test_connections_go_back_to_the_pool_out_of_autocommit(phone, db_session):
     finally:
         event.remove(db.engine, "checkin", checked_in)
     assert returned and not any(returned)
+
+
+def test_a_read_alone_runs_outside_any_transaction_and_leaves_no_autocommit_behind(app):
+    returned: list[bool] = []
+
+    def checked_in(dbapi_connection, record):
+        returned.append(dbapi_connection.autocommit)
+
+    event.listen(db.engine, "checkin", checked_in)
+    try:
+        with reading_alone(db.engine) as connection:
+            assert connection.scalar(select(func.count()).select_from(Interaction)) == 0
+            assert connection.connection.dbapi_connection.info.transaction_status == IDLE
+    finally:
+        event.remove(db.engine, "checkin", checked_in)
+    assert returned == [False]
+
+
+def test_an_engine_not_installed_reads_alone_through_the_isolation_option(app):
+    engine = create_engine(db.engine.url)  # no checkin hook: SQLAlchemy's own option sets and resets autocommit
+    try:
+        with reading_alone(engine) as connection:
+            assert connection.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+            connection.scalar(select(func.count()).select_from(Interaction))
+            assert connection.connection.dbapi_connection.info.transaction_status == IDLE
+    finally:
+        engine.dispose()
