@@ -562,12 +562,9 @@ def _pending_offer_for(session: Session, interaction_id: int) -> Offer | None:
                           .execution_options(populate_existing=True))
 
 
-def _cas(session: Session, offer: Offer, status: str, now: datetime, *, cause: str | None = None,
-         live_only: bool = False) -> bool:
+def _cas(session: Session, offer: Offer, status: str, now: datetime, *, cause: str | None = None) -> bool:
     """Move a pending offer to ``status`` if nobody else answered it first (version unchanged)."""
     stmt = update(Offer).where(Offer.id == offer.id, Offer.status == "pending", Offer.version == offer.version)
-    if live_only:
-        stmt = stmt.where(Offer.expires_at > now)
     # RETURNING refreshes the loaded offer in the same round trip (no separate refresh SELECT).
     won = session.scalars(stmt.values(status=status, version=Offer.version + 1, answered_at=now, cause=cause)
                           .returning(Offer).execution_options(synchronize_session=False, populate_existing=True)
@@ -609,11 +606,17 @@ def accept_offer(session: Session, offer_id: int, agent_id: int, *, now: datetim
     click, a second tab or a late accept raises OfferNotAvailable; the caller must then roll back.
     Does not commit."""
     now = now or utcnow()
-    offer = _fresh(session, Offer, offer_id)
-    if offer is None or offer.agent_id != agent_id or offer.status != "pending" or offer.expires_at <= now:
+    session.flush()
+    # The compare-and-swap is the read: one UPDATE takes the offer only while it is pending for this
+    # agent and its lease runs, and brings the row back. A concurrent answer holds the row's lock until
+    # it commits; this UPDATE then finds the offer no longer pending and takes nothing.
+    offer = session.scalars(
+        update(Offer).where(Offer.id == offer_id, Offer.agent_id == agent_id, Offer.status == "pending",
+                            Offer.expires_at > now)
+        .values(status="accepted", version=Offer.version + 1, answered_at=now, cause=None).returning(Offer)
+        .execution_options(synchronize_session=False, populate_existing=True)).one_or_none()
+    if offer is None:
         raise OfferNotAvailable(f"offer {offer_id} is not pending for agent {agent_id}")
-    if not _cas(session, offer, "accepted", now, live_only=True):
-        raise OfferNotAvailable(f"offer {offer_id} was answered first elsewhere")
     interaction = _interaction(session, offer.interaction_id)
     if interaction is None or interaction.state != State.OFFERED or interaction.agent_id != agent_id:
         raise OfferNotAvailable(f"offer {offer_id}: the contact is no longer offered")

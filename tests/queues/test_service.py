@@ -141,9 +141,11 @@ def test_offer_then_accept_connects_once(db_session, events):
     assert interaction.state == "offered" and interaction.agent_id == staff.id
     created = [p for n, p in events if n == "offer.created"]
     assert created and created[0]["offer_id"] == made.id and created[0]["queue"] == "general"
-    service.accept_offer(db_session, made.id, staff.id)
+    sent = sent_statements(db_session, lambda: service.accept_offer(db_session, made.id, staff.id))
     db_session.commit()
     assert interaction.state == "connected"
+    # the compare-and-swap is the offer's only read
+    assert sent[0].lstrip().startswith("UPDATE routing_offers") and not [s for s in sent if "FROM routing_offers" in s]
     to_state, actor, data = transitions(db_session, interaction)[-1]
     assert (to_state, actor, data["agent_id"]) == ("connected", f"agent:{staff.id}", staff.id)
     assert any(n == "offer.accepted" and p["offer_id"] == made.id for n, p in events)
