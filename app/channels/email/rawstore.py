@@ -5,10 +5,10 @@ holding its raw bytes has committed. What changes is what the worker does while 
 An attachment-heavy message (~400 KB) costs PostgreSQL ~2 ms to receive, write out of line (TOAST) and
 log (WAL) -- as long as parsing it costs the worker. Stored whole and then parsed, a batch made each
 wait for the other. On PostgreSQL a batch of several MB is therefore split into chunks, stored one
-after another by a helper thread on a connection of its own, each chunk its own transaction: the worker
-parses chunk k while the database stores chunk k+1. The helper also
-hashes the messages (``raw_sha256``): hashlib lets go of the interpreter lock, so that runs beside the
-parser too.
+after another by a helper thread on a connection of its own, each chunk its own transaction (its rows
+pipelined: ``insert_pipelined``): the worker parses chunk k while the database stores chunk k+1. The
+helper also hashes the messages (``raw_sha256``): hashlib lets go of the interpreter lock, so that runs
+beside the parser too.
 
 Anything else -- one chunk, SQLite, a session bound to a connection rather than an engine -- is stored
 as before: one INSERT for the batch on the session's own connection, one commit.
