@@ -53,6 +53,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--agents", type=int, default=500)
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--customers", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+                        help="gevent worker processes per web node (the Procfile's WEB_CONCURRENCY)")
     parser.add_argument("--rate", type=float, default=10.0, help="calls per second, open loop (Poisson)")
     parser.add_argument("--concurrency", type=int, default=0,
                         help="instead of --rate: calls in flight at once, closed loop (saturation)")
@@ -381,7 +383,7 @@ def main(argv: list[str]) -> int:
         disposition = app.extensions["desk.config"].dispositions[0].code
         agent_ids, people = _prepare(app, args.agents, args.customers)
         ports = [_free_port() for _ in range(NODES)]
-        servers = [_start_server(_env(db_url, args.redis_url, config, port), port, 1) for port in ports]
+        servers = [_start_server(_env(db_url, args.redis_url, config, port), port, args.workers) for port in ports]
         servers.append(_start_router(_env(db_url, args.redis_url, config, ports[0])))
         for port in ports:
             _wait_until_serving(port)
@@ -429,7 +431,7 @@ def main(argv: list[str]) -> int:
                 console.sio.disconnect()
             for server in servers:
                 _stop(server)
-    result = {"agents": args.agents, "nodes": NODES, "calls": args.calls,
+    result = {"agents": args.agents, "nodes": NODES, "workers_per_node": args.workers, "calls": args.calls,
               "calls_per_s": 0.0 if args.concurrency else args.rate,
               "p50_ms": round(_percentile(latencies, 0.50), 2), "p99_ms": round(_percentile(latencies, 0.99), 2),
               "missed": missed, "webhook_errors": errors, "answer_errors": len(failures),
