@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import Integer, String, and_, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from app import realtime
-from app.db import utcnow
+from app.db import UTCDateTime, utcnow
 from app.interactions.models import Interaction
 from app.interactions.service import record_fact, transition
 from app.interactions.states import WAITING, State
@@ -249,6 +249,8 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
         raise NotRoutable(f"interaction {interaction.id} is {interaction.state}")
     interaction.queue = queue
     interaction.agent_id = None
+    if not customer_is_new and customer_tier is None and history is None and interaction.customer_id is not None:
+        customer_tier, history = _routing_facts(session, interaction, cfg, now)
     preferred, until = (None, None) if customer_is_new else _preferred_agent(session, interaction, cfg, now,
                                                                              history)
     # a contact still ``new``, or in the phone menu, that never waited (no routing_age_origin: the first
@@ -264,6 +266,38 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
         transition(session, interaction, State.QUEUED, actor=actor, reason="queued", data={"queue": queue}, at=now)
     _wake(session, queue=queue, interaction_id=interaction.id)
     return interaction
+
+
+def _routing_facts(session: Session, interaction: Interaction, cfg: RoutingConfig,
+                   now: datetime) -> tuple[str | None, CustomerHistory]:
+    """What routing needs to know of a known customer -- tier, worst open complaint, the agent who last
+    served them within the queue's preferred-agent window -- in one statement rather than three (a
+    caller's queueing waits for each round trip). The history excludes this contact, so it holds for a
+    contact re-queued as much as for a new one."""
+    from app.crm.models import Customer
+
+    try:
+        from app.complaints.service import open_complaint_level_of
+    except ImportError:  # a desk without the complaints domain routes on tier alone
+        level = literal(None, String)
+    else:
+        level = open_complaint_level_of(Customer.id)
+    queue = cfg.queue(interaction.queue)
+    if queue.preferred_agent_wait_s and queue.preferred_agent_window_days:
+        served = (select(Interaction.agent_id, Interaction.state_changed_at).where(
+            Interaction.customer_id == Customer.id, Interaction.id != interaction.id,
+            Interaction.agent_id.is_not(None), Interaction.state.in_(_SERVED),
+            Interaction.state_changed_at >= now - timedelta(days=queue.preferred_agent_window_days))
+            .order_by(Interaction.state_changed_at.desc(), Interaction.id.desc()).limit(1))
+        agent, at = (served.with_only_columns(column).scalar_subquery() for column in
+                     (Interaction.agent_id, Interaction.state_changed_at))
+    else:  # no preferred agent in this queue: nobody's history is looked up
+        agent, at = literal(None, Integer), literal(None, UTCDateTime())
+    row = session.execute(select(Customer.tier, level, agent, at).where(Customer.id == interaction.customer_id)).first()
+    if row is None:
+        return None, CustomerHistory()
+    tier, worst, last_agent, last_at = row
+    return tier, CustomerHistory(last_agent_id=last_agent, last_agent_at=last_at, open_complaint_level=worst)
 
 
 def _preferred_agent(session: Session, interaction: Interaction, cfg: RoutingConfig,

@@ -96,9 +96,15 @@ def find_by_reference(session: Session, reference: str) -> Complaint | None:
 
 def open_complaint_level(session: Session, customer_id: int) -> str | None:
     """The most severe level among the customer's open complaints (for routing priority and the IVR)."""
-    levels = session.scalars(select(Complaint.level).where(
-        Complaint.customer_id == customer_id, Complaint.state.not_in((S.CLOSED, S.RESOLVED, S.REJECTED)))).all()
-    return min(levels) if levels else None  # 'P1' < 'P2' < ... sorts most severe first
+    return session.scalar(select(open_complaint_level_of(customer_id)))
+
+
+def open_complaint_level_of(customer_id: Any) -> Any:
+    """``open_complaint_level`` as a scalar subquery, for a statement that reads it beside other facts
+    (``customer_id``: a value or a column)."""
+    return (select(func.min(Complaint.level))  # 'P1' < 'P2' < ... sorts most severe first
+            .where(Complaint.customer_id == customer_id, Complaint.state.not_in((S.CLOSED, S.RESOLVED, S.REJECTED)))
+            .scalar_subquery())
 
 
 def audit_trail(session: Session, complaint_id: int) -> list[ComplaintEvent]:

@@ -91,6 +91,9 @@ def test_a_known_tier_and_a_never_queued_contact_save_their_reads_with_the_same_
     assert (given.state, given.queue, given.priority, given.priority_reasons) == (
         read.state, read.queue, read.priority, read.priority_reasons) and given.priority == 300
     assert any("customers.tier" in s for s in plain) and not any("customers.tier" in s for s in told)
+    # tier, open complaints and the last agent who served the customer: one read
+    [facts] = [s for s in plain if s.lstrip().startswith("SELECT")]
+    assert "complaints" in facts and "interactions" in facts
     # a contact still new has no queue entry: none is looked up, one is created
     assert not any(s.lstrip().startswith("SELECT routing_queue_entries") for s in plain + told)
     assert db_session.get(QueueEntry, given.id).queue == "general"
@@ -102,11 +105,15 @@ def test_a_known_tier_and_a_never_queued_contact_save_their_reads_with_the_same_
     assert db_session.get(QueueEntry, given.id).queue == "billing"
 
 
-def test_an_open_complaint_and_a_callback_raise_priority(db_session, monkeypatch):
-    import app.complaints.service as complaints
+def test_an_open_complaint_and_a_callback_raise_priority(db_session):
+    from app.complaints import flows
+    from app.complaints.models import Complaint
 
     customer = make_customer(db_session, tier="small")
-    monkeypatch.setattr(complaints, "open_complaint_level", lambda session, cid: "P2")
+    complaint = flows.raise_complaint(db_session, channel="voice", customer_id=customer.id,
+                                      category="delivery_delay", description="Parcel late")
+    db_session.execute(update(Complaint).where(Complaint.id == complaint.id).values(level="P2"))
+    db_session.commit()
     interaction = queued(db_session, customer=customer)
     assert [r["code"] for r in interaction.priority_reasons] == ["tier", "open_complaint"]
     transition(db_session, interaction, "callback_pending", actor="ivr")
