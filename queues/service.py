@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session, lazyload
 from app import realtime
 from app.db import UTCDateTime, utcnow
 from app.interactions.models import Interaction
-from app.interactions.service import record_fact, transition
+from app.interactions.service import record_fact, transition, transition_now
 from app.interactions.states import WAITING, State
 from queues.config import DEFAULT_OVERFLOW, TEXT_OVERFLOW, VOICE_OVERFLOW, RoutingConfig
 from queues.models import PRESENCES, AgentState, Offer, QueueEntry
@@ -736,9 +736,10 @@ def create_offer(session: Session, *, interaction_id: int, agent_id: int, expire
                   priority_reasons=priority_reasons, trace=trace, created_at=now, expires_at=expires_at, version=1)
     session.add(offer)
     session.flush()
-    interaction.agent_id = agent_id
-    transition(session, interaction, State.OFFERED, actor=ROUTER_ACTOR, reason="offered",
-               data={"agent_id": agent_id, "offer_id": offer.id, "queue": interaction.queue}, at=now)
+    # the move and its event in one statement (PostgreSQL) when the contact is as loaded
+    transition_now(session, interaction, State.OFFERED, actor=ROUTER_ACTOR, reason="offered",
+                   data={"agent_id": agent_id, "offer_id": offer.id, "queue": interaction.queue}, at=now,
+                   columns={"agent_id": agent_id})
     if interaction.customer_id is not None:
         # The offer shows the agent the customer's record (its screen-pop): audited with the offer, in
         # its transaction, rather than by a second one wherever the pop is built.

@@ -331,25 +331,27 @@ def update_attributes(session: Session, interaction: Interaction, changes: dict[
 
 def transition_now(session: Session, interaction: Interaction, to_state: str, *, actor: str, reason: str = "",
                    data: dict[str, Any] | None = None, at: datetime | None = None,
-                   attributes: dict[str, Any] | None = None) -> None:
+                   attributes: dict[str, Any] | None = None, columns: dict[str, Any] | None = None) -> None:
     """``transition`` written at once -- the UPDATE (with ``attributes`` merged into the interaction's,
     when given) and the INSERT of the event row in one statement on PostgreSQL (``_write_at_once``) --
     instead of through the ORM's unit of work, for a webhook that has nothing else to change (a caller
     hanging up). The same checks, event row and announcement after commit; the object is left as if
-    loaded after the write. Raises InvalidTransition (nothing written), StaleDataError (another
-    transaction changed the interaction since it was loaded: nothing written). An interaction with
-    unflushed changes, or pending rows in the session, gets ``transition`` (and the attributes as an ORM
-    change) instead. Does not commit."""
+    loaded after the write. ``columns``: other columns the move sets (the agent an offer names). Raises
+    InvalidTransition (nothing written), StaleDataError (another transaction changed the interaction
+    since it was loaded: nothing written). An interaction with unflushed changes, or pending rows in the
+    session, gets ``transition`` (and the attributes and columns as ORM changes) instead. Does not commit."""
     target = check_transition(interaction.state, to_state)
     state = sa_inspect(interaction)
     if not state.persistent or state.modified or session.new:
         if attributes:
             interaction.attributes = {**(interaction.attributes or {}), **attributes}
+        for column, value in (columns or {}).items():
+            setattr(interaction, column, value)
         transition(session, interaction, target, actor=actor, reason=reason, data=data, at=at)
         return
     at = at or utcnow()
     previous = interaction.state
-    changes = _moved(interaction, target, at)
+    changes = {**(columns or {}), **_moved(interaction, target, at)}
     if attributes:
         changes["attributes"] = {**(interaction.attributes or {}), **attributes}
     _write_at_once(session, interaction, changes, [{"kind": "transition", "from_state": previous, "to_state": target,

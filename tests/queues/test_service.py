@@ -223,7 +223,11 @@ def test_an_offer_claims_the_agent_in_one_statement_and_trusts_the_routers_fresh
     assert sent[0].startswith("UPDATE routing_agent_states SET idle_since")
     assert sent[1].startswith("SELECT staff_users.agent_group, interactions.channel")
     assert not [s for s in sent if s.startswith("SELECT") and "FROM interactions" in s.split(" JOIN ")[0]]
-    assert len(sent) == 6 and not [s for s in sent if "FOR UPDATE" in s]
+    assert not [s for s in sent if "FOR UPDATE" in s]
+    if db_session.get_bind().dialect.name == "postgresql":  # the move and its event: one statement
+        assert len(sent) == 5 and [s for s in sent if s.startswith("WITH moved AS (UPDATE interactions")]
+    else:
+        assert len(sent) == 6
     assert interaction.state == "offered" and db_session.get(AgentState, staff_id).idle_since is not None
     assert [n for n, p in events if n == "offer.created"] == ["offer.created"]
 
