@@ -227,7 +227,8 @@ class Router:
 
         # One connection for the whole cycle (no pool checkout and ping per transaction); objects stay
         # loaded across its commits because every read that decides anything uses populate_existing or a
-        # row lock, and the session lives for this cycle only.
+        # row lock, every write to a contact is guarded by its version (an offer trusts the contact this
+        # cycle's sync read), and the session lives for this cycle only.
         with db.engine.connect() as connection, Session(bind=connection, expire_on_commit=False) as session:
             interactions, agents = _hub.drain()
             interactions |= self._retry_interactions
