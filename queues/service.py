@@ -249,8 +249,8 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
         raise NotRoutable(f"interaction {interaction.id} is {interaction.state}")
     interaction.queue = queue
     interaction.agent_id = None
-    if not customer_is_new and customer_tier is None and history is None and interaction.customer_id is not None:
-        customer_tier, history = _routing_facts(session, interaction, cfg, now)
+    if not customer_is_new and history is None and interaction.customer_id is not None:
+        customer_tier, history = _routing_facts(session, interaction, cfg, now, customer_tier)
     preferred, until = (None, None) if customer_is_new else _preferred_agent(session, interaction, cfg, now,
                                                                              history)
     # a contact still ``new``, or in the phone menu, that never waited (no routing_age_origin: the first
@@ -268,24 +268,25 @@ def enqueue_contact(session: Session, interaction: Interaction, queue: str, *, a
     return interaction
 
 
-def _routing_facts(session: Session, interaction: Interaction, cfg: RoutingConfig,
-                   now: datetime) -> tuple[str | None, CustomerHistory]:
-    """What routing needs to know of a known customer -- tier, worst open complaint, the agent who last
-    served them within the queue's preferred-agent window -- in one statement rather than three (a
-    caller's queueing waits for each round trip). The history excludes this contact, so it holds for a
-    contact re-queued as much as for a new one."""
+def _routing_facts(session: Session, interaction: Interaction, cfg: RoutingConfig, now: datetime,
+                   tier: str | None) -> tuple[str | None, CustomerHistory]:
+    """What routing needs to know of a known customer -- tier (unless the caller has it), worst open
+    complaint, the agent who last served them within the queue's preferred-agent window -- in one
+    statement rather than three (a caller's queueing waits for each round trip). The history excludes
+    this contact, so it holds for a contact re-queued as much as for a new one."""
     from app.crm.models import Customer
 
+    customer_id = interaction.customer_id
     try:
         from app.complaints.service import open_complaint_level_of
     except ImportError:  # a desk without the complaints domain routes on tier alone
         level = literal(None, String)
     else:
-        level = open_complaint_level_of(Customer.id)
+        level = open_complaint_level_of(customer_id)
     queue = cfg.queue(interaction.queue)
     if queue.preferred_agent_wait_s and queue.preferred_agent_window_days:
         served = (select(Interaction.agent_id, Interaction.state_changed_at).where(
-            Interaction.customer_id == Customer.id, Interaction.id != interaction.id,
+            Interaction.customer_id == customer_id, Interaction.id != interaction.id,
             Interaction.agent_id.is_not(None), Interaction.state.in_(_SERVED),
             Interaction.state_changed_at >= now - timedelta(days=queue.preferred_agent_window_days))
             .order_by(Interaction.state_changed_at.desc(), Interaction.id.desc()).limit(1))
@@ -293,31 +294,22 @@ def _routing_facts(session: Session, interaction: Interaction, cfg: RoutingConfi
                      (Interaction.agent_id, Interaction.state_changed_at))
     else:  # no preferred agent in this queue: nobody's history is looked up
         agent, at = literal(None, Integer), literal(None, UTCDateTime())
-    row = session.execute(select(Customer.tier, level, agent, at).where(Customer.id == interaction.customer_id)).first()
-    if row is None:
-        return None, CustomerHistory()
-    tier, worst, last_agent, last_at = row
+    known_tier = literal(tier, String) if tier is not None else \
+        select(Customer.tier).where(Customer.id == customer_id).scalar_subquery()
+    tier, worst, last_agent, last_at = session.execute(select(known_tier, level, agent, at)).one()
     return tier, CustomerHistory(last_agent_id=last_agent, last_agent_at=last_at, open_complaint_level=worst)
 
 
 def _preferred_agent(session: Session, interaction: Interaction, cfg: RoutingConfig,
-                     now: datetime, history: CustomerHistory | None = None) -> tuple[int | None, datetime | None]:
-    """The agent who last served this customer within the queue's window, if they are at work.
-    ``history``: the customer's, read ahead (``last_served_by``)."""
+                     now: datetime, history: CustomerHistory | None) -> tuple[int | None, datetime | None]:
+    """The agent who last served this customer within the queue's window (``history``: the customer's,
+    read by ``_routing_facts`` or ahead for a batch by ``last_served_by``), if they are at work."""
     queue = cfg.queue(interaction.queue)
-    if interaction.customer_id is None or not queue.preferred_agent_wait_s or not queue.preferred_agent_window_days:
+    if history is None or not queue.preferred_agent_wait_s or not queue.preferred_agent_window_days:
         return None, None
     since = now - timedelta(days=queue.preferred_agent_window_days)
-    if history is not None:
-        served = history.last_agent_at is not None and history.last_agent_at >= since
-        agent_id = history.last_agent_id if served else None
-    else:
-        agent_id = session.scalar(
-            select(Interaction.agent_id).where(
-                Interaction.customer_id == interaction.customer_id, Interaction.id != interaction.id,
-                Interaction.agent_id.is_not(None), Interaction.state.in_(_SERVED),
-                Interaction.state_changed_at >= since)
-            .order_by(Interaction.state_changed_at.desc(), Interaction.id.desc()).limit(1))
+    served = history.last_agent_at is not None and history.last_agent_at >= since
+    agent_id = history.last_agent_id if served else None
     if agent_id is None:
         return None, None
     state = session.get(AgentState, agent_id)
