@@ -4,15 +4,16 @@ Messages per second through the full ingest path -- store raw, parse, thread, id
 create the case, route it to a queue and compose the acknowledgement -- with one worker (this
 process, sequentially), on PostgreSQL (``--database-url``, else ``BENCH_DATABASE_URL``, else a scratch
 database ``bench_email`` on 127.0.0.1, created if missing; its tables are dropped and recreated).
-By default messages go in batches of 50 through ``batch.ingest_many``, as the IMAP poller (its default
-``batch_size``) and ``flask mail ingest`` send them: one commit stores a batch, one processes it, a
-savepoint per message. ``--batch 1`` measures the one-message door instead (``ingest_raw``, as the
+By default messages go in batches of 50 through ``batch.ingest_batches``, as the IMAP poller (its
+default ``batch_size``) and ``flask mail ingest`` send them: a helper stores each batch (committed) while
+the batch before is processed, one commit processes a batch. ``--one-batch-at-a-time`` sends each batch
+through ``batch.ingest_many`` alone instead (stored, then processed, nothing overlapping the two). ``--batch 1`` measures the one-message door instead (``ingest_raw``, as the
 raw-MIME HTTP endpoint uses it: two commits per message).
 Three kinds of mail (``--kinds attachments`` runs only some): ``plain`` (text), ``html`` (text + HTML alternative with inline styling) and
 ``attachments`` (HTML plus three attachments, ~300 KB, named differently in each message). A fifth of each batch are replies that thread
 into earlier cases. Sending is not measured (the acknowledgement jobs are collected, not run).
-JSON fields per kind: kind, messages, messages_per_s, batch, p50_ms, p99_ms (per call: a message, or a
-batch), cpu_ms_per_message (this process's CPU: with the database waits excluded it shows what one
+JSON fields per kind: kind, messages, messages_per_s, batch, stream, p50_ms, p99_ms (per call: a message, or a
+batch; in a stream, from one batch's results to the next), cpu_ms_per_message (this process's CPU: with the database waits excluded it shows what one
 uncontended worker could do), worker_thread_cpu_ms_per_message (of that, the CPU of the thread that
 ingests: what it spends in series; the rest is the helper that stores raw bytes beside it, ``rawstore``),
 database_cpu_ms_per_message (CPU of the PostgreSQL backends serving the
@@ -51,6 +52,8 @@ def _args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_URL)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, default=50, help="messages per batch; 1: one at a time (ingest_raw)")
+    parser.add_argument("--one-batch-at-a-time", dest="stream", action="store_false",
+                        help="each batch through ingest_many alone (no storing of the next meanwhile)")
     parser.add_argument("--calls", action="store_true", help="count Python function calls per message (cProfile)")
     parser.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated kinds to run ({', '.join(KINDS)})")
     return parser.parse_args(argv)
@@ -158,10 +161,10 @@ def _seed_customers(db, count: int) -> None:
 
 
 def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, batch_size: int = 50,
-             calls: bool = False) -> dict:
+             calls: bool = False, stream: bool = True) -> dict:
     from sqlalchemy import event, func, select
 
-    from app.channels.email.batch import RawMessage, ingest_many
+    from app.channels.email.batch import RawMessage, ingest_batches, ingest_many
     from app.channels.email.ingest import ingest_raw
     from app.channels.email.models import EmailMessage as Stored
     from app.extensions import db
@@ -193,16 +196,21 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
     database = db.engine.url.database if db.engine.dialect.name == "postgresql" else None
     disk_started = _disk(db) if database else None
     db_cpu_started = _cpu_seconds([], database) if database else 0.0
+    groups = [[RawMessage(raw) for raw in batch[start:start + batch_size]] for start in range(0, len(batch), batch_size)]
+    if batch_size == 1:
+        outcomes = ([ingest_raw(db.session, desk_config, "support", raw, source="cli", secret=secret)]
+                    for raw in batch)
+    elif stream:  # as the IMAP poller and ``flask mail ingest`` send them: the next batch stored meanwhile
+        outcomes = ingest_batches(db.session, desk_config, "support", groups, source="cli", secret=secret)
+    else:
+        outcomes = (ingest_many(db.session, desk_config, "support", messages, source="cli", secret=secret)
+                    for messages in groups)
     started, cpu_started, thread_started = time.perf_counter(), time.process_time(), time.thread_time()
-    for start in range(0, len(batch), batch_size):
-        t0 = time.perf_counter()
-        if batch_size == 1:
-            results = [ingest_raw(db.session, desk_config, "support", batch[start], source="cli", secret=secret)]
-        else:
-            results = ingest_many(db.session, desk_config, "support",
-                                  [RawMessage(raw) for raw in batch[start:start + batch_size]],
-                                  source="cli", secret=secret)
-        timings.append((time.perf_counter() - t0) * 1000)
+    t0 = started
+    for results in outcomes:
+        now = time.perf_counter()
+        timings.append((now - t0) * 1000)
+        t0 = now
         for result in results:
             new_cases += result.new_case
             threaded += result.status == "stored" and not result.new_case
@@ -222,6 +230,7 @@ def run_kind(app, kind: str, messages: int, customers: int, rng: random.Random, 
     stored = db.session.scalar(select(func.count()).select_from(Stored))
     db.session.remove()
     return {"kind": kind, "messages": messages, "messages_per_s": round(messages / elapsed, 1), "batch": batch_size,
+            "stream": stream and batch_size > 1,
             "p50_ms": round(statistics.median(timings), 2),
             "p99_ms": round(sorted(timings)[max(0, int(len(timings) * 0.99) - 1)], 2),
             "cpu_ms_per_message": round(cpu * 1000 / messages, 2),
@@ -255,7 +264,8 @@ def main(argv: list[str]) -> int:
         _seed_customers(db, args.customers)
         rng = random.Random(args.seed)
         for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
-            results.append(run_kind(app, kind, args.messages, args.customers, rng, max(1, args.batch), args.calls))
+            results.append(run_kind(app, kind, args.messages, args.customers, rng, max(1, args.batch), args.calls,
+                                    args.stream))
     for result in results:
         if args.json:
             print(json.dumps(result))

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import suppress
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -36,7 +36,7 @@ from app.channels.email.ingest import (
 from app.channels.email.models import InboundEmail, InboundStatus
 from app.channels.email.parse import ParsedEmail, message_key
 from app.channels.email.pending import BatchWrites
-from app.channels.email.rawstore import store_ahead
+from app.channels.email.rawstore import AheadStore, helper_engine, store_ahead
 from app.channels.email.routing import identify_senders
 from app.db import utcnow
 
@@ -62,11 +62,55 @@ def ingest_many(session: Session, desk_config, mailbox_name: str, messages: Sequ
     if not messages:
         return []
     rows = [_values(config, mailbox_name, message, source) for message in messages]
+    # each chunk is parsed once it is committed, while the next is stored (``rawstore``)
+    stored = store_ahead(session, rows, [message.raw for message in messages])
+    return _parse_and_process(session, desk_config, mailbox_name, rows, stored, secret=secret)
+
+
+def ingest_batches(session: Session, desk_config, mailbox_name: str, batches: Iterable[Sequence[RawMessage]], *,
+                   source: str, secret: str) -> Iterator[list[IngestResult]]:
+    """``ingest_many`` for each of ``batches`` in turn, yielding each batch's results once it is processed
+    and committed -- with the next batch taken from ``batches`` and stored by a helper (``rawstore``)
+    while this one is processed, so the worker rarely waits for the database to store. At most two
+    batches are held. A batch is stored before any of it is parsed, as always; a stored batch whose
+    processing never came (an outage, a consumer that stopped) stays pending for the sweep
+    (``jobs.process_stale_pending``). Raises as ``ingest_many`` does, from the batch concerned."""
+    config = desk_config.email
+    config.mailbox(mailbox_name)
+    engine = helper_engine(session)
+    if engine is None:  # SQLite, or a session bound to a connection: one batch after another
+        for messages in batches:
+            yield ingest_many(session, desk_config, mailbox_name, messages, source=source, secret=secret)
+        return
+    session.commit()  # what the session held is committed before anything is stored (as ingest_many does)
+    pending = iter(batches)
+
+    def submitted(messages: Sequence[RawMessage] | None) -> tuple[list[dict], list] | None:
+        if messages is None:
+            return None
+        rows = [_values(config, mailbox_name, message, source) for message in messages]
+        return rows, store.submit(rows, [message.raw for message in messages]) if rows else []
+
+    with AheadStore(engine) as store:  # left early: the chunks not begun are not stored
+        upcoming = submitted(next(pending, None))
+        while upcoming is not None:
+            rows, stored = upcoming
+            upcoming = submitted(next(pending, None))  # stored while this batch is parsed and processed
+            yield _parse_and_process(session, desk_config, mailbox_name, rows,
+                                     ((group, future.result()) for group, future in stored), secret=secret)
+
+
+def _parse_and_process(session: Session, desk_config, mailbox_name: str, rows: list[dict],
+                       stored: Iterable[tuple[range, dict[str, int]]], *, secret: str) -> list[IngestResult]:
+    """Parse each stored chunk as it commits (``stored``: its indexes in ``rows``, message_key -> id of
+    the rows it inserted), then process the batch; one IngestResult per row."""
+    if not rows:
+        return []
+    config = desk_config.email
     results: list[IngestResult | None] = [None] * len(rows)
     duplicates: list[tuple[int, str]] = []
     parsed: list[tuple[int, StoredRaw, ParsedEmail | Quarantine]] = []
-    # each chunk is parsed once it is committed, while the next is stored (``rawstore``)
-    for group, inserted in store_ahead(session, rows, [message.raw for message in messages]):
+    for group, inserted in stored:
         for index in group:
             values = rows[index]
             inbound_id = inserted.pop(values["message_key"], None)  # pop: a second copy in a chunk is a duplicate

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import click
@@ -25,7 +26,7 @@ def _config():
 def ingest_command(files: tuple[Path, ...], mailbox: str | None) -> None:
     """Store and process raw MIME messages (.eml files), a batch per transaction; prints one JSON line of
     counts at the end."""
-    from app.channels.email.batch import RawMessage, ingest_many
+    from app.channels.email.batch import RawMessage, ingest_batches
 
     desk_config = _config()
     if not desk_config.email.mailboxes:
@@ -37,17 +38,24 @@ def ingest_command(files: tuple[Path, ...], mailbox: str | None) -> None:
         raise click.UsageError(f"unknown mailbox {name!r}") from exc
     counts = {"stored": 0, "duplicates": 0, "quarantined": 0}
     unreadable = 0
-    for start in range(0, len(files), INGEST_BATCH):
-        messages = []
-        for path in files[start:start + INGEST_BATCH]:
-            try:
-                messages.append(RawMessage(path.read_bytes()))
-            except OSError as exc:
-                click.echo(f"error: {path}: {exc.strerror}", err=True)
-                unreadable += 1
-        for result in ingest_many(db.session, desk_config, name, messages, source="cli",
-                                  secret=current_app.config["SECRET_KEY"]):
-            counts["duplicates" if result.status == "duplicate" else result.status] += 1
+
+    def batches():
+        nonlocal unreadable
+        for start in range(0, len(files), INGEST_BATCH):
+            messages = []
+            for path in files[start:start + INGEST_BATCH]:
+                try:
+                    messages.append(RawMessage(path.read_bytes()))
+                except OSError as exc:
+                    click.echo(f"error: {path}: {exc.strerror}", err=True)
+                    unreadable += 1
+            yield messages
+
+    with closing(ingest_batches(db.session, desk_config, name, batches(), source="cli",
+                                secret=current_app.config["SECRET_KEY"])) as done:
+        for results in done:
+            for result in results:
+                counts["duplicates" if result.status == "duplicate" else result.status] += 1
     click.echo(json.dumps(counts))
     if unreadable:
         sys.exit(1)

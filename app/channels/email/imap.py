@@ -1,9 +1,10 @@
 """Polling a mailbox over IMAP (imapclient).
 
 Progress is kept by UIDVALIDITY and UID in ``MailboxPollState`` -- never by the read flag, which
-people and other clients change. Messages are ingested a batch at a time (``batch.ingest_many``: one
-commit stores the batch, one processes it) and stored (committed) before the UID moves past them, so
-a crash re-reads at most the batch in hand (and the unique key makes those duplicates). Stored
+people and other clients change. Messages are ingested a batch at a time (``batch.ingest_batches``: a
+commit stores a batch -- while the batch before is processed -- one processes it) and stored
+(committed) before the UID moves past them, so a crash re-reads at most the two batches in hand (the
+unique key makes those duplicates; any left pending are processed by the sweep). Stored
 messages get a keyword flag on the server; nothing is deleted. When UIDVALIDITY changes the folder
 is read again from the start and duplicates are recognised by their key.
 
@@ -14,6 +15,9 @@ from __future__ import annotations
 
 import logging
 import ssl
+from collections import deque
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -23,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from app.channels.email.alerts import notify_admins
 from app.channels.email.config import Mailbox
-from app.channels.email.batch import RawMessage, ingest_many
+from app.channels.email.batch import RawMessage, ingest_batches
 from app.channels.email.ingest import IngestResult
 from app.channels.email.models import MailboxPollState
 from app.db import utcnow
@@ -113,9 +117,24 @@ def _poll(session: Session, desk_config, mailbox: Mailbox, client: IMAPClient, s
         session.commit()
     # "N:*" always includes the highest UID, even when it is below N: filter.
     uids = sorted(uid for uid in client.search(["UID", f"{state.last_uid + 1}:*"]) if uid > state.last_uid)
-    limits = desk_config.email.limits
-    for start in range(0, len(uids), imap.batch_size):
-        batch = uids[start:start + imap.batch_size]
+    handed: deque[list[int]] = deque()  # UIDs of the batches handed to ingest, not yet answered
+    batches = _fetched(client, mailbox, uids, uidvalidity, desk_config.email.limits, report, handed)
+    # closing: a failure here stops the helper storing ahead at once, not when the traceback is freed
+    with closing(ingest_batches(session, desk_config, mailbox.name, batches, source="imap", secret=secret)) as done:
+        for results in done:
+            batch = handed.popleft()
+            _count(report, batch, results)
+            client.add_flags(batch, [mailbox.imap.flag.encode()], silent=True)
+            state.last_uid = batch[-1]
+            session.commit()
+
+
+def _fetched(client: IMAPClient, mailbox: Mailbox, uids: list[int], uidvalidity: int, limits, report: PollReport,
+             handed: deque[list[int]]) -> Iterator[list[RawMessage]]:
+    """The messages of ``uids``, a batch at a time (``imap.batch_size``); each batch's UIDs are appended to
+    ``handed`` as it is given out. A message too big to store is fetched as its header only."""
+    for start in range(0, len(uids), mailbox.imap.batch_size):
+        batch = uids[start:start + mailbox.imap.batch_size]
         sizes = client.fetch(batch, ["RFC822.SIZE"])
         small = [u for u in batch if int(sizes.get(u, {}).get(b"RFC822.SIZE", 0)) <= limits.max_stored_bytes]
         bodies = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
@@ -129,11 +148,8 @@ def _poll(session: Session, desk_config, mailbox: Mailbox, client: IMAPClient, s
                 raw = client.fetch([uid], ["BODY.PEEK[HEADER]"])[uid][b"BODY[HEADER]"]
                 messages.append(RawMessage(raw, source_ref,
                                            headers_only_size=int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0))))
-        results = ingest_many(session, desk_config, mailbox.name, messages, source="imap", secret=secret)
-        _count(report, batch, results)
-        client.add_flags(batch, [imap.flag.encode()], silent=True)
-        state.last_uid = batch[-1]
-        session.commit()
+        handed.append(batch)
+        yield messages
 
 
 def _count(report: PollReport, uids: list[int], results: list[IngestResult]) -> None:

@@ -10,6 +10,10 @@ pipelined: ``insert_pipelined``): the worker parses chunk k while the database s
 helper also hashes the messages (``raw_sha256``): hashlib lets go of the interpreter lock, so that runs
 beside the parser too.
 
+A stream of batches (``batch.ingest_batches``: the IMAP poller, ``flask mail ingest``) goes further:
+the helper stores the next batch while the worker processes this one (``AheadStore``), so the worker
+does not wait for the database to store what it is about to parse.
+
 Anything else -- one chunk, SQLite, a session bound to a connection rather than an engine -- is stored
 as before: one INSERT for the batch on the session's own connection, one commit.
 """
@@ -62,6 +66,41 @@ def chunks(sizes: Sequence[int], limit: int = CHUNK_BYTES, last: int | None = No
     return groups
 
 
+def helper_engine(session: Session) -> Engine | None:
+    """The engine a storing helper may use beside ``session``: PostgreSQL, and a session bound to an
+    engine (not to a connection, whose transaction a helper could not see). None: store in the session."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) and bind.dialect.name == "postgresql" else None
+
+
+class AheadStore:
+    """A helper thread storing raw rows chunk after chunk, each chunk its own transaction on a connection
+    of its own, in the order they were submitted: the worker parses and processes what has committed
+    while the helper stores what comes next -- the rest of a batch, or the next batch
+    (``batch.ingest_batches``). Used as a context manager: on leaving, chunks not begun are not stored
+    (a failure, or a consumer that stopped early) and the helper is waited for."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.failed = threading.Event()  # a chunk failed, or the store is closing: begin no other
+        self.helper = ThreadPoolExecutor(1, thread_name_prefix="email-store")
+
+    def submit(self, rows: list[dict], wholes: Sequence[bytes], limit: int | None = None) -> list[tuple[range, Future]]:
+        """Queue ``rows`` (``raw_sha256`` filled in from ``wholes`` by the helper); (indexes, future of
+        message_key -> id of the rows inserted) per chunk, in order."""
+        limit = limit or CHUNK_BYTES
+        groups = chunks([len(row["raw"]) for row in rows], limit, min(LAST_CHUNK_BYTES, limit))
+        return [(group, self.helper.submit(_store_chunk, self.engine, rows, wholes, group, self.failed))
+                for group in groups]
+
+    def __enter__(self) -> AheadStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.failed.set()
+        self.helper.shutdown(wait=True, cancel_futures=True)
+
+
 def store_ahead(session: Session, rows: list[dict], wholes: Sequence[bytes],
                 limit: int | None = None) -> Iterator[tuple[range, dict[str, int]]]:
     """Store ``rows`` (email_inbound values; ``raw_sha256`` filled in here from ``wholes``, the messages
@@ -71,23 +110,17 @@ def store_ahead(session: Session, rows: list[dict], wholes: Sequence[bytes],
     ``limit``: bytes per chunk (default ``CHUNK_BYTES``; the last at most ``LAST_CHUNK_BYTES``).
     Database errors propagate from the chunk that failed; the chunks yielded before stay stored."""
     limit = limit or CHUNK_BYTES
-    groups = chunks([len(row["raw"]) for row in rows], limit, min(LAST_CHUNK_BYTES, limit))
-    bind = session.get_bind()
-    if len(groups) < 2 or not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+    engine = helper_engine(session)
+    if engine is None or len(chunks([len(row["raw"]) for row in rows], limit, min(LAST_CHUNK_BYTES, limit))) < 2:
         _digest(rows, wholes, range(len(rows)))
         inserted = _insert_in_session(session, rows)
         session.commit()
         yield range(len(rows)), inserted
         return
     session.commit()
-    failed = threading.Event()  # a chunk failed: the helper begins no other
-    with ThreadPoolExecutor(1, thread_name_prefix="email-store") as helper:
-        pending: list[Future] = [helper.submit(_store_chunk, bind, rows, wholes, group, failed) for group in groups]
-        try:
-            for group, future in zip(groups, pending, strict=True):
-                yield group, future.result()
-        finally:  # stopped early (an error): the chunks not begun are not stored; the next poll brings them
-            failed.set()
+    with AheadStore(engine) as store:  # left early (an error): the chunks not begun are not stored
+        for group, future in store.submit(rows, wholes, limit):
+            yield group, future.result()
 
 
 def _store_chunk(engine: Engine, rows: list[dict], wholes: Sequence[bytes], group: range,
