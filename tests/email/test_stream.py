@@ -117,6 +117,18 @@ def test_an_outage_storing_a_later_batch_surfaces_at_its_turn_after_the_earlier_
     assert db_session.scalars(select(InboundEmail.message_key)).all() == ["mid:stream-1@customer.test"]
 
 
+def test_a_source_failing_for_the_next_batch_lets_this_one_be_answered_first(app, desk, db_session):
+    def batches():
+        yield [RawMessage(_mail(1))]
+        raise ConnectionResetError("the IMAP server went away")
+
+    stream = ingest_batches(db_session, desk, "support", batches(), source="imap", secret=SECRET)
+    assert [r.status for r in next(stream)] == ["stored"]
+    with pytest.raises(ConnectionResetError):
+        next(stream)
+    assert db_session.scalars(select(InboundEmail.status)).all() == ["processed"]
+
+
 def test_without_a_helper_the_batches_go_one_after_another(app, desk, db_session, monkeypatch):
     """SQLite, or a session bound to a connection: no helper can store beside the session."""
     monkeypatch.setattr(batch_module, "helper_engine", lambda session: None)

@@ -95,9 +95,14 @@ def ingest_batches(session: Session, desk_config, mailbox_name: str, batches: It
         upcoming = submitted(next(pending, None))
         while upcoming is not None:
             rows, stored = upcoming
-            upcoming = submitted(next(pending, None))  # stored while this batch is parsed and processed
+            try:  # stored while this batch is parsed and processed
+                upcoming, failure = submitted(next(pending, None)), None
+            except Exception as exc:  # the source failed (the IMAP connection): this batch is answered first
+                upcoming, failure = None, exc
             yield _parse_and_process(session, desk_config, mailbox_name, rows,
                                      ((group, future.result()) for group, future in stored), secret=secret)
+            if failure is not None:
+                raise failure
 
 
 def _parse_and_process(session: Session, desk_config, mailbox_name: str, rows: list[dict],
