@@ -7,6 +7,7 @@ import redis
 from rq import Worker
 
 from app import create_app
+from app.collector import settle_collector
 from app.jobs import QUEUE_NAMES
 
 
@@ -24,6 +25,7 @@ def main(argv: list[str]) -> int:
     from app.periodic import start_scheduler
 
     start_scheduler(app, enqueue=True)  # only the worker holding the Redis lock schedules
+    settle_collector()  # before the work horses fork: collections thin, start-up objects left alone (app.collector)
     with app.app_context():
         Worker(argv or list(QUEUE_NAMES), connection=connection).work(with_scheduler=True)
     return 0

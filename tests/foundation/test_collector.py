@@ -35,3 +35,29 @@ def test_a_gc_log_records_the_collections_that_last(tmp_path, monkeypatch):
     (log,) = tmp_path.glob("gc-*.jsonl")
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert any(line["generation"] == 1 and line["ms"] >= 0 for line in lines)
+
+
+def test_the_job_worker_settles_its_collector_before_it_works(monkeypatch):
+    from app import worker
+
+    seen = {}
+
+    class FakeWorker:
+        def __init__(self, queues, connection):
+            seen["queues"] = queues
+
+        def work(self, with_scheduler):
+            seen["frozen"] = gc.get_freeze_count()
+
+    before = gc.get_threshold()
+    monkeypatch.setattr(worker, "Worker", FakeWorker)
+    monkeypatch.setattr("app.periodic.start_scheduler", lambda app, enqueue: None)
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/15")
+    monkeypatch.setenv("DATABASE_URL", "sqlite://")  # nothing written beside the code
+    monkeypatch.setenv("SECRET_KEY", "collector-test-secret")
+    try:
+        assert worker.main(["email"]) == 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+    assert seen == {"queues": ["email"], "frozen": seen["frozen"]} and seen["frozen"] > 0
