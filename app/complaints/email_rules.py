@@ -15,6 +15,7 @@ Matching (``match_rule``) is pure; the rest adds to the caller's session and nev
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -121,13 +122,16 @@ class EmailComplaint:
 
 
 def raise_from_new_email(session: Session, desk_config, *, mailbox: str, parsed, interaction: Interaction,
-                         automatic: bool, now: datetime) -> EmailComplaint | None:
+                         automatic: bool, now: datetime,
+                         write_case: Callable[[], None] | None = None) -> EmailComplaint | None:
     """Raise a complaint from a message that opened a new email case, when a rule matches it.
 
     None -- and the email is handled as any other -- when no rule matches, the message is automatic
     (auto-replies and bounces never become complaints), the sender is not identified, the message
     names an existing complaint of theirs (recorded on that complaint instead), or the same message
-    already raised one through another mailbox. The reasons are recorded on the email case."""
+    already raised one through another mailbox. The reasons are recorded on the email case.
+    ``write_case``: writes what the caller added unwritten (an email batch's rows) before the lookups;
+    by default the session's flush."""
     config = desk_config.complaints.email_intake
     if automatic or not config.rules:
         return None
@@ -135,7 +139,7 @@ def raise_from_new_email(session: Session, desk_config, *, mailbox: str, parsed,
                        body=parsed.text)
     if match is None:
         return None
-    session.flush()  # the case's rows first: a caller may have added them unwritten (an email batch)
+    (write_case or session.flush)()  # the case's rows first: a caller may hold them unwritten (an email batch)
     skipped = _reason_to_skip(session, desk_config, parsed, interaction, match, now)
     if skipped:
         record_fact(session, interaction, "complaint_rule_skipped", actor=ACTOR, reason=skipped,

@@ -23,9 +23,26 @@ from app.interactions.models import Interaction, InteractionEvent
 from app.interactions.states import State, check_transition
 
 __all__ = ["create_interaction", "transition", "transition_now", "record_fact", "update_attributes",
-           "reserve_interaction_id", "InvalidTransition"]
+           "reserve_interaction_id", "InvalidTransition", "EVENT_ROWS_KEY"]
 
 from app.interactions.states import InvalidTransition  # noqa: E402  (re-export for callers)
+
+# session.info: a list a caller that writes many interactions' rows at once (an email batch) sets while
+# it works; the event rows are then appended to it as column values -- the caller writes them after
+# the interactions, in the order logged -- instead of added to the session as objects. Never read back.
+EVENT_ROWS_KEY = "interactions.event_rows"
+
+
+def _log(session: Session, values: dict[str, Any]) -> InteractionEvent | None:
+    """Add an event row (``values``: its columns): to the caller's list under EVENT_ROWS_KEY (None is
+    returned), else to the session as an object (returned)."""
+    held = session.info.get(EVENT_ROWS_KEY)
+    if held is not None:
+        held.append(values)
+        return None
+    row = InteractionEvent(**values)
+    session.add(row)
+    return row
 
 
 def create_interaction(session: Session, *, channel: str, actor: str, external_ref: str | None = None,
@@ -44,9 +61,8 @@ def create_interaction(session: Session, *, channel: str, actor: str, external_r
         session.flush()
     else:
         interaction.id = interaction_id
-    session.add(InteractionEvent(interaction_id=interaction.id, kind="created", from_state=None,
-                                 to_state=State.NEW, actor=actor, reason="created", occurred_at=at,
-                                 data={"channel": channel}))
+    _log(session, {"interaction_id": interaction.id, "kind": "created", "from_state": None, "to_state": State.NEW,
+                   "actor": actor, "reason": "created", "data": {"channel": channel}, "occurred_at": at})
     realtime.after_commit(session, "interaction.created", {"id": interaction.id, "channel": channel,
                                                            "state": State.NEW})
     return interaction
@@ -65,17 +81,18 @@ def reserve_interaction_id(session: Session) -> int | None:
 
 
 def transition(session: Session, interaction: Interaction, to_state: str, *, actor: str, reason: str = "",
-               data: dict[str, Any] | None = None, at: datetime | None = None) -> InteractionEvent:
+               data: dict[str, Any] | None = None, at: datetime | None = None) -> InteractionEvent | None:
     """Move ``interaction`` to ``to_state`` and log it. Raises InvalidTransition (changing nothing)
-    when the state machine forbids the move. Does not commit; the event is announced after commit."""
+    when the state machine forbids the move. Does not commit; the event is announced after commit.
+    Returns the event row (None when the session holds event rows as values: EVENT_ROWS_KEY)."""
     target = check_transition(interaction.state, to_state)
     at = at or utcnow()
     previous = interaction.state
     for column, value in _moved(interaction, target, at).items():
         setattr(interaction, column, value)
-    row = InteractionEvent(interaction_id=interaction.id, kind="transition", from_state=previous,
-                           to_state=target, actor=actor, reason=reason, data=dict(data or {}), occurred_at=at)
-    session.add(row)
+    row = _log(session, {"interaction_id": interaction.id, "kind": "transition", "from_state": previous,
+                         "to_state": target, "actor": actor, "reason": reason, "data": dict(data or {}),
+                         "occurred_at": at})
     _announce_move(session, interaction, previous, target, reason, at)
     return row
 
@@ -97,13 +114,12 @@ def _announce_move(session: Session, interaction: Interaction, previous: str, ta
 
 
 def record_fact(session: Session, interaction: Interaction, kind: str, *, actor: str, reason: str = "",
-                data: dict[str, Any] | None = None, at: datetime | None = None) -> InteractionEvent:
-    """Log something that happened without a state change (hold, mute, IVR step, note)."""
-    row = InteractionEvent(interaction_id=interaction.id, kind=kind, from_state=interaction.state,
-                           to_state=interaction.state, actor=actor, reason=reason, data=dict(data or {}),
-                           occurred_at=at or utcnow())
-    session.add(row)
-    return row
+                data: dict[str, Any] | None = None, at: datetime | None = None) -> InteractionEvent | None:
+    """Log something that happened without a state change (hold, mute, IVR step, note). Returns the
+    event row (None when the session holds event rows as values: EVENT_ROWS_KEY)."""
+    return _log(session, {"interaction_id": interaction.id, "kind": kind, "from_state": interaction.state,
+                          "to_state": interaction.state, "actor": actor, "reason": reason,
+                          "data": dict(data or {}), "occurred_at": at or utcnow()})
 
 
 def events_of(session: Session, interaction_id: int) -> list[InteractionEvent]:

@@ -220,6 +220,34 @@ def test_the_new_complaint_counts_in_the_case_priority(rules, ingest, db_session
     assert any(r["code"] == "open_complaint" and "P3" in r["en"] for r in interaction.priority_reasons)
 
 
+def test_a_batch_raises_the_complaint_and_acknowledges_it_once_beside_ordinary_mail(rules, db_session,  # noqa: F811
+                                                                                     outbox):  # noqa: F811
+    from app.channels.email.batch import RawMessage, ingest_many
+    from tests.email.conftest import SECRET
+
+    customer = make_customer(db_session, email="alice@customer.test", name="Alice Wong")
+    make_customer(db_session, email="bob@customer.test")
+    db_session.commit()
+    raws = [build_mail(sender="bob@customer.test", subject="Question", body="Where is my parcel?"),
+            build_mail(subject="Complaint about my bill", body="I was charged twice. Please refund me."),
+            build_mail(sender="carol@customer.test", subject="Hello", body="Just saying hello.")]
+    results = ingest_many(db_session, rules, "support", [RawMessage(raw) for raw in raws], source="imap",
+                          secret=SECRET)
+
+    assert [(r.status, r.new_case, r.acknowledged) for r in results] == [("stored", True, True)] * 3
+    [complaint] = complaints(db_session)
+    assert (complaint.customer_id, complaint.interaction_id) == (customer.id, results[1].interaction_id)
+    [notice] = db_session.scalars(select(ComplaintNotice).where(ComplaintNotice.complaint_id == complaint.id))
+    ack = next(a for a in acks(db_session) if a.interaction_id == results[1].interaction_id)
+    assert notice.status == "sent" and notice.data["email_message_id"] == ack.id
+    subjects = {m.recipients[0]: m.message["Subject"] for m in outbox.sent}
+    assert subjects["alice@customer.test"].startswith(f"We have received your complaint ({complaint.reference})")
+    assert subjects["bob@customer.test"].startswith("We have received your message")
+    kinds = db_session.scalars(select(InteractionEvent.kind).where(
+        InteractionEvent.interaction_id == results[1].interaction_id).order_by(InteractionEvent.id)).all()
+    assert kinds[:4] == ["created", "complaint_raised", "transition", "email_acknowledgement"]
+
+
 # ------------------------------------------------------------------------------------ the rules (pure)
 @pytest.mark.parametrize("mailbox, to, subject, body, rule", [
     ("support", "support@desk.test", "Complaint", "you refund me now", "billing_complaint"),

@@ -236,6 +236,16 @@ def _process(session: Session, desk_config, row: StoredRaw, *, secret: str, leni
     """``parsed``: the message already parsed by the caller (``_parse``); ``known``: senders a batch
     identified together (``routing.identify_senders``); ``batch``: the batch's reserved ids and
     unwritten rows (``pending``): rows are then added without flushing."""
+    if batch is None:
+        return _process_message(session, desk_config, row, secret=secret, lenient=lenient, now=now, parsed=parsed)
+    with batch.event_rows():
+        return _process_message(session, desk_config, row, secret=secret, lenient=lenient, now=now, parsed=parsed,
+                                known=known, batch=batch)
+
+
+def _process_message(session: Session, desk_config, row: StoredRaw, *, secret: str, lenient: bool,
+                     now: datetime, parsed: ParsedEmail | None = None, known: Mapping | None = None,
+                     batch: BatchWrites | None = None) -> IngestResult:
     config = desk_config.email
     mailbox = config.mailbox(row.mailbox)
     parsed = parsed or _parse(row, config.limits, lenient)
@@ -304,22 +314,28 @@ class DbThreadLookup:
 def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail, thread: EmailThread,
                    interaction: Interaction, *, kind: str, automatic: bool, details: dict,
                    batch: BatchWrites | None = None) -> EmailMessage:
-    message = EmailMessage(
-        thread=thread, interaction_id=interaction.id, inbound_id=row.id, direction="in", kind=kind,
-        mailbox=row.mailbox, message_id=(parsed.message_id or "")[:255] or None,
-        in_reply_to=parsed.in_reply_to[0][:255] if parsed.in_reply_to else None,
-        references=[r[:255] for r in parsed.references[-50:]], from_address=parsed.from_address[:254],
-        from_name=parsed.from_name[:254], to=parsed.to[:100], cc=parsed.cc[:100], subject=parsed.subject,
-        text_body=parsed.text, html_body=parsed.html, language=interaction.language, is_automatic=automatic,
-        status="received", sent_at=parsed.date, details=dict(details, reply_to=parsed.reply_to))
+    """The inbound message's row and its attachments' rows: held by ``batch`` as values where it holds
+    rows (returned as a ``PendingRow``), else added to the session as objects."""
+    values = {
+        "interaction_id": interaction.id, "inbound_id": row.id, "direction": "in", "kind": kind,
+        "mailbox": row.mailbox, "message_id": (parsed.message_id or "")[:255] or None,
+        "in_reply_to": parsed.in_reply_to[0][:255] if parsed.in_reply_to else None,
+        "references": [r[:255] for r in parsed.references[-50:]], "from_address": parsed.from_address[:254],
+        "from_name": parsed.from_name[:254], "to": parsed.to[:100], "cc": parsed.cc[:100],
+        "subject": parsed.subject, "text_body": parsed.text, "html_body": parsed.html,
+        "language": interaction.language, "is_automatic": automatic, "status": "received", "sent_at": parsed.date,
+        "details": dict(details, reply_to=parsed.reply_to)}
+    attachments = [_attachment_values(attachment, config.limits) for attachment in parsed.attachments]
+    if batch is not None and batch.holds_rows:
+        message = batch.insert(EmailMessage, dict(values, id=batch.message_id(), thread_id=thread.id))
+        batch.added(message)
+        batch.add_attachments(message.id, attachments)
+        return message
+    message = EmailMessage(thread=thread, **values)
     if batch is not None:
         message.id = batch.message_id()
         batch.added(message)
-    rows = [_attachment_values(attachment, config.limits) for attachment in parsed.attachments]
-    if batch is not None and message.id is not None:
-        batch.add_attachments(message.id, rows)
-    else:
-        message.attachments.extend(EmailAttachment(**row) for row in rows)
+    message.attachments.extend(EmailAttachment(**values) for values in attachments)
     session.add(message)
     return message
 
@@ -371,15 +387,20 @@ def _new_case(session: Session, desk_config, mailbox: Mailbox, row: StoredRaw, p
         language=language, subject=parsed.subject[:1000],
         attributes={"mailbox": row.mailbox, "from": sender, "automatic": automatic}, at=now,
         interaction_id=batch.case_id() if batch is not None else None)
-    thread = EmailThread(interaction_id=interaction.id, mailbox=row.mailbox, customer_address=sender,
-                         cc=sorted(set(parsed.cc) - config.own_addresses()), subject=parsed.subject[:1000],
-                         created_at=now)
-    session.add(thread)
+    thread_values = {"interaction_id": interaction.id, "mailbox": row.mailbox, "customer_address": sender,
+                     "cc": sorted(set(parsed.cc) - config.own_addresses()), "subject": parsed.subject[:1000],
+                     "created_at": now}
+    if batch is not None and batch.holds_rows:
+        thread = batch.insert(EmailThread, dict(thread_values, id=batch.thread_id()))
+    else:
+        thread = EmailThread(**thread_values)
+        session.add(thread)
     message = _store_message(session, config, row, parsed, thread, interaction, kind="customer", automatic=automatic,
                              details={}, batch=batch)
     # before routing, so the new complaint's level counts in the case's priority
     complaint = raise_from_new_email(session, desk_config, mailbox=row.mailbox, parsed=parsed,
-                                     interaction=interaction, automatic=automatic, now=now)
+                                     interaction=interaction, automatic=automatic, now=now,
+                                     write_case=batch.flush if batch is not None else None)
     # Routing and the acknowledgement read nothing of this message but a new complaint: written first;
     # the rest goes in one flush afterwards (thread, both messages, the events, one UPDATE of the case).
     if complaint is not None:
@@ -424,7 +445,8 @@ def _maybe_acknowledge(session: Session, desk_config, parsed: ParsedEmail, inter
         return None
     ack = schedule_acknowledgement(session, desk_config, interaction, thread, message, to, secret=secret, now=now,
                                    customer=customer, content=content,
-                                   reserved_id=batch.message_id() if batch is not None else None)
+                                   reserved_id=batch.message_id() if batch is not None else None,
+                                   hold=batch.insert if batch is not None and batch.holds_rows else None)
     if batch is not None:
         batch.added(ack)
         batch.acknowledged(to)

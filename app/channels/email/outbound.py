@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage as MimeMessage
 from email.utils import format_datetime, formataddr
@@ -162,20 +163,22 @@ def template_context(session: Session, desk_config, interaction: Interaction, th
     }
 
 
-def _new_outbound(config: EmailConfig, thread: EmailThread, interaction: Interaction, *, kind: str,
-                  to: str, subject: str, body: str, secret: str, parent: EmailMessage | None,
-                  send_after: datetime, sent_by: int | None, cc: list[str] | None = None) -> EmailMessage:
+def _outbound_values(config: EmailConfig, thread: EmailThread, interaction: Interaction, *, kind: str,
+                     to: str, subject: str, body: str, secret: str, parent: EmailMessage | None,
+                     send_after: datetime, sent_by: int | None, cc: list[str] | None = None) -> dict[str, Any]:
+    """The columns of a new outbound message (its thread apart)."""
     mailbox = config.mailbox(thread.mailbox)
     nonce = secrets.token_hex(8)
     references = (list(parent.references) + [parent.message_id]) if parent and parent.message_id else []
-    return EmailMessage(
-        thread=thread, interaction_id=interaction.id, direction="out", kind=kind, mailbox=mailbox.name,
-        message_id=threads.mint_message_id(secret, interaction.id, _message_id_domain(config, mailbox), nonce),
-        in_reply_to=parent.message_id if parent else None, references=references[-MAX_REFERENCES:],
-        from_address=mailbox.address, from_name=mailbox.display_name, to=[to], cc=list(cc or []), recipient=to,
-        subject=threads.with_tag(subject, interaction.id), text_body=body, language=interaction.language,
-        status="scheduled", send_after=send_after, sent_by=sent_by, details={},
-        is_automatic=False)  # set like an inbound message's, so both go in one INSERT when flushed together
+    return {
+        "interaction_id": interaction.id, "direction": "out", "kind": kind, "mailbox": mailbox.name,
+        "message_id": threads.mint_message_id(secret, interaction.id, _message_id_domain(config, mailbox), nonce),
+        "in_reply_to": parent.message_id if parent else None, "references": references[-MAX_REFERENCES:],
+        "from_address": mailbox.address, "from_name": mailbox.display_name, "to": [to], "cc": list(cc or []),
+        "recipient": to, "subject": threads.with_tag(subject, interaction.id), "text_body": body,
+        "language": interaction.language, "status": "scheduled", "send_after": send_after, "sent_by": sent_by,
+        "details": {},
+        "is_automatic": False}  # set like an inbound message's, so both go in one INSERT when flushed together
 
 
 def _last_inbound(session: Session, thread_id: int) -> EmailMessage | None:
@@ -188,23 +191,30 @@ def schedule_acknowledgement(session: Session, desk_config, interaction: Interac
                              parent: EmailMessage, to: str, *, secret: str, now: datetime,
                              customer: CustomerInfo | None = None,
                              content: tuple[str, str] | None = None,
-                             reserved_id: int | None = None) -> EmailMessage:
+                             reserved_id: int | None = None,
+                             hold: Callable[[type, dict[str, Any]], Any] | None = None) -> EmailMessage:
     """Compose the automatic acknowledgement and queue it to go at once (after commit). ``content``
     (subject, body) replaces the "acknowledgement" template, e.g. a complaint's acknowledgement.
     ``reserved_id``: an id drawn from the table's sequence, so the message is written with the
-    caller's next flush instead of one here. Does not commit."""
+    caller's next flush instead of one here. ``hold`` (with ``reserved_id``): takes the message's
+    model and column values and returns what stands for the row until the caller writes it (an
+    email batch's ``insert``), instead of an object added to the session. Does not commit."""
     if content is None:
         rendered = render(session, "acknowledgement", interaction.language,
                           template_context(session, desk_config, interaction, thread, now=now, customer=customer))
         content = (rendered.subject, rendered.body)
     subject, body = content
-    message = _new_outbound(desk_config.email, thread, interaction, kind="ack", to=to, subject=subject,
-                            body=body, secret=secret, parent=parent, send_after=now, sent_by=None)
-    session.add(message)
-    if reserved_id is None:
-        session.flush()
+    values = _outbound_values(desk_config.email, thread, interaction, kind="ack", to=to, subject=subject,
+                              body=body, secret=secret, parent=parent, send_after=now, sent_by=None)
+    if hold is not None and reserved_id is not None:
+        message = hold(EmailMessage, dict(values, id=reserved_id, thread_id=thread.id))
     else:
-        message.id = reserved_id
+        message = EmailMessage(thread=thread, **values)
+        session.add(message)
+        if reserved_id is None:
+            session.flush()
+        else:
+            message.id = reserved_id
     enqueue_after_commit(session, message.id)
     return message
 
@@ -230,9 +240,10 @@ def schedule_reply(session: Session, desk_config, interaction_id: int, *, body: 
     rendered = render(session, "reply", interaction.language, template_context(
         session, desk_config, interaction, thread, agent_name=agent_name, body=body, now=now))
     window = desk_config.email.outbound.undo_window_s
-    message = _new_outbound(desk_config.email, thread, interaction, kind="reply", to=to, subject=rendered.subject,
-                            body=rendered.body, secret=secret, parent=parent, cc=[c.lower() for c in cc or []],
-                            send_after=now + timedelta(seconds=window), sent_by=staff_id)
+    message = EmailMessage(thread=thread, **_outbound_values(
+        desk_config.email, thread, interaction, kind="reply", to=to, subject=rendered.subject, body=rendered.body,
+        secret=secret, parent=parent, cc=[c.lower() for c in cc or []], send_after=now + timedelta(seconds=window),
+        sent_by=staff_id))
     session.add(message)
     session.flush()
     thread.cc = sorted(set(thread.cc) | set(message.cc))

@@ -3,32 +3,100 @@
 Processing a batch one message after another used to flush the session several times per message
 (the new case's id, the acknowledgement's id, a query that autoflushed), each flush a unit of work and
 a statement per table. A batch instead reserves its ids from the sequences up front (one statement) and
-adds its rows without flushing; the session writes them all when the batch ends, one multi-row INSERT
-per table. Reading what the batch wrote stays exact: before a lookup that could find one of the
+adds its rows without flushing; they are written when the batch ends, one INSERT per table. Rows that
+nothing reads back as objects in the transaction -- the email threads of new cases, the messages, their
+attachments, the cases' event log -- are not unit-of-work objects at all: the batch holds them as plain
+values (``PendingRow``) and writes each table's with one statement carrying them as one JSON document
+(PostgreSQL's ``json_populate_recordset``: a short statement the driver parses once, no per-row
+parameters, no RETURNING of ids reserved already or never read). The cases themselves, their queue
+entries and new prospects stay ORM objects (routing and the CRM change them) and go first, in the
+session's flush. Reading what the batch wrote stays exact: before a lookup that could find one of the
 batch's unwritten rows (a reply to a message of the same batch, a case tag naming a new case, a second
-mail from a sender who just became a prospect) the batch flushes first; other lookups skip the
-autoflush. Acknowledgement loop protection reads the history of every sender of the batch in one query
-and counts the batch's own acknowledgements in memory.
+mail from a sender who just became a prospect, a complaint rule's look for the same message) the batch
+flushes first; other lookups skip the autoflush. Acknowledgement loop protection reads the history of
+every sender of the batch in one query and counts the batch's own acknowledgements in memory.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cache
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import bindparam, insert, literal, select, text, union_all
+from sqlalchemy import Table, bindparam, literal, select, text, union_all
 from sqlalchemy.orm import Session
 
 from app.channels.email import threads
-from app.channels.email.models import EmailAttachment, EmailMessage, UndeliverableAddress
+from app.channels.email.models import EmailAttachment, EmailMessage, EmailThread, UndeliverableAddress
 from app.complaints.email_rules import open_complaint_levels
+from app.db import UTCDateTime
+from app.interactions.models import InteractionEvent
+from app.interactions.service import EVENT_ROWS_KEY
 from queues.service import CustomerHistory, last_served_by
 
 _RESERVE = text(", ".join(
     f"array(SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, :{count}))"
-    for table, count in (("interactions", "cases"), ("email_messages", "messages"), ("customers", "prospects"))
+    for table, count in (("interactions", "cases"), ("email_threads", "cases"), ("email_messages", "messages"),
+                         ("customers", "prospects"))
 ).join(("SELECT ", "")))
 _ONE_ID = {table: text(f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))")
-           for table in ("interactions", "customers")}
+           for table in ("interactions", "email_threads", "email_messages", "customers")}
+# the tables whose rows a batch holds as values, in the order they are written (each after those it names)
+_ROW_TABLES: tuple[Table, ...] = (EmailThread.__table__, EmailMessage.__table__, EmailAttachment.__table__,
+                                  InteractionEvent.__table__)
+_UTC = UTCDateTime()
+
+
+class PendingRow(SimpleNamespace):
+    """A row the batch writes at its next flush: its column values, read (and changed) as attributes
+    until then -- what the code that composed it reads back (a thread's subject, a message's id)."""
+
+
+@cache
+def _defaults(table: Table) -> tuple[tuple[str, Any, bool], ...]:
+    """(column, default, whether the default is a callable) for every column but the primary key: its
+    Python-side default, else None."""
+    return tuple((column.key, column.default.arg, column.default.is_callable) if column.default is not None
+                 else (column.key, None, False) for column in table.columns if not column.primary_key)
+
+
+def complete(table: Table, values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with every column they leave out: its Python-side default, as the unit of work would
+    insert it, else None (NULL)."""
+    for key, default, is_callable in _defaults(table):
+        if key not in values:
+            values[key] = default(None) if is_callable else default
+    return values
+
+
+@cache
+def _json_insert(table: Table, with_id: bool, quote) -> Any:
+    """INSERT the rows of a JSON array of objects (keys: column names; absent: NULL), in array order."""
+    columns = ", ".join(quote(c.name) for c in table.columns if with_id or not c.primary_key)
+    return text(f"INSERT INTO {quote(table.name)} ({columns}) SELECT {columns} FROM json_populate_recordset("
+                f"NULL::{quote(table.name)}, CAST(:rows AS json)) WITH ORDINALITY AS given ORDER BY given.ordinality")
+
+
+@cache
+def _datetime_columns(table: Table) -> tuple[str, ...]:
+    return tuple(c.key for c in table.columns if isinstance(c.type, UTCDateTime))
+
+
+def _as_json(table: Table, rows: list[dict[str, Any]]) -> str:
+    """The rows as one JSON array; timestamps as the column type binds them (aware, in UTC)."""
+    stamps = _datetime_columns(table)
+    plain = []
+    for row in rows:
+        row = dict(row)
+        for key in stamps:
+            value = row.get(key)
+            if value is not None:
+                row[key] = _UTC.process_bind_param(value, None).isoformat()
+        plain.append(row)
+    return json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
 
 
 class IdPool:
@@ -61,11 +129,13 @@ class BatchWrites:
                  ack_addresses: Iterable[str], window_since: datetime):
         self.session = session
         self.reserving = session.get_bind().dialect.name == "postgresql"
-        self.case_ids, self.message_ids, self.prospect_ids = IdPool(), IdPool(), IdPool()
+        self.case_ids, self.thread_ids, self.message_ids, self.prospect_ids = IdPool(), IdPool(), IdPool(), IdPool()
         if self.reserving and (new_cases or messages):
-            cases, ids, prospect_ids = session.execute(_RESERVE, {
+            cases, thread_ids, ids, prospect_ids = session.execute(_RESERVE, {
                 "cases": new_cases, "messages": messages, "prospects": prospects}).one()
-            self.case_ids, self.message_ids, self.prospect_ids = IdPool(cases), IdPool(ids), IdPool(prospect_ids)
+            self.case_ids, self.thread_ids = IdPool(cases), IdPool(thread_ids)
+            self.message_ids, self.prospect_ids = IdPool(ids), IdPool(prospect_ids)
+        self.rows: dict[Table, list] = {table: [] for table in _ROW_TABLES}  # held as values, in table order
         self.ack_addresses = set(ack_addresses)
         self.histories: dict[int, CustomerHistory] = {}  # routing histories of known senders, read ahead
         self.window_since = window_since
@@ -76,8 +146,11 @@ class BatchWrites:
     def reset(self) -> None:
         """Forget the rows of a rolled-back transaction; reserved ids are handed out again."""
         self.case_ids.rewind()
+        self.thread_ids.rewind()
         self.message_ids.rewind()
         self.prospect_ids.rewind()
+        for rows in self.rows.values():
+            rows.clear()
         self.unwritten_message_ids: set[str] = set()  # Message-IDs of EmailMessage rows added, not flushed
         self.unwritten_cases: set[int] = set()  # interactions added, not flushed
         self.prospect_addresses: set[str] = set()  # senders made prospects in this batch
@@ -85,7 +158,6 @@ class BatchWrites:
         self._generation = 0  # bumped at every read of the history
         self._undeliverable: set[str] = set()
         self.acked: list[str] = []  # acknowledgements queued since the history was read, by recipient
-        self.attachments: list[dict] = []  # attachment rows of added messages, not yet written
 
     # --- ids ---------------------------------------------------------------------------------------
     def case_id(self) -> int | None:
@@ -111,28 +183,72 @@ class BatchWrites:
         self.prospect_addresses.add(address.strip().lower())
 
     def message_id(self) -> int | None:
-        """An id for an EmailMessage about to be added (None: let the flush assign it)."""
-        return self.message_ids.take()
+        """An id for an EmailMessage about to be added: reserved, else drawn now (one statement), else
+        None (not PostgreSQL: let the flush assign it)."""
+        found = self.message_ids.take()
+        if found is None and self.reserving:
+            found = self.session.scalar(_ONE_ID["email_messages"])
+        return found
 
-    def added(self, message: EmailMessage) -> None:
+    def thread_id(self) -> int:
+        """An id for a new case's thread: reserved, else drawn now (one statement). PostgreSQL only."""
+        found = self.thread_ids.take()
+        return found if found is not None else self.session.scalar(_ONE_ID["email_threads"])
+
+    def added(self, message) -> None:
         """``message`` was added unwritten: a lookup by its Message-ID must flush first."""
         if message.message_id:
             self.unwritten_message_ids.add(message.message_id)
 
+    # --- rows held as values ------------------------------------------------------------------------------
+    @property
+    def holds_rows(self) -> bool:
+        """Whether the batch takes rows as values (``insert``, ``add_attachments``, event rows): on
+        PostgreSQL, where every id they need is reserved; elsewhere the ordinary ORM objects are used."""
+        return self.reserving
+
+    def insert(self, model, values: dict[str, Any]) -> PendingRow:
+        """Hold a row of ``model``'s table (``values``: its columns, the primary key included; the
+        Python-side defaults are filled in) for the next ``flush``; returns it as a ``PendingRow``."""
+        table = model.__table__
+        row = PendingRow(**complete(table, values))
+        self.rows[table].append(row)
+        return row
+
     def add_attachments(self, message_id: int, rows: list[dict]) -> None:
         """The attachment rows (``EmailAttachment`` columns) of a message added with a reserved id:
-        written at the next ``flush``, all the batch's in one statement -- as objects, the unit of work
-        would track and write each one (nothing of the batch reads them back)."""
-        self.attachments.extend(dict(row, message_id=message_id) for row in rows)
+        written at the next ``flush``, all the batch's in one statement (nothing of the batch reads them
+        back)."""
+        table = EmailAttachment.__table__
+        self.rows[table].extend(complete(table, dict(row, message_id=message_id)) for row in rows)
+
+    @contextmanager
+    def event_rows(self) -> Iterator[None]:
+        """While inside, the interactions' service holds the event rows it logs in this session
+        (``EVENT_ROWS_KEY``) as values for the batch to write, rather than adding ORM objects."""
+        if not self.holds_rows:
+            yield
+            return
+        info = self.session.info
+        info[EVENT_ROWS_KEY] = self.rows[InteractionEvent.__table__]
+        try:
+            yield
+        finally:
+            info.pop(EVENT_ROWS_KEY, None)
 
     # --- reading what the batch wrote ------------------------------------------------------------------
     def flush(self) -> None:
-        """Write what the batch added: the session's objects, then the attachment rows (after their
-        messages)."""
+        """Write what the batch added: the session's objects, then the rows held as values (each table's
+        in one statement, after the tables they name)."""
         self.session.flush()
-        if self.attachments:
-            self.session.execute(insert(EmailAttachment.__table__), self.attachments)
-            self.attachments = []
+        quote = None
+        for table, rows in self.rows.items():
+            if not rows:
+                continue
+            quote = quote or self.session.get_bind().dialect.identifier_preparer.quote
+            plain = [vars(row) if isinstance(row, PendingRow) else row for row in rows]
+            self.session.execute(_json_insert(table, "id" in plain[0], quote), {"rows": _as_json(table, plain)})
+            rows.clear()  # in place: the event rows' list is the one the interactions' service appends to
         self.unwritten_message_ids.clear()
         self.unwritten_cases.clear()
         self.prospect_addresses.clear()
@@ -192,12 +308,13 @@ class BatchWrites:
         """Read the history again at the next acknowledgement (a bounce may have marked an address)."""
         self._history = None
 
-    def mark(self) -> tuple[int, int, int]:
-        return len(self.acked), self._generation, len(self.attachments)
+    def mark(self) -> tuple[int, int, tuple[int, ...]]:
+        return len(self.acked), self._generation, tuple(len(rows) for rows in self.rows.values())
 
-    def undo(self, mark: tuple[int, int, int]) -> None:
+    def undo(self, mark: tuple[int, int, tuple[int, ...]]) -> None:
         """A message's savepoint was rolled back: its acknowledgement and unwritten rows are gone."""
-        del self.attachments[mark[2]:]
+        for rows, kept in zip(self.rows.values(), mark[2], strict=True):
+            del rows[kept:]
         self.unwritten_message_ids.clear()
         self.unwritten_cases.clear()
         self.prospect_addresses.clear()
