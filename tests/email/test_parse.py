@@ -232,10 +232,11 @@ def _equivalence_samples() -> list[bytes]:
 
 @pytest.mark.parametrize("index", range(7))
 def test_setting_base64_runs_aside_changes_nothing_parsed(index):
-    from app.channels.email.parse import _set_aside_base64
+    from app.channels.email.parse import _prepare
 
     raw = _equivalence_samples()[index]
-    assert _set_aside_base64(raw)[1], "the sample has a run to set aside"
+    if index < 6:  # the last: short lines in a text part and an embedded message, not a base64 body
+        assert _prepare(raw).runs, "the sample has a run to set aside"
     fast, slow = parse_email(raw), parse_email(raw, set_aside_base64=False)
     assert fast == slow
     assert fast.attachments and all(a.data for a in fast.attachments)

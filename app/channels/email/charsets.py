@@ -23,6 +23,7 @@ SUPERSETS = {
 }
 # Tried in order when there is no usable label; Latin-1 last because it accepts any byte.
 FALLBACKS = ("utf-8", "gb18030", "big5hkscs", "cp1252", "latin-1")
+_FOLD = re.compile(r"\s*\r?\n\s*")  # a line break with the blanks around it
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE)
 
 
@@ -73,11 +74,13 @@ def decode_header_value(value: str) -> str:
     (carried by the parser as surrogate escapes) guessed, whitespace folded. Never raises."""
     if not value:
         return ""
+    if value.isascii() and "=?" not in value:  # most values: nothing to decode (what the rest would find)
+        return _fold(value)
     try:
         raw = value.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:  # already real Unicode (a parser that decoded it for us)
         return _fold(value)
-    if any(b >= 0x80 for b in raw) and b"=?" not in raw:
+    if not raw.isascii() and b"=?" not in raw:
         return _fold(decode_bytes(raw)[0])
     try:
         chunks = decode_header(raw.decode("latin-1"))
@@ -96,4 +99,4 @@ def decode_header_value(value: str) -> str:
 
 
 def _fold(text: str) -> str:
-    return re.sub(r"\s*\r?\n\s*", " ", text).strip()
+    return _FOLD.sub(" ", text).strip() if "\n" in text else text.strip()

@@ -17,7 +17,7 @@ from email.message import EmailMessage as MimeMessage
 from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesFeedParser, BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
+from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
 
 from app.channels.email.charsets import (
     decode_bytes,
@@ -112,6 +112,7 @@ _VERBATIM = {"content-type": re.compile(rf"{_TOKEN}/{_TOKEN}{_QUOTED_PARAMS}"),
              "content-disposition": re.compile(rf"{_TOKEN}{_QUOTED_PARAMS}"),
              "content-transfer-encoding": re.compile(_TOKEN), "mime-version": re.compile(r"[0-9]{1,3}\.[0-9]{1,3}")}
 _PARAM_NAME = re.compile(r"; ([A-Za-z0-9-]+)=")
+_PLAIN_PARAM = re.compile(r'; ([A-Za-z0-9-]+)="([^"]*)"')
 _REGISTRY = HeaderRegistry()  # policy.default's header classes, for the parses put off
 
 
@@ -140,6 +141,14 @@ class _Deferred(str):
             return self._parsed().content_disposition  # the parsed header's answer (an AttributeError)
         return self.partition(";")[0].lower()
 
+    def plain_params(self) -> dict[str, str]:
+        """The parameters by lower-cased name, as the email package's ``get_param`` reads them from this
+        form (quoted values with no quote or backslash within: unquoted as they stand; no name twice)."""
+        params = self.__dict__.get("_params")
+        if params is None:
+            params = self.__dict__["_params"] = {name.lower(): value for name, value in _PLAIN_PARAM.findall(self)}
+        return params
+
     def _parsed(self):
         header = self.__dict__.get("_header")
         if header is None:
@@ -167,6 +176,7 @@ class _ParsedHeaders(HeaderRegistry):
     def __init__(self) -> None:
         super().__init__()
         self._parsed: dict[tuple[str, str], object] = {}
+        self.fetched: dict[tuple[str, str], object] = {}  # by the field as stored (``_Policy``)
 
     def __getitem__(self, name: str) -> type:
         key = name.lower()
@@ -202,9 +212,28 @@ class _ParsedHeaders(HeaderRegistry):
         return super().__call__(name, value)
 
 
+class _Policy(policy.EmailPolicy):
+    """``policy.default`` (the same settings), whose header reads are remembered by the field as stored:
+    the header object ``header_fetch_parse`` gives -- the same object, ``_ParsedHeaders`` remembering
+    the parse -- without its line-break split and join on every read (~100 reads an attachment-heavy
+    message)."""
+
+    def header_fetch_parse(self, name, value):
+        if type(value) is not str:  # a header object set by a caller: given back as it is
+            return super().header_fetch_parse(name, value)
+        fetched = self.header_factory.fetched
+        header = fetched.get((name, value))
+        if header is None:
+            header = fetched[(name, value)] = super().header_fetch_parse(name, value)
+        return header
+
+
+_POLICY = _Policy()
+
+
 def _policy() -> policy.EmailPolicy:
     """``policy.default`` with a fresh header memo (one per message, so it goes with the message)."""
-    return policy.default.clone(header_factory=_ParsedHeaders())
+    return _POLICY.clone(header_factory=_ParsedHeaders())
 
 
 def _header_block(raw: bytes, limit: int = 256 * 1024) -> bytes:
@@ -241,23 +270,39 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
     return f"sha:{digest}", message_id[:MAX_KEY_LEN] if message_id else None
 
 
-# Runs of full base64 lines (an attachment's body): the parser reads a message line by line in Python,
-# ~2 us a line, so a 300 KB attachment costs thousands of lines. Each run is set aside before parsing
-# (a short placeholder line in its place) and put back in the parsed parts' text, which then holds
-# exactly what the parser would have put there: everything after reads the same text as before.
-# From a newline (so tried only at newlines); possessive: a maximal run, found in one pass without
-# backtracking. A line of base64 characters alone is never structure to the parser (not a header, a
-# boundary or a blank line), whatever its length, so setting any run of them aside is safe.
-# The runs are found in a copy of the body with every base64 character mapped to "a" (CR and LF kept,
-# anything else "."): the same spans as matching the character class in the body itself, but the
-# regular expression engine repeats a single literal about a third faster than a class.
+# What the parser is fed. The email package reads a message line by line in Python (~2 us a line) and
+# compiles a regular expression for each multipart boundary it meets (~0.25 ms: boundaries are unique
+# per message, so re's cache never hits). Two rewrites before parsing, each leaving the parse the same:
+#
+# 1. Long base64 bodies set aside (``_set_aside_base64``): a run of base64 lines that is a part's body
+#    is replaced by a short placeholder line, and put back in the parsed parts' text (``_put_back``),
+#    which then holds exactly what the parser would have put there. A non-empty line of base64
+#    characters alone is never structure to the parser (not a header, a boundary or a blank line), so
+#    setting any run of them aside is safe. The runs are found from the structure -- a body starts after
+#    a blank line and a base64 body ends at the next line holding a "-" (a boundary line; base64 has
+#    none) -- and each is checked with one C-speed pass over its bytes (bytes.translate).
+# 2. Multipart boundaries made canonical (``_canonical_boundaries``): each quoted boundary="B" parameter
+#    and each boundary line of B (the whole line "--B" or "--B--", blanks allowed after) is rewritten with
+#    a fixed string ("_desk00.", "_desk01." ...), whose regular expressions the parser then compiles once
+#    per process. The parse of the rewritten message is the original's with the boundary strings
+#    swapped: both spellings are made of characters every line test of the parser treats alike
+#    (printable; no colon, quote or blank), no boundary is the start of another, and the canonical
+#    strings are not in the message. They are put back after parsing (``_restore_boundaries``), which
+#    also checks that each multipart was split by the boundary its original header gives and that no
+#    other boundary could have met a rewritten line; if not (a header spelt otherwise, say), the message
+#    is parsed again without this rewrite.
 _BASE64_CHARS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-_BASE64_CLASSES = bytes(ord("a") if byte in _BASE64_CHARS else byte if byte in b"\r\n" else ord(".")
-                        for byte in range(256))
-_BASE64_RUN = re.compile(rb"\n((?:a++\r?\n)++)")  # in the mapped copy
-_MIN_RUN_CHARS = 1024  # shorter runs are left in place: too little parsing saved to be worth it
+_MIN_RUN_CHARS = 1024  # shorter bodies are left in place: too little parsing saved to be worth it
+_PART_HEADER_MAX = 8192  # how far after a line holding "-" a blank line (a body's start) is looked for
 _PLACEHOLDER = re.compile(r"desk-set-aside-[0-9a-f]{12}-\d+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
+_BOUNDARY_PARAM = b'boundary="'
+_BOUNDARY_TEXT = re.compile(rb"[A-Za-z0-9'+_,./=?-]{1,200}")  # no colon, quote, blank or line break
+_BOUNDARY_TAIL = re.compile(rb"(?:--)?[ \t]*(?:\r\n?|\n|\Z)")  # what may follow "--B" on a boundary line
+_CANONICAL_MARK = "_desk"
+# One width, and no end of one the start of another (only the whole string starts with "_"): a
+# canonical string found in the parsed text is one the rewrite put there.
+_CANONICAL = tuple(f"{_CANONICAL_MARK}{n:02d}." for n in range(20))
 
 
 @dataclass(frozen=True)
@@ -268,32 +313,238 @@ class _Run:
     chars: int
 
 
-def _set_aside_base64(raw: bytes) -> tuple[bytes, dict[str, _Run], str]:
-    """(``raw`` with each long base64 run after the header replaced by a placeholder line, the runs by
-    placeholder, the placeholders' common prefix). Nothing set aside: ``raw`` itself and no runs."""
+@dataclass
+class _Feed:
+    """What the parser is fed for one raw message, and what to put back in the parsed message."""
+
+    data: bytes  # runs set aside, boundaries canonical
+    set_aside: bytes  # runs set aside only: parsed when the canonical boundaries cannot be trusted
+    runs: dict[str, _Run] = field(default_factory=dict)  # by placeholder
+    prefix: str = ""  # the placeholders' common prefix
+    boundaries: dict[str, str] = field(default_factory=dict)  # canonical -> original
+
+
+def _parse_mime(raw: bytes, rewrite: bool = True) -> tuple[Message, dict[int, int]]:
+    """(``raw`` parsed by the email package, the decoded sizes of the base64 leaf parts whose runs were
+    set aside, by ``id`` of the part). ``rewrite`` False: ``raw`` is fed as it is (the reference)."""
+    if not rewrite:
+        return _feed_parser(raw), {}
+    feed = _prepare(raw)
+    msg = _feed_parser(feed.data)
+    if feed.boundaries and not _restore_boundaries(msg, feed.boundaries):
+        msg = _feed_parser(feed.set_aside)
+    return msg, _put_back(msg, feed.runs, feed.prefix) if feed.runs else {}
+
+
+def _feed_parser(data: bytes) -> Message:
+    feeder = BytesFeedParser(policy=_policy())  # fed at once: BytesParser would feed 8 KB pieces
+    feeder.feed(data)
+    return feeder.close()
+
+
+def _prepare(raw: bytes) -> _Feed:
     end = _HEADER_END.search(raw)
-    if end is None or len(raw) - end.end() < _MIN_RUN_CHARS:  # too short to hold a run worth it
+    if end is None:  # a header alone: no body to set aside, no part to split
+        return _Feed(raw, raw)
+    set_aside, runs, prefix = _set_aside_base64(raw, end.end())
+    data, boundaries = _canonical_boundaries(set_aside)
+    return _Feed(data, set_aside, runs, prefix, boundaries)
+
+
+def _set_aside_base64(raw: bytes, body_start: int) -> tuple[bytes, dict[str, _Run], str]:
+    """(``raw`` with each long base64 body after ``body_start`` replaced by a placeholder line, the runs
+    by placeholder, the placeholders' common prefix). Nothing set aside: ``raw`` itself and no runs."""
+    found = _base64_bodies(raw, body_start)
+    if not found:
         return raw, {}, ""
     prefix = f"desk-set-aside-{secrets.token_hex(6)}-"
-    if prefix.encode() in raw:  # pragma: no cover - 48 random bits
-        return raw, {}, ""
     runs: dict[str, _Run] = {}
     pieces, done = [], 0
-    mapped = raw.translate(_BASE64_CLASSES)  # the header too (not searched): no copy of the body to map
-    for match in _BASE64_RUN.finditer(mapped, end.end() - 1):  # from the newline before the body
-        start, stop = match.span(1)  # whole lines: the last line's ending stays, after the placeholder
-        cut = stop - (2 if raw[stop - 2:stop] == b"\r\n" else 1)
-        chars = mapped.count(b"a", start, cut)  # the run holds base64 characters and line endings only
-        if chars < _MIN_RUN_CHARS:
-            continue
+    for start, stop, run in found:
         token = f"{prefix}{len(runs)}"
-        runs[token] = _Run(raw[start:cut].decode("ascii"), chars)
+        runs[token] = run
         pieces += (raw[done:start], token.encode())
-        done = cut
-    if not runs:
-        return raw, {}, ""
+        done = stop
     pieces.append(raw[done:])
-    return b"".join(pieces), runs, prefix
+    fed = b"".join(pieces)
+    if fed.count(prefix.encode()) != len(runs):  # pragma: no cover - 48 random bits
+        return raw, {}, ""
+    return fed, runs, prefix
+
+
+def _base64_bodies(raw: bytes, pos: int) -> list[tuple[int, int, _Run]]:
+    """The long runs of base64 lines in ``raw`` that make a part's body (its last line excepted when
+    padded), from ``pos`` (the first body's start): (start, stop, run). A body is looked for after each
+    line holding a "-", from the blank line that follows (within ``_PART_HEADER_MAX`` bytes), up to the
+    next line holding a "-"."""
+    found = []
+    size = len(raw)
+    while pos < size:
+        dash = raw.find(b"-", pos)
+        stop = size if dash < 0 else raw.rfind(b"\n", pos, dash) + 1
+        if stop - pos > _MIN_RUN_CHARS:
+            run = _base64_run(raw, pos, stop)
+            if run is not None:
+                found.append(run)
+        if dash < 0:
+            break
+        blank = _HEADER_END.search(raw, dash, dash + _PART_HEADER_MAX)
+        pos = blank.end() if blank else dash + _PART_HEADER_MAX
+    return found
+
+
+def _base64_run(raw: bytes, start: int, stop: int) -> tuple[int, int, _Run] | None:
+    """The lines of ``raw`` from ``start`` (a line's start) up to ``stop`` as a run to set aside, when
+    they are all non-empty lines of base64 characters: (start, where the run ends -- its last line's
+    ending stays, after the placeholder --, the run). A last line with padding ("=") is left out, and
+    so are blank lines at the end."""
+    cut = _last_line_end(raw, start, stop)
+    while cut > start and raw[cut - 1] in b"\r\n":
+        cut -= 1
+    if cut > start and raw[cut - 1] == ord("="):
+        cut = _last_line_end(raw, start, cut)
+    if cut - start < _MIN_RUN_CHARS:
+        return None
+    text = raw[start:cut]
+    rest = text.translate(None, _BASE64_CHARS)
+    if rest and not _separates_lines(text, rest):
+        return None
+    return start, cut, _Run(text.decode("ascii"), len(text) - len(rest))
+
+
+def _last_line_end(raw: bytes, start: int, stop: int) -> int:
+    """Where the text of the last line ending (CRLF or LF) in ``raw[start:stop]`` starts; ``start``: none."""
+    newline = raw.rfind(b"\n", start, stop)
+    if newline < 0:
+        return start
+    return newline - 1 if newline > start and raw[newline - 1] == ord("\r") else newline
+
+
+def _separates_lines(text: bytes, rest: bytes) -> bool:
+    """Whether ``rest``, the bytes of ``text`` that are not base64 characters, are line endings of one
+    kind (CRLF or LF) between non-empty lines: then ``text`` is lines of base64 characters alone."""
+    eol = b"\r\n" if rest[0] == ord("\r") else b"\n"
+    count = len(rest) // len(eol)
+    if rest != eol * count:
+        return False
+    width = text.find(eol)
+    step = width + len(eol)
+    if width > 0 and len(text) > count * step and text[width::step][:count] == eol[:1] * count \
+            and text[step - 1::step][:count] == b"\n" * count:
+        return True  # lines of one length (as encoders write them), the last one not empty: every ending placed
+    return text.count(eol) == count and eol * 2 not in text and not text.startswith(eol) \
+        and not text.endswith(eol)
+
+
+def _canonical_boundaries(data: bytes) -> tuple[bytes, dict[str, str]]:
+    """(``data`` with its quoted boundary parameters and boundary lines rewritten with canonical
+    boundaries, canonical -> original boundary). Nothing rewritten: ``data`` itself and {}."""
+    edits, canonical = _boundary_params(data)
+    if not canonical or _CANONICAL_MARK.encode() in data \
+            or any(one != other and other.startswith(one) for one in canonical for other in canonical):
+        return data, {}
+    for boundary, replacement in canonical.items():
+        edits += _boundary_lines(data, boundary, replacement)
+    edits.sort()
+    pieces, done = [], 0
+    for start, stop, replacement in edits:
+        pieces += (data[done:start], replacement)
+        done = stop
+    pieces.append(data[done:])
+    return b"".join(pieces), {new.decode(): old.decode() for old, new in canonical.items()}
+
+
+def _boundary_params(data: bytes) -> tuple[list[tuple[int, int, bytes]], dict[bytes, bytes]]:
+    """(the spans of the boundaries in quoted boundary="B" parameters of ``data``, each with its
+    canonical replacement; boundary -> canonical). Too many boundaries: nothing."""
+    edits: list[tuple[int, int, bytes]] = []
+    canonical: dict[bytes, bytes] = {}
+    pos = data.find(_BOUNDARY_PARAM)
+    while pos >= 0:
+        start = pos + len(_BOUNDARY_PARAM)
+        stop = data.find(b'"', start)
+        if stop < 0:
+            break
+        boundary = data[start:stop]
+        if _BOUNDARY_TEXT.fullmatch(boundary) and boundary.strip(b"-"):
+            if boundary not in canonical:
+                if len(canonical) == len(_CANONICAL):
+                    return [], {}
+                canonical[boundary] = _CANONICAL[len(canonical)].encode()
+            edits.append((start, stop, canonical[boundary]))
+        pos = data.find(_BOUNDARY_PARAM, stop + 1)
+    return edits, canonical
+
+
+def _boundary_lines(data: bytes, boundary: bytes, replacement: bytes) -> list[tuple[int, int, bytes]]:
+    """The spans of ``boundary`` in the boundary lines of ``data`` (every line the parser's pattern for
+    ``boundary`` matches), each with ``replacement``."""
+    edits = []
+    line = b"--" + boundary
+    pos = data.find(line)
+    while pos >= 0:
+        if (pos == 0 or data[pos - 1] in b"\r\n") and _BOUNDARY_TAIL.match(data, pos + len(line)):
+            edits.append((pos + 2, pos + len(line), replacement))
+        pos = data.find(line, pos + 1)
+    return edits
+
+
+def _restore_boundaries(msg: Message, originals: dict[str, str]) -> bool:
+    """Put the original boundaries back in every header and text of ``msg``, parsed with canonical
+    ones (``originals``: canonical -> original). False when that parse cannot be trusted to be the
+    original's (then ``msg`` is half restored: parse again)."""
+    for part in msg.walk():
+        if not _restore_headers(part, originals):
+            return False
+        if isinstance(part._payload, str):
+            part._payload = _with_originals(part._payload, originals)
+        part.preamble, part.epilogue = _with_originals(part.preamble, originals), \
+            _with_originals(part.epilogue, originals)
+        if part.get_unixfrom():
+            part.set_unixfrom(_with_originals(part.get_unixfrom(), originals))
+    return True
+
+
+def _restore_headers(part: Message, originals: dict[str, str]) -> bool:
+    """Restore the part's headers holding a canonical boundary; False unless the parser split the part
+    (if at all) as it would have split the original: headers rewritten are Content-Type fields only,
+    the content type is the same, the boundary is the original's canonical one, and a boundary that was
+    not rewritten is not one that could match a rewritten line."""
+    rewritten = [n for n, (name, value) in enumerate(part._headers)
+                 if _CANONICAL_MARK in name or _CANONICAL_MARK in value]
+    if not rewritten:
+        return part.get_content_maintype() != "multipart" or not _near_boundaries(_boundary(part), originals)
+    parsed_as = _split_by(part)
+    for n in rewritten:
+        name, value = part._headers[n]
+        if name.lower() != "content-type":
+            return False
+        part._headers[n] = (name, _with_originals(value, originals))
+    content_type, boundary = _split_by(part)
+    if parsed_as[1] in originals:
+        return (parsed_as[0], originals[parsed_as[1]]) == (content_type, boundary)
+    return parsed_as == (content_type, boundary) and not _near_boundaries(boundary, originals)
+
+
+def _split_by(part: Message) -> tuple[str, str | None]:
+    """(the part's content type, the boundary the parser splits it by, if a multipart)."""
+    return part.get_content_type(), _boundary(part) if part.get_content_maintype() == "multipart" else None
+
+
+def _near_boundaries(boundary: str | None, originals: dict[str, str]) -> bool:
+    """Whether a boundary line of ``boundary`` could be a rewritten line or the rewrite of one: the
+    boundary holds one of the boundaries rewritten (or canonical ones), or starts one."""
+    if boundary is None:
+        return False
+    return any(known in boundary or known.startswith(boundary) for pair in originals.items() for known in pair)
+
+
+def _with_originals(text: str | None, originals: dict[str, str]) -> str | None:
+    if not text or _CANONICAL_MARK not in text:
+        return text
+    for canonical, original in originals.items():
+        text = text.replace(canonical, original)
+    return text
 
 
 def _put_back(msg: Message, runs: dict[str, _Run], prefix: str) -> dict[int, int]:
@@ -338,37 +589,34 @@ def parse_email(raw: bytes, *, max_parts: int = 500, set_aside_base64: bool = Tr
     """Parse ``raw`` into a ParsedEmail. Raises UnparseableEmail (reason codes: ``no_headers``,
     ``too_many_parts``, ``too_deep``, ``broken_mime``). ``set_aside_base64``: False parses every line
     with the email package (the same result, slower; for tests)."""
-    fed, runs, prefix = _set_aside_base64(raw) if set_aside_base64 else (raw, {}, "")
-    feeder = BytesFeedParser(policy=_policy())  # fed at once: BytesParser would feed 8 KB pieces
-    feeder.feed(fed)
-    msg = feeder.close()
-    sizes = _put_back(msg, runs, prefix) if runs else {}
-    headers = _decoded_headers(msg)
+    msg, sizes = _parse_mime(raw, set_aside_base64)
+    fields = _header_fields(msg)
+    headers = {name: [decode_header_value(value) for value in values] for name, values in fields.items()}
     if not headers or not ({"from", "message-id", "subject", "date", "to"} & headers.keys()):
         raise UnparseableEmail("no_headers", "no recognisable email header fields")
     leaves = _leaves(msg, max_parts)
     try:
-        return _assemble(msg, headers, leaves, sizes)
+        return _assemble(msg, fields, headers, leaves, sizes)
     except (LookupError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise UnparseableEmail("broken_mime", f"{type(exc).__name__}: {exc}") from exc
 
 
-def _decoded_headers(msg: Message) -> dict[str, list[str]]:
-    headers: dict[str, list[str]] = {}
+def _header_fields(msg: Message) -> dict[str, list[str]]:
+    """The message's header fields as received: lower-cased name -> values, in order."""
+    fields: dict[str, list[str]] = {}
     for name, value in msg.raw_items():
-        headers.setdefault(name.lower(), []).append(decode_header_value(str(value)))
-    return headers
+        fields.setdefault(name.lower(), []).append(str(value))
+    return fields
 
 
-def _raw_header(msg: Message, name: str) -> str:
-    for key, value in msg.raw_items():
-        if key.lower() == name.lower():
-            return str(value)
-    return ""
+def _first(fields: dict[str, list[str]], name: str) -> str:
+    return fields[name][0] if name in fields else ""
 
 
-def _addresses(msg: Message, name: str) -> list[tuple[str, str]]:
-    raw = [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+def _addresses(fields: dict[str, list[str]], name: str) -> list[tuple[str, str]]:
+    raw = fields.get(name)
+    if not raw:
+        return []
     pairs = []
     for display, address in getaddresses(raw):
         address = decode_header_value(address).strip().lower()
@@ -428,20 +676,15 @@ def attachment_bytes(raw: bytes, part: str) -> bytes:
     Raises LookupError when ``raw`` has no such leaf part."""
     if part == "":
         return raw
-    fed, runs, prefix = _set_aside_base64(raw)
-    feeder = BytesFeedParser(policy=_policy())
-    feeder.feed(fed)
-    msg = feeder.close()
-    if runs:
-        _put_back(msg, runs, prefix)
-    return _payload_bytes(_section(msg, part))
+    return _payload_bytes(_section(_parse_mime(raw)[0], part))
 
 
-def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[tuple[Message, str]],
-              sizes: dict[int, int]) -> ParsedEmail:
-    """``sizes``: decoded sizes known already (``_put_back``), by ``id`` of the part."""
-    sender = (_addresses(msg, "From") or [("", "")])[0]
-    reply_to = _addresses(msg, "Reply-To")
+def _assemble(msg: Message, fields: dict[str, list[str]], headers: dict[str, list[str]],
+              leaves: list[tuple[Message, str]], sizes: dict[int, int]) -> ParsedEmail:
+    """``fields``: the header fields as received (``_header_fields``), ``headers`` the same decoded;
+    ``sizes``: decoded sizes known already (``_put_back``), by ``id`` of the part."""
+    sender = (_addresses(fields, "from") or [("", "")])[0]
+    reply_to = _addresses(fields, "reply-to")
     text_part, html_part = _body_parts(msg)
     texts, attachments = [], []
     delivery_status, embedded = None, []
@@ -454,7 +697,7 @@ def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[tuple[Me
             continue
         if ctype in ("message/rfc822", "text/rfc822-headers"):
             embedded.extend(_embedded_ids(part))
-        if ctype == "text/plain" and not part.get_filename() and part.get_content_disposition() != "attachment":
+        if ctype == "text/plain" and not _get_filename(part) and part.get_content_disposition() != "attachment":
             texts.append(_text_of(part))
             continue
         attachments.append(_attachment(part, section, len(attachments) + 1, sizes.get(id(part))))
@@ -462,15 +705,15 @@ def _assemble(msg: Message, headers: dict[str, list[str]], leaves: list[tuple[Me
     html = _text_of(html_part) if html_part is not None else None
     return ParsedEmail(
         message_id=(parse_message_ids(headers.get("message-id", [""])[0]) or [None])[0],
-        in_reply_to=parse_message_ids(_raw_header(msg, "In-Reply-To")),
-        references=parse_message_ids(_raw_header(msg, "References")),
+        in_reply_to=parse_message_ids(_first(fields, "in-reply-to")),
+        references=parse_message_ids(_first(fields, "references")),
         from_address=sender[1], from_name=sender[0],
-        to=[a for _, a in _addresses(msg, "To")], cc=[a for _, a in _addresses(msg, "Cc")],
+        to=[a for _, a in _addresses(fields, "to")], cc=[a for _, a in _addresses(fields, "cc")],
         reply_to=reply_to[0][1] if reply_to else None,
-        delivered_to=[a for _, a in _addresses(msg, "Delivered-To")] + [a for _, a in _addresses(msg, "X-Original-To")],
-        subject=(headers.get("subject") or [""])[0], date=_date(_raw_header(msg, "Date")),
+        delivered_to=[a for _, a in _addresses(fields, "delivered-to") + _addresses(fields, "x-original-to")],
+        subject=(headers.get("subject") or [""])[0], date=_date(_first(fields, "date")),
         text=text, html=html, attachments=attachments, headers=headers,
-        return_path=_return_path(msg), content_type=msg.get_content_type(),
+        return_path=_return_path(fields), content_type=msg.get_content_type(),
         report_type=(msg.get_param("report-type") or None) if msg.get_content_type() == "multipart/report" else None,
         delivery_status=delivery_status, embedded_message_ids=embedded,
         defects=[type(d).__name__ for d in msg.defects])
@@ -498,7 +741,7 @@ def _payload_bytes(part: Message) -> bytes:
 
 def _text_of(part: Message) -> str:
     data = _payload_bytes(part)
-    label = part.get_param("charset")
+    label = _param(part, "charset")
     if isinstance(label, tuple):  # RFC 2231 form
         label = label[2]
     if not label and part.get_content_subtype() == "html":
@@ -562,10 +805,36 @@ def _well_formed_base64_size(payload: bytes) -> int | None:
     return (len(joined) - len(rest)) * 3 // 4
 
 
+_MISSING = object()
+
+
+def _param(part: Message, name: str, header: str = "content-type", failobj=None):
+    """``part.get_param(name, failobj, header)`` (``name`` lower-cased); read from the field's string
+    when the field is in its plainest form (``_Deferred.plain_params``), not parsed again."""
+    value = part.get(header)
+    if isinstance(value, _Deferred):
+        return value.plain_params().get(name, failobj)
+    return part.get_param(name, failobj, header)
+
+
+def _boundary(part: Message) -> str | None:
+    """``part.get_boundary()``, by way of ``_param``."""
+    boundary = _param(part, "boundary", failobj=_MISSING)
+    return None if boundary is _MISSING else collapse_rfc2231_value(boundary).rstrip()
+
+
+def _get_filename(part: Message) -> str | None:
+    """``part.get_filename()``, by way of ``_param``."""
+    filename = _param(part, "filename", "content-disposition", _MISSING)
+    if filename is _MISSING:
+        filename = _param(part, "name", "content-type", _MISSING)
+    return None if filename is _MISSING else collapse_rfc2231_value(filename).strip()
+
+
 def _filename(part: Message) -> str:
     """The part's filename as the email package gives it, "" when it has none or cannot give it."""
     try:
-        return part.get_filename() or ""
+        return _get_filename(part) or ""
     except (LookupError, ValueError):
         return ""
 
@@ -594,9 +863,9 @@ def _date(value: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _return_path(msg: Message) -> str | None:
-    raw = _raw_header(msg, "Return-Path")
-    if not raw and "Return-Path" not in msg:
+def _return_path(fields: dict[str, list[str]]) -> str | None:
+    if "return-path" not in fields:
         return None
+    raw = fields["return-path"][0]
     match = re.search(r"<([^>]*)>", raw)
     return (match.group(1) if match else raw).strip().lower()
