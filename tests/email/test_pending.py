@@ -108,3 +108,40 @@ def test_the_event_log_holds_rows_as_values_for_a_caller_that_asks(app, db_sessi
     assert isinstance(row, InteractionEvent) and row in db_session.new
     db_session.rollback()
     assert db_session.get(Interaction, case.id) is None
+
+
+@pytest.mark.parametrize("by", ["in_reply_to", "reply_token"])
+def test_a_reply_reads_its_case_thread_and_customer_addresses_in_one_query(ingest, app, desk, db_session, by):
+    from sqlalchemy import event
+
+    from app.channels.email import threads
+    from app.crm.models import CustomerEmail
+    from tests.factories import make_customer
+
+    customer = make_customer(db_session, email="amy@customer.test")
+    customer.emails.append(CustomerEmail(email="amy@work.test"))
+    db_session.commit()
+    opened = ingest(build_mail(sender="amy@customer.test", message_id="<start@customer.test>", subject="Kettle"))
+    to = f"reply+{threads.mint_token(SECRET, opened.interaction_id)}@desk.test" if by == "reply_token" \
+        else "support@desk.test"
+    reply = build_mail(sender="amy@work.test", to=to, cc="dan@customer.test", subject="Re: Kettle",
+                       in_reply_to="start@customer.test" if by == "in_reply_to" else None)
+    sent: list[str] = []
+
+    def record(conn, cursor, statement, *rest):
+        sent.append(statement)
+
+    event.listen(db_session.get_bind(), "before_cursor_execute", record)
+    try:
+        [result] = _many(db_session, desk, [reply])
+    finally:
+        event.remove(db_session.get_bind(), "before_cursor_execute", record)
+    assert result.interaction_id == opened.interaction_id and not result.new_case
+    # the sender is another address of the case's customer: the CC they added may use the case tag
+    thread = db_session.scalar(select(EmailThread).where(EmailThread.interaction_id == opened.interaction_id))
+    assert thread.cc == ["dan@customer.test"]
+    via = db_session.scalar(select(EmailMessage.details).where(EmailMessage.from_address == "amy@work.test"))
+    assert via["threaded_via"] == by
+    reads = [s for s in sent if s.lstrip().startswith("SELECT") and "JOIN email_threads" in s]
+    assert len(reads) == 1 and "customer_emails" in reads[0]
+    assert not [s for s in sent if s.lstrip().startswith("SELECT customer_emails.email FROM customer_emails")]

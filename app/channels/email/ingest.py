@@ -265,10 +265,13 @@ def _process_message(session: Session, desk_config, row: StoredRaw, *, secret: s
         match = threads.find_case(secret=secret, lookup=lookup, sender=parsed.from_address,
                                   recipients=parsed.recipients, in_reply_to=parsed.in_reply_to,
                                   references=parsed.references, subject=parsed.subject)
-        interaction = session.get(Interaction, match.interaction_id) if match else None
+        interaction = None
+        if match is not None:  # read by the lookup (or, for a lookup that did not read it, now)
+            interaction = lookup.found.get(match.interaction_id) or session.get(Interaction, match.interaction_id)
     if interaction is not None and interaction.state != State.ABANDONED:
         return _continue_case(session, desk_config, row, parsed, interaction, match.via, bounce, now, batch=batch,
-                              thread=lookup.threads.get(interaction.id))
+                              thread=lookup.threads.get(interaction.id),
+                              addresses=lookup.addresses.get(interaction.id))
     if bounce is not None and bounce.definite and not lenient:
         raise Quarantine("unmatched_bounce", f"no message of ours among {bounce.original_message_ids[:5]}")
     return _new_case(session, desk_config, mailbox, row, parsed, bounce, secret=secret, now=now, known=known,
@@ -281,33 +284,44 @@ def _unless_flushed(session: Session, batch: BatchWrites | None):
 
 
 class DbThreadLookup:
-    """``threads.ThreadLookup`` over the database."""
+    """``threads.ThreadLookup`` over the database. A case is read in one query with its thread and its
+    customer's addresses (kept for the reply's CC check), so continuing it reads nothing again."""
 
     def __init__(self, session: Session):
         self.session = session
         self.found: dict[int, Interaction] = {}  # held, so loading the matched case again is no query
         self.threads: dict[int, EmailThread] = {}  # the cases' threads, read with them
+        self.addresses: dict[int, set[str]] = {}  # the cases' customers' addresses, read with them
 
-    def case_for_message_id(self, message_id: str) -> int | None:
-        row = self.session.execute(
-            select(Interaction, EmailThread).join(EmailMessage, EmailMessage.interaction_id == Interaction.id)
+    def _read(self, where) -> int | None:
+        """The case ``where`` selects, read with its thread and its customer's addresses (one row each)."""
+        from app.crm.models import CustomerEmail
+
+        rows = self.session.execute(
+            select(Interaction, EmailThread, CustomerEmail.email)
             .outerjoin(EmailThread, EmailThread.interaction_id == Interaction.id)
-            .where(EmailMessage.message_id == message_id).order_by(EmailMessage.id).limit(1)).first()
-        if row is None:
+            .outerjoin(CustomerEmail, CustomerEmail.customer_id == Interaction.customer_id).where(where)).all()
+        if not rows:
             return None
-        interaction, thread = row
+        interaction, thread, _ = rows[0]
         self.found[interaction.id] = interaction
         if thread is not None:
             self.threads[interaction.id] = thread
+        self.addresses[interaction.id] = {address for _, _, address in rows if address is not None}
         return interaction.id
 
+    def case_for_message_id(self, message_id: str) -> int | None:
+        first = (select(EmailMessage.interaction_id).where(EmailMessage.message_id == message_id)
+                 .order_by(EmailMessage.id).limit(1).scalar_subquery())
+        return self._read(Interaction.id == first)
+
     def case(self, interaction_id: int) -> threads.CaseRef | None:
-        thread = self.session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction_id))
+        if interaction_id not in self.found and self._read(Interaction.id == interaction_id) is None:
+            return None
+        thread = self.threads.get(interaction_id)
         if thread is None:
             return None
-        self.threads[interaction_id] = thread
-        customer_id = self.session.scalar(select(Interaction.customer_id).where(Interaction.id == interaction_id))
-        addresses = customer_addresses(self.session, customer_id) | {thread.customer_address}
+        addresses = self.addresses[interaction_id] | {thread.customer_address}
         return threads.CaseRef(interaction_id, frozenset(addresses), frozenset(thread.cc))
 
 
@@ -466,8 +480,10 @@ def _ack_history(session: Session, to: str, window_start: datetime) -> tuple[int
 
 def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: ParsedEmail, interaction: Interaction,
                    via: str, bounce: BounceReport | None, now: datetime,
-                   batch: BatchWrites | None = None, thread: EmailThread | None = None) -> IngestResult:
-    """``thread``: the case's thread when the threading lookup read it (else it is read here)."""
+                   batch: BatchWrites | None = None, thread: EmailThread | None = None,
+                   addresses: set[str] | None = None) -> IngestResult:
+    """``thread``, ``addresses``: the case's thread and its customer's addresses when the threading lookup
+    read them (else they are read here)."""
     config = desk_config.email
     if batch is not None:
         batch.forget_customer(interaction.customer_id)  # their case changes: their routing history too
@@ -479,8 +495,9 @@ def _continue_case(session: Session, desk_config, row: StoredRaw, parsed: Parsed
                              automatic=automatic, details={"threaded_via": via}, batch=batch)
     live.announce_inbound(session, interaction, message)
     sender = parsed.from_address
-    with _unless_flushed(session, batch):
-        addresses = customer_addresses(session, interaction.customer_id)
+    if addresses is None:
+        with _unless_flushed(session, batch):
+            addresses = customer_addresses(session, interaction.customer_id)
     allowed = addresses | {thread.customer_address} | set(thread.cc)
     if sender in allowed:
         thread.cc = sorted((set(thread.cc) | set(parsed.cc)) - config.own_addresses() - {thread.customer_address})
