@@ -228,7 +228,38 @@ class _Policy(policy.EmailPolicy):
         return header
 
 
-_POLICY = _Policy()
+class _Part(MimeMessage):
+    """``policy.default``'s message class (EmailMessage) whose header lookup by name (``get``, under
+    ``get_content_type``, ``get_param``, ``get_body`` ...: ~100 lookups an attachment-heavy message, each
+    a loop over the fields) goes through an index of the field names: name -> the first field of that
+    name, as ``Message.get`` finds it. The index holds while the field list is the same list of the same
+    length (the email package adds fields by appending, removes them by building a new list, and
+    replaces a value in place under the same name); otherwise it is built again. ``get_content_type`` (~14
+    calls a part while parsing) is remembered for the header object it was worked out from."""
+
+    def get(self, name, failobj=None):
+        headers = self._headers
+        index = self.__dict__.get("_names")
+        if index is None or index[0] is not headers or index[1] != len(headers):
+            names: dict[str, int] = {}
+            for position, (field_name, _value) in enumerate(headers):
+                names.setdefault(field_name.lower(), position)
+            index = self.__dict__["_names"] = (headers, len(headers), names)
+        position = index[2].get(name.lower())
+        if position is None:
+            return failobj
+        field_name, value = headers[position]
+        return self.policy.header_fetch_parse(field_name, value)
+
+    def get_content_type(self) -> str:
+        value = self.get("content-type")  # a header object (the policy's, remembered), None: no such field
+        known = self.__dict__.get("_content_type")
+        if value is None or known is None or known[0] is not value:
+            known = self.__dict__["_content_type"] = (value, super().get_content_type())
+        return known[1]
+
+
+_POLICY = _Policy(message_factory=_Part)
 
 
 def _policy() -> policy.EmailPolicy:
@@ -324,16 +355,16 @@ class _Feed:
     boundaries: dict[str, str] = field(default_factory=dict)  # canonical -> original
 
 
-def _parse_mime(raw: bytes, rewrite: bool = True) -> tuple[Message, dict[int, int]]:
-    """(``raw`` parsed by the email package, the decoded sizes of the base64 leaf parts whose runs were
-    set aside, by ``id`` of the part). ``rewrite`` False: ``raw`` is fed as it is (the reference)."""
+def _parse_mime(raw: bytes, rewrite: bool = True) -> tuple[Message, _RunSizes]:
+    """(``raw`` parsed by the email package, the sizes of the parts that held set-aside runs).
+    ``rewrite`` False: ``raw`` is fed as it is (the reference)."""
     if not rewrite:
-        return _feed_parser(raw), {}
+        return _feed_parser(raw), _RunSizes({})
     feed = _prepare(raw)
     msg = _feed_parser(feed.data)
     if feed.boundaries and not _restore_boundaries(msg, feed.boundaries):
         msg = _feed_parser(feed.set_aside)
-    return msg, _put_back(msg, feed.runs, feed.prefix) if feed.runs else {}
+    return msg, _put_back(msg, feed.runs, feed.prefix)
 
 
 def _feed_parser(data: bytes) -> Message:
@@ -528,7 +559,8 @@ def _restore_headers(part: Message, originals: dict[str, str]) -> bool:
 
 def _split_by(part: Message) -> tuple[str, str | None]:
     """(the part's content type, the boundary the parser splits it by, if a multipart)."""
-    return part.get_content_type(), _boundary(part) if part.get_content_maintype() == "multipart" else None
+    content_type = part.get_content_type()
+    return content_type, _boundary(part) if content_type.partition("/")[0] == "multipart" else None
 
 
 def _near_boundaries(boundary: str | None, originals: dict[str, str]) -> bool:
@@ -547,21 +579,34 @@ def _with_originals(text: str | None, originals: dict[str, str]) -> str | None:
     return text
 
 
-def _put_back(msg: Message, runs: dict[str, _Run], prefix: str) -> dict[int, int]:
-    """Put the set-aside runs back wherever the parser placed their placeholders. Returns the decoded
-    sizes of the base64 leaf parts that held runs (by ``id`` of the part), worked out from the runs'
-    lengths -- the runs are base64 characters only -- without another pass over their text."""
+class _RunSizes:
+    """The decoded sizes of the base64 leaf parts that held set-aside runs, worked out when asked (for
+    attachments) from the runs' lengths -- the runs are base64 characters only -- without another pass
+    over their text."""
+
+    def __init__(self, runs: dict[str, _Run]) -> None:
+        self.runs = runs
+        self.held: dict[int, str] = {}  # id of the part -> its text as parsed, with placeholders
+
+    def of(self, part: Message) -> int | None:
+        """The part's decoded size; None: work it out from its text."""
+        text = self.held.get(id(part))
+        return _size_with_runs(text, self.runs) if text is not None and _is_base64_leaf(part) else None
+
+
+def _put_back(msg: Message, runs: dict[str, _Run], prefix: str) -> _RunSizes:
+    """Put the set-aside runs back wherever the parser placed their placeholders."""
+    sizes = _RunSizes(runs)
+    if not runs:
+        return sizes
+
     def restore(text: str | None) -> str | None:
         return _PLACEHOLDER.sub(lambda m: runs[m.group(0)].text if m.group(0) in runs else m.group(0), text) \
             if text and prefix in text else text
 
-    sizes: dict[int, int] = {}
     for part in msg.walk():
-        if isinstance(part._payload, str):
-            if prefix in part._payload and _is_base64_leaf(part):
-                size = _size_with_runs(part._payload, runs)
-                if size is not None:
-                    sizes[id(part)] = size
+        if isinstance(part._payload, str) and prefix in part._payload:
+            sizes.held[id(part)] = part._payload
             part._payload = restore(part._payload)
         part.preamble, part.epilogue = restore(part.preamble), restore(part.epilogue)
     return sizes
@@ -618,10 +663,34 @@ def _addresses(fields: dict[str, list[str]], name: str) -> list[tuple[str, str]]
     if not raw:
         return []
     pairs = []
-    for display, address in getaddresses(raw):
+    for display, address in _address_list(raw):
         address = decode_header_value(address).strip().lower()
         if "@" in address:
             pairs.append((decode_header_value(display), address))
+    return pairs
+
+
+# An address list in its simplest forms -- "Name <local@domain>" or "local@domain", the name of atoms
+# (dots allowed, encoded words included), no quotes or comments, one address between commas -- for
+# which ``getaddresses`` gives (the words joined by one space, the address as written) or ("", the
+# address): read with one pattern instead of the email package's character by character parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_ADDR_SPEC = rf"{_ATEXT}+(?:\.{_ATEXT}+)*@{_ATEXT}+(?:\.{_ATEXT}+)*"
+_WORD = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"
+_SIMPLE_ADDRESS = re.compile(rf"[ \t\r\n]*(?:(?P<name>{_WORD}(?:[ \t\r\n]+{_WORD})*)[ \t\r\n]*<(?P<route>{_ADDR_SPEC})>"
+                             rf"|(?P<bare>{_ADDR_SPEC}))[ \t\r\n]*")
+
+
+def _address_list(values: list[str]) -> list[tuple[str, str]]:
+    """``getaddresses(values)``: (display name, address) pairs."""
+    pairs = []
+    for value in values:
+        for piece in value.split(","):
+            match = _SIMPLE_ADDRESS.fullmatch(piece)
+            if match is None:
+                return getaddresses(values)
+            name, route, bare = match.group("name", "route", "bare")
+            pairs.append((" ".join(name.split()), route) if route else ("", bare))
     return pairs
 
 
@@ -680,9 +749,9 @@ def attachment_bytes(raw: bytes, part: str) -> bytes:
 
 
 def _assemble(msg: Message, fields: dict[str, list[str]], headers: dict[str, list[str]],
-              leaves: list[tuple[Message, str]], sizes: dict[int, int]) -> ParsedEmail:
+              leaves: list[tuple[Message, str]], sizes: _RunSizes) -> ParsedEmail:
     """``fields``: the header fields as received (``_header_fields``), ``headers`` the same decoded;
-    ``sizes``: decoded sizes known already (``_put_back``), by ``id`` of the part."""
+    ``sizes``: the sizes of parts that held set-aside runs (``_put_back``)."""
     sender = (_addresses(fields, "from") or [("", "")])[0]
     reply_to = _addresses(fields, "reply-to")
     text_part, html_part = _body_parts(msg)
@@ -700,7 +769,7 @@ def _assemble(msg: Message, fields: dict[str, list[str]], headers: dict[str, lis
         if ctype == "text/plain" and not _get_filename(part) and part.get_content_disposition() != "attachment":
             texts.append(_text_of(part))
             continue
-        attachments.append(_attachment(part, section, len(attachments) + 1, sizes.get(id(part))))
+        attachments.append(_attachment(part, section, len(attachments) + 1, sizes.of(part)))
     text = "\n\n".join(t for t in [_text_of(text_part) if text_part is not None else "", *texts] if t)
     html = _text_of(html_part) if html_part is not None else None
     return ParsedEmail(
