@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, undefer
 
@@ -293,14 +294,10 @@ class DbThreadLookup:
         self.threads: dict[int, EmailThread] = {}  # the cases' threads, read with them
         self.addresses: dict[int, set[str]] = {}  # the cases' customers' addresses, read with them
 
-    def _read(self, where) -> int | None:
-        """The case ``where`` selects, read with its thread and its customer's addresses (one row each)."""
-        from app.crm.models import CustomerEmail
-
-        rows = self.session.execute(
-            select(Interaction, EmailThread, CustomerEmail.email)
-            .outerjoin(EmailThread, EmailThread.interaction_id == Interaction.id)
-            .outerjoin(CustomerEmail, CustomerEmail.customer_id == Interaction.customer_id).where(where)).all()
+    def _read(self, statement, params: dict) -> int | None:
+        """The case ``statement`` (of ``_case_read``) selects, with its thread and its customer's
+        addresses (one row each)."""
+        rows = self.session.execute(statement, params).all()
         if not rows:
             return None
         interaction, thread, _ = rows[0]
@@ -311,18 +308,34 @@ class DbThreadLookup:
         return interaction.id
 
     def case_for_message_id(self, message_id: str) -> int | None:
-        first = (select(EmailMessage.interaction_id).where(EmailMessage.message_id == message_id)
-                 .order_by(EmailMessage.id).limit(1).scalar_subquery())
-        return self._read(Interaction.id == first)
+        return self._read(_case_read("message_id"), {"message_id": message_id})
 
     def case(self, interaction_id: int) -> threads.CaseRef | None:
-        if interaction_id not in self.found and self._read(Interaction.id == interaction_id) is None:
+        if interaction_id not in self.found and \
+                self._read(_case_read("interaction_id"), {"interaction_id": interaction_id}) is None:
             return None
         thread = self.threads.get(interaction_id)
         if thread is None:
             return None
         addresses = self.addresses[interaction_id] | {thread.customer_address}
         return threads.CaseRef(interaction_id, frozenset(addresses), frozenset(thread.cc))
+
+
+@cache
+def _case_read(by: str):
+    """A case, its thread and its customer's addresses (a row each), by the ``interaction_id`` or by the
+    ``message_id`` of its first message holding it; built once."""
+    from app.crm.models import CustomerEmail
+
+    if by == "message_id":
+        case = (select(EmailMessage.interaction_id).where(EmailMessage.message_id == bindparam("message_id"))
+                .order_by(EmailMessage.id).limit(1).scalar_subquery())
+    else:
+        case = bindparam("interaction_id")
+    return (select(Interaction, EmailThread, CustomerEmail.email)
+            .outerjoin(EmailThread, EmailThread.interaction_id == Interaction.id)
+            .outerjoin(CustomerEmail, CustomerEmail.customer_id == Interaction.customer_id)
+            .where(Interaction.id == case))
 
 
 def _store_message(session: Session, config, row: StoredRaw, parsed: ParsedEmail, thread: EmailThread,
