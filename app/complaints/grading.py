@@ -212,9 +212,26 @@ def _pattern(keyword: str) -> re.Pattern[str]:
     return re.compile(re.escape(keyword))
 
 
+# The non-ASCII characters whose lower case does not hold the ASCII letter IGNORECASE matches them to
+# ('İ' lowers to two characters, 'ı' and 'ſ' match i and s); text with one is searched without a pre-check.
+_CASE_TWINS = re.compile("[\u0130\u0131\u017f]")
+
+
+def _may_match(keyword: str, text: str, lowered: str | None) -> bool:
+    """A quick necessary condition for ``_pattern(keyword)`` to find something in ``text``: each word of
+    an ASCII keyword occurs in the lower-cased text (``lowered``; None: no pre-check), a Chinese keyword
+    occurs as it is. Substring checks instead of a regex scan of the whole text per keyword."""
+    if not keyword.isascii():
+        return keyword in text
+    return lowered is None or all(word in lowered for word in keyword.lower().split())
+
+
 def matched_keywords(text: str, keywords: list[str]) -> list[str]:
     """The keywords found in ``text``, matched as grading matches them (also used by email intake rules)."""
-    return [keyword for keyword in keywords if keyword and _pattern(keyword).search(text or "")]
+    text = text or ""
+    lowered = text.lower() if not _CASE_TWINS.search(text) else None
+    return [keyword for keyword in keywords
+            if keyword and _may_match(keyword, text, lowered) and _pattern(keyword).search(text)]
 
 
 def _keyword_suggestions(text: str, keywords: list[KeywordRule], rules: GradingConfig) -> list[Suggestion]:

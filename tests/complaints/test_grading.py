@@ -160,3 +160,22 @@ def test_changed_factors_for_regrade_audit():
 
 def test_is_more_severe():
     assert is_more_severe("P1", "P2") and not is_more_severe("P3", "P3") and not is_more_severe("P4", "P1")
+
+
+_KEYWORDS = ["complaint", "charged twice", "Refund", "late", "投诉", "退款", "k", "is", "ski", ""]
+
+
+@given(text=st.text(alphabet="abcdeiklnoprstuwCIKLS \n\t-İıſK投诉退款", max_size=60),
+       keywords=st.lists(st.sampled_from(_KEYWORDS), max_size=6))
+def test_keywords_match_as_a_search_of_each_keyword_pattern(text, keywords):
+    # the substring pre-check only saves regex scans: the answer is each keyword's pattern searched in turn
+    from app.complaints.grading import _pattern, matched_keywords
+
+    assert matched_keywords(text, keywords) == [k for k in keywords if k and _pattern(k).search(text)]
+
+
+def test_letters_that_match_ascii_only_ignoring_case_still_count():
+    from app.complaints.grading import matched_keywords
+
+    # 'ı' and 'ſ' match i and s ignoring case, though their lower case is not i or s; 'İ' lowers to two chars
+    assert matched_keywords("a SKI trıp, ſki, İn", ["ski", "trip", "in"]) == ["ski", "trip", "in"]
