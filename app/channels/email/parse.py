@@ -313,7 +313,7 @@ def message_key(raw: bytes) -> tuple[str, str | None]:
 #    a blank line and a base64 body ends at the next line holding a "-" (a boundary line; base64 has
 #    none) -- and each is checked with one C-speed pass over its bytes (bytes.translate).
 # 2. Multipart boundaries made canonical (``_canonical_boundaries``): each quoted boundary="B" parameter
-#    and each boundary line of B (the whole line "--B" or "--B--", blanks allowed after) is rewritten with
+#    and each line starting "--B" (boundary lines: "--B", "--B--", blanks allowed after) is rewritten with
 #    a fixed string ("_desk00.", "_desk01." ...), whose regular expressions the parser then compiles once
 #    per process. The parse of the rewritten message is the original's with the boundary strings
 #    swapped: both spellings are made of characters every line test of the parser treats alike
@@ -329,7 +329,6 @@ _PLACEHOLDER = re.compile(r"desk-set-aside-[0-9a-f]{12}-\d+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BOUNDARY_PARAM = b'boundary="'
 _BOUNDARY_TEXT = re.compile(rb"[A-Za-z0-9'+_,./=?-]{1,200}")  # no colon, quote, blank or line break
-_BOUNDARY_TAIL = re.compile(rb"(?:--)?[ \t]*(?:\r\n?|\n|\Z)")  # what may follow "--B" on a boundary line
 _CANONICAL_MARK = "_desk"
 # One width, and no end of one the start of another (only the whole string starts with "_"): a
 # canonical string found in the parsed text is one the rewrite put there.
@@ -357,9 +356,9 @@ class _Feed:
 
 def _parse_mime(raw: bytes, rewrite: bool = True) -> tuple[Message, _RunSizes]:
     """(``raw`` parsed by the email package, the sizes of the parts that held set-aside runs).
-    ``rewrite`` False: ``raw`` is fed as it is (the reference)."""
+    ``rewrite`` False: the reference -- ``raw`` fed as it is to the parser with ``policy.default`` itself."""
     if not rewrite:
-        return _feed_parser(raw), _RunSizes({})
+        return _feed_parser(raw, policy.default), _RunSizes({})
     feed = _prepare(raw)
     msg = _feed_parser(feed.data)
     if feed.boundaries and not _restore_boundaries(msg, feed.boundaries):
@@ -367,8 +366,8 @@ def _parse_mime(raw: bytes, rewrite: bool = True) -> tuple[Message, _RunSizes]:
     return msg, _put_back(msg, feed.runs, feed.prefix)
 
 
-def _feed_parser(data: bytes) -> Message:
-    feeder = BytesFeedParser(policy=_policy())  # fed at once: BytesParser would feed 8 KB pieces
+def _feed_parser(data: bytes, parse_policy: policy.EmailPolicy | None = None) -> Message:
+    feeder = BytesFeedParser(policy=parse_policy or _policy())  # fed at once: BytesParser would feed 8 KB pieces
     feeder.feed(data)
     return feeder.close()
 
@@ -508,15 +507,16 @@ def _boundary_params(data: bytes) -> tuple[list[tuple[int, int, bytes]], dict[by
 
 
 def _boundary_lines(data: bytes, boundary: bytes, replacement: bytes) -> list[tuple[int, int, bytes]]:
-    """The spans of ``boundary`` in the boundary lines of ``data`` (every line the parser's pattern for
-    ``boundary`` matches), each with ``replacement``."""
+    """The spans of ``boundary`` in the lines of ``data`` that start with "--" and ``boundary`` (every
+    line the parser's pattern for ``boundary`` matches, and others, which no pattern can match: no
+    boundary starts another), each with ``replacement``."""
     edits = []
     line = b"--" + boundary
     pos = data.find(line)
     while pos >= 0:
-        if (pos == 0 or data[pos - 1] in b"\r\n") and _BOUNDARY_TAIL.match(data, pos + len(line)):
+        if pos == 0 or data[pos - 1] in b"\r\n":
             edits.append((pos + 2, pos + len(line), replacement))
-        pos = data.find(line, pos + 1)
+        pos = data.find(line, pos + len(line))
     return edits
 
 
@@ -633,7 +633,8 @@ def _size_with_runs(text: str, runs: dict[str, _Run]) -> int | None:
 def parse_email(raw: bytes, *, max_parts: int = 500, set_aside_base64: bool = True) -> ParsedEmail:
     """Parse ``raw`` into a ParsedEmail. Raises UnparseableEmail (reason codes: ``no_headers``,
     ``too_many_parts``, ``too_deep``, ``broken_mime``). ``set_aside_base64``: False parses every line
-    with the email package (the same result, slower; for tests)."""
+    with the email package and ``policy.default`` as they stand, nothing rewritten or remembered (the
+    same result, slower: the reference, for tests)."""
     msg, sizes = _parse_mime(raw, set_aside_base64)
     fields = _header_fields(msg)
     headers = {name: [decode_header_value(value) for value in values] for name, values in fields.items()}
