@@ -339,3 +339,40 @@ def test_header_values_with_nothing_to_decode_come_out_as_before(value):
 
     if value.isascii() and "=?" not in value:
         assert decode_header_value(value) == _decode_header_value_before(value)
+
+
+# --- the text and html bodies, found in one walk ---------------------------------------------------------------
+
+@st.composite
+def _body_trees(draw, depth: int = 0):
+    disposition = draw(st.sampled_from(["", "Content-Disposition: attachment\n", "Content-Disposition: inline\n"]))
+    kind = draw(st.sampled_from(["text/plain", "text/html", "text/csv", "image/png", "message/rfc822"]
+                                + (["multipart/mixed", "multipart/alternative", "multipart/related"] * 2
+                                   if depth < 3 else [])))
+    cid = draw(st.sampled_from(["", "Content-ID: <c1>\n", "Content-ID: <c2>\n"]))
+    if not kind.startswith("multipart/"):
+        body = "From: i@x\nSubject: in\n\ninner" if kind == "message/rfc822" else f"{kind} body"
+        return f"Content-Type: {kind}\n{disposition}{cid}\n{body}"
+    start = draw(st.sampled_from(["", '; start="<c2>"', '; start="<c9>"']))
+    children = draw(st.lists(_body_trees(depth + 1), max_size=3))
+    boundary = f"b{depth}x{draw(st.integers(0, 9))}"
+    parts = "".join(f"--{boundary}\n{child}\n" for child in children)
+    broken = draw(st.sampled_from(["", "no start"]))
+    if broken:
+        parts = parts.replace(f"--{boundary}\n", "", 1)
+    return f'Content-Type: {kind}; boundary="{boundary}"{start}\n{disposition}{cid}\n{parts}--{boundary}--'
+
+
+@given(_body_trees())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_bodies_found_in_one_walk_are_get_bodys(tree):
+    msg = BytesParser(policy=policy.default).parsebytes(f"From: a@x\nSubject: s\n{tree}".encode())
+    try:
+        expected = (msg.get_body(("plain",)), msg.get_body(("html",)))
+    except AttributeError as exc:
+        with pytest.raises(AttributeError, match=re.escape(str(exc))):
+            module._body_parts(msg)
+        return
+    if msg.get_content_maintype() in ("text", "multipart"):
+        assert module._body_parts(msg) == expected
+        assert all(a is b for a, b in zip(module._body_parts(msg), expected, strict=True))

@@ -234,28 +234,35 @@ class _Part(MimeMessage):
     a loop over the fields) goes through an index of the field names: name -> the first field of that
     name, as ``Message.get`` finds it. The index holds while the field list is the same list of the same
     length (the email package adds fields by appending, removes them by building a new list, and
-    replaces a value in place under the same name); otherwise it is built again. ``get_content_type`` (~14
-    calls a part while parsing) is remembered for the header object it was worked out from."""
+    replaces a value in place under the same name); otherwise it is built again. The header object
+    fetched for a field is kept with the index while the field's stored value is the same object, and
+    ``get_content_type`` (~14 calls a part while parsing) for the header object it was worked out from."""
+
+    _names = None  # (field list, its length, lower-cased name -> position, position -> (stored value, header))
+    _content_type = None  # (header object, content type)
 
     def get(self, name, failobj=None):
         headers = self._headers
-        index = self.__dict__.get("_names")
+        index = self._names
         if index is None or index[0] is not headers or index[1] != len(headers):
             names: dict[str, int] = {}
             for position, (field_name, _value) in enumerate(headers):
                 names.setdefault(field_name.lower(), position)
-            index = self.__dict__["_names"] = (headers, len(headers), names)
+            index = self._names = (headers, len(headers), names, [None] * len(headers))
         position = index[2].get(name.lower())
         if position is None:
             return failobj
         field_name, value = headers[position]
-        return self.policy.header_fetch_parse(field_name, value)
+        fetched = index[3][position]
+        if fetched is None or fetched[0] is not value:
+            fetched = index[3][position] = (value, self.policy.header_fetch_parse(field_name, value))
+        return fetched[1]
 
     def get_content_type(self) -> str:
         value = self.get("content-type")  # a header object (the policy's, remembered), None: no such field
-        known = self.__dict__.get("_content_type")
+        known = self._content_type
         if value is None or known is None or known[0] is not value:
-            known = self.__dict__["_content_type"] = (value, super().get_content_type())
+            known = self._content_type = (value, super().get_content_type())
         return known[1]
 
 
@@ -794,9 +801,42 @@ def _body_parts(msg: Message) -> tuple[Message | None, Message | None]:
         return None, None
     if msg.get_content_maintype() not in ("text", "multipart"):
         return None, None
-    text = msg.get_body(preferencelist=("plain",))
-    html = msg.get_body(preferencelist=("html",))
-    return text, html
+    found: dict[str, Message] = {}
+    _find_bodies(msg, msg, found)
+    return found.get("plain"), found.get("html")
+
+
+def _find_bodies(root: Message, part: Message, found: dict[str, Message]) -> None:
+    """``root.get_body(("plain",))`` and ``root.get_body(("html",))`` in one walk: the email package's
+    ``_find_body`` (the same steps, in the same order), keeping the first text/plain and the first
+    text/html part met, as far as the later of the two searches would go."""
+    if part.is_attachment():
+        return
+    maintype, subtype = part.get_content_type().split("/")
+    if maintype == "text":
+        if subtype in ("plain", "html"):
+            found.setdefault(subtype, part)
+        return
+    if maintype != "multipart" or not root.is_multipart():
+        return
+    if subtype != "related":
+        for subpart in part.iter_parts():
+            _find_bodies(root, subpart, found)
+            if len(found) == 2:
+                return
+        return
+    candidate = None
+    start = part.get_param("start")
+    if start:
+        for subpart in part.iter_parts():
+            if subpart["content-id"] == start:
+                candidate = subpart
+                break
+    if candidate is None:
+        subparts = part.get_payload()
+        candidate = subparts[0] if subparts else None
+    if candidate is not None:
+        _find_bodies(root, candidate, found)
 
 
 def _payload_bytes(part: Message) -> bytes:
