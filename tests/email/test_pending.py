@@ -145,3 +145,16 @@ def test_a_reply_reads_its_case_thread_and_customer_addresses_in_one_query(inges
     reads = [s for s in sent if s.lstrip().startswith("SELECT") and "JOIN email_threads" in s]
     assert len(reads) == 1 and "customer_emails" in reads[0]
     assert not [s for s in sent if s.lstrip().startswith("SELECT customer_emails.email FROM customer_emails")]
+
+
+def test_a_reply_that_threads_nowhere_opens_a_case_with_ids_drawn_for_it(app, desk, db_session):
+    # ids are reserved for the messages without reply headers; this one needs a case and a thread as well
+    raws = [build_mail(sender="nia@customer.test", subject="Re: something old", in_reply_to="gone@elsewhere.test"),
+            build_mail(sender="oli@customer.test", subject="New")]
+    results = _many(db_session, desk, raws)
+    assert [(r.status, r.new_case, r.acknowledged) for r in results] == [("stored", True, True)] * 2
+    for result in results:
+        thread = db_session.scalar(select(EmailThread).where(EmailThread.interaction_id == result.interaction_id))
+        kinds = [m.kind for m in db_session.scalars(select(EmailMessage).where(
+            EmailMessage.thread_id == thread.id).order_by(EmailMessage.id))]
+        assert kinds == ["customer", "ack"]
