@@ -403,7 +403,11 @@ def test_a_field_deferred_prints_exactly_as_its_parsed_header(field):
     ("Content-Type", 'text/plain; name="=?utf-8?B?5oql5ZGK?="', False),  # an encoded word is decoded
     ("Content-Disposition", 'attachment; filename="invoice 1.pdf"', True),
     ("Content-Disposition", "inline", True),
-    ("Content-Disposition", "attachment; filename*=utf-8''%E6%8A%A5.docx", False),  # RFC 2231
+    ("Content-Disposition", "attachment; filename*=utf-8''%E6%8A%A5.docx", True),  # RFC 2231: printed decoded
+    ("Content-Disposition", "attachment; filename*=utf-8''%E6%8A", False),  # not UTF-8
+    ("Content-Disposition", "attachment; filename*=utf-8'en'a.txt", False),  # a language
+    ("Content-Disposition", "attachment; filename*0*=utf-8''a; filename*1*=b", False),  # continuations
+    ("Content-Type", "application/pdf; name*=UTF-8''%E6%8A%A5.pdf; x=\"1\"", True),
     ("Content-Disposition", 'attachment; filename="a.pdf" (scanned)', False),
     ("Content-Transfer-Encoding", "base64", True),
     ("Content-Transfer-Encoding", "base64 (comment)", False),

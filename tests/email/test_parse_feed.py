@@ -9,6 +9,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -376,3 +377,38 @@ def test_bodies_found_in_one_walk_are_get_bodys(tree):
     if msg.get_content_maintype() in ("text", "multipart"):
         assert module._body_parts(msg) == expected
         assert all(a is b for a, b in zip(module._body_parts(msg), expected, strict=True))
+
+
+# --- RFC 2231 parameters: the parsed header's printed form worked out without the parse ------------------
+
+_PCT = st.one_of(st.text(alphabet=st.sampled_from("ab.-_ 报告;\"\\\n\u00e9"), min_size=1, max_size=6).map(quote),
+                st.text(alphabet=st.sampled_from("a.-_%E6%8A%FF"), max_size=9))
+_EXTENDED = st.tuples(
+    st.sampled_from(["attachment", "Inline", "application/pdf", "Text/Plain"]),
+    st.lists(st.one_of(
+        st.tuples(st.sampled_from(["filename", "name", "FileName", "size"]),
+                  st.sampled_from(["*=utf-8''", "*=UTF-8''", "*=utf-8''", "*=iso-8859-1''", "*=utf-8'en'", "*0*=utf-8''"]),
+                  _PCT),
+        st.tuples(st.sampled_from(["filename", "name", "x"]), st.just('="'), st.sampled_from(["1\"", "a b\"", "\""]))),
+        max_size=3))
+
+
+@given(_EXTENDED)
+@settings(max_examples=400, deadline=None)
+def test_extended_parameters_print_as_the_parsed_header_prints_them(form):
+    from email.headerregistry import HeaderRegistry
+
+    head, params = form
+    value = "; ".join([head, *("".join(param) for param in params)])
+    field = "content-type" if "/" in head else "content-disposition"
+    printed = module._printed_decoded(field, value)
+    if printed is None:
+        return
+    parsed = HeaderRegistry()(field, value)
+    assert printed == str(parsed) and not parsed.defects
+    header = module._ParsedHeaders()(field, value)
+    assert isinstance(header, module._Deferred) and str(header) == printed
+    assert header.params == parsed.params and [type(d) for d in header.defects] == []
+    fast, plain = _both((field, value))
+    assert module._get_filename(fast) == plain.get_filename()
+    assert module._param(fast, "name", field) == plain.get_param("name", header=field)

@@ -18,6 +18,7 @@ from email.headerregistry import HeaderRegistry
 from email.message import Message
 from email.parser import BytesFeedParser, BytesParser
 from email.utils import collapse_rfc2231_value, getaddresses, parsedate_to_datetime
+from urllib.parse import unquote_to_bytes
 
 from app.channels.email.charsets import (
     decode_bytes,
@@ -116,6 +117,44 @@ _PLAIN_PARAM = re.compile(r'; ([A-Za-z0-9-]+)="([^"]*)"')
 _REGISTRY = HeaderRegistry()  # policy.default's header classes, for the parses put off
 
 
+# The plainest forms but for RFC 2231 extended parameters -- name*=utf-8''%E6%8A%A5.pdf, how mailers write
+# non-ASCII file names -- without language or continuations: the parsed header prints them decoded and
+# quoted (filename="报.pdf"); for values that decode to printable text with no quote or backslash,
+# that printed form is worked out here (tests/email/test_parse_feed.py holds it to the parse).
+_FIELD_HEAD = {"content-type": re.compile(rf"{_TOKEN}/{_TOKEN}"), "content-disposition": re.compile(_TOKEN)}
+_QUOTED_PARAM = re.compile(r'([A-Za-z0-9-]+)="([A-Za-z0-9 ._+,/:=-]+)"')
+_EXTENDED_PARAM = re.compile(r"([A-Za-z0-9-]+)\*=(?i:utf-8)''((?:[A-Za-z0-9._-]|%[0-9A-Fa-f]{2})+)")
+
+
+def _printed_decoded(field: str, value: str) -> str | None:
+    """What the parsed header of ``field`` prints for ``value``, a plainest form with extended parameters
+    (at least one); None: not such a form."""
+    head, *params = value.split("; ")
+    if field not in _FIELD_HEAD or not _FIELD_HEAD[field].fullmatch(head):
+        return None
+    printed, names, extended = [head], set(), False
+    for param in params:
+        quoted = _QUOTED_PARAM.fullmatch(param)
+        if quoted:
+            name, text = quoted.groups()
+        else:
+            encoded = _EXTENDED_PARAM.fullmatch(param)
+            if encoded is None:
+                return None
+            name, extended = encoded.group(1), True
+            try:
+                text = unquote_to_bytes(encoded.group(2)).decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+            if not text.isprintable() or '"' in text or "\\" in text:
+                return None
+        if name.lower() in names:
+            return None
+        names.add(name.lower())
+        printed.append(f'{name}="{text}"')
+    return "; ".join(printed) if extended else None
+
+
 def _prints_as_received(name: str, value: str) -> bool:
     """Whether the parsed header of ``name`` (a ``_SHARED_FIELDS`` name) prints exactly as ``value``."""
     if not _VERBATIM[name].fullmatch(value):
@@ -130,9 +169,12 @@ class _Deferred(str):
     the parsed header is asked for. ``content_disposition`` -- what ``is_attachment`` asks of every part
     ``get_body`` walks -- is read from the string itself: the form is a token before any parameter."""
 
-    def __new__(cls, value: str, name: str):
+    def __new__(cls, value: str, name: str, received: str | None = None):
+        """``value``: what the parsed header prints; ``received``: the field's value as received, when
+        that is not the same (``_printed_decoded``)."""
         self = super().__new__(cls, value)
         self.__dict__["_field"] = name
+        self.__dict__["_received"] = value if received is None else received
         return self
 
     @property
@@ -152,7 +194,7 @@ class _Deferred(str):
     def _parsed(self):
         header = self.__dict__.get("_header")
         if header is None:
-            header = self.__dict__["_header"] = _REGISTRY(self.__dict__["_field"], str(self))
+            header = self.__dict__["_header"] = _REGISTRY(self.__dict__["_field"], self.__dict__["_received"])
         return header
 
     def __getattr__(self, attr: str):
@@ -209,6 +251,9 @@ class _ParsedHeaders(HeaderRegistry):
     def _deferred_or_parsed(self, name: str, field: str, value: str):
         if _prints_as_received(field, value):
             return _Deferred(value, name)
+        printed = _printed_decoded(field, value)
+        if printed is not None:
+            return _Deferred(printed, name, value)
         return super().__call__(name, value)
 
 
