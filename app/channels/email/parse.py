@@ -105,8 +105,8 @@ _SHARED_MAX = 2048
 # (tests/email/test_parse.py proves it over generated values). The email package's own accessors
 # (get_content_type, get_param, get_filename, get_boundary, get_content_disposition) read only that
 # string, so for these the structured parse is put off until something asks for more (``_Deferred``).
-# Anything else (unquoted or RFC 2231 parameters, comments, encoded words, odd spacing, non-ASCII) is
-# parsed at once, as before.
+# Anything else (unquoted parameters, comments, encoded words, odd spacing, non-ASCII; RFC 2231 forms
+# other than ``_printed_decoded``'s) is parsed at once, as before.
 _TOKEN = r"[A-Za-z0-9!#$&^_.+-]+"
 _QUOTED_PARAMS = r'(?:; [A-Za-z0-9-]+="[A-Za-z0-9 ._+,/:=-]+")*'
 _VERBATIM = {"content-type": re.compile(rf"{_TOKEN}/{_TOKEN}{_QUOTED_PARAMS}"),
@@ -280,8 +280,9 @@ class _Part(MimeMessage):
     name, as ``Message.get`` finds it. The index holds while the field list is the same list of the same
     length (the email package adds fields by appending, removes them by building a new list, and
     replaces a value in place under the same name); otherwise it is built again. The header object
-    fetched for a field is kept with the index while the field's stored value is the same object, and
-    ``get_content_type`` (~14 calls a part while parsing) for the header object it was worked out from."""
+    fetched for a field (by the message's policy, its own for its life) is kept with the index while the
+    field's stored value is the same object, and ``get_content_type`` (~14 calls a part while parsing)
+    for the header object it was worked out from."""
 
     _names = None  # (field list, its length, lower-cased name -> position, position -> (stored value, header))
     _content_type = None  # (header object, content type)
