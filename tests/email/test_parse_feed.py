@@ -102,6 +102,8 @@ CASES = {
     "forwarded message with its own multipart": _mixed("B1", body_text="x").replace(
         "Content-Type: text/plain\n\nx", 'Content-Type: message/rfc822\n\nFrom: b@y.test\nSubject: in\n'
         'Content-Type: multipart/mixed; boundary="IN"\n\n--IN\nContent-Type: text/plain\n\ninner\n--IN--'),
+    "unterminated boundary quote": f'{HEAD}Content-Type: multipart/mixed; boundary="B1\n\n--B1\n\nx\n--B1--\n',
+    "a unix From line naming the boundary": 'From boundary="B1" Mon Jan  1 00:00:00 2026\n' + _mixed("B1"),
     "delivery status": (f'{HEAD}Content-Type: multipart/report; report-type=delivery-status; boundary="R"\n\n'
                         "--R\nContent-Type: text/plain\n\nfailed\n--R\nContent-Type: message/delivery-status\n\n"
                         "Reporting-MTA: dns; mx\n\nFinal-Recipient: rfc822; x@y\nStatus: 5.1.1\n\n--R--\n"),
@@ -135,6 +137,8 @@ BODIES = {
     "bare CR endings": PDF.replace("\n", "\r") + "\n",
     "mixed endings": PDF.replace("\n", "\r\n", 3) + "\n",
     "one long line": _b64(bytes(3000), 10_000) + "\n",
+    "one line and no line ending": _b64(bytes(3000), 10_000),
+    "too short without its padded last line": _b64(bytes(775)) + "\n",
     "short lines": _b64(bytes(3000), 4) + "\n",
     "dash lines": PDF + "\n-- \nsignature\n",
     "quoted-printable": "caf=C3=A9 " * 300 + "\n",
