@@ -72,6 +72,28 @@ def test_the_next_batch_is_stored_while_this_one_is_processed_and_no_further(app
     assert pulled == [1, 2, 3, 4]
 
 
+def test_the_next_batch_is_parsed_beside_the_processing_once_stored(app, desk, db_session, monkeypatch):
+    import threading
+
+    real = batch_module._parse_or_quarantine
+    engine = db_session.get_bind()
+    seen: list[tuple[str, bool]] = []
+
+    def recording(row, limits):
+        with engine.connect() as conn:  # what another connection sees: what has committed
+            committed = conn.scalar(text("SELECT count(*) FROM email_inbound WHERE id = :id"), {"id": row.id}) == 1
+        seen.append((threading.current_thread().name, committed))
+        return real(row, limits)
+
+    monkeypatch.setattr(batch_module, "_parse_or_quarantine", recording)
+    answered = list(ingest_batches(db_session, desk, "support", [[RawMessage(_mail(n))] for n in range(1, 4)],
+                                   source="imap", secret=SECRET))
+    assert [[r.status for r in results] for results in answered] == [["stored"]] * 3
+    assert all(committed for _, committed in seen)  # never parsed before its raw bytes committed
+    if _on_postgresql(db_session):
+        assert all(name.startswith("email-parse") for name, _ in seen)
+
+
 def test_a_stream_stopped_early_leaves_the_batch_stored_ahead_pending_for_the_sweep(app, desk, db_session):
     if not _on_postgresql(db_session):
         pytest.skip("batches are stored ahead on PostgreSQL only")

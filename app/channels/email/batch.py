@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from contextlib import suppress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -64,17 +65,20 @@ def ingest_many(session: Session, desk_config, mailbox_name: str, messages: Sequ
     rows = [_values(config, mailbox_name, message, source) for message in messages]
     # each chunk is parsed once it is committed, while the next is stored (``rawstore``)
     stored = store_ahead(session, rows, [message.raw for message in messages])
-    return _parse_and_process(session, desk_config, mailbox_name, rows, stored, secret=secret)
+    return _process_stored(session, desk_config, mailbox_name, rows,
+                           _parse_stored(mailbox_name, config.limits, rows, stored), secret=secret)
 
 
 def ingest_batches(session: Session, desk_config, mailbox_name: str, batches: Iterable[Sequence[RawMessage]], *,
                    source: str, secret: str) -> Iterator[list[IngestResult]]:
     """``ingest_many`` for each of ``batches`` in turn, yielding each batch's results once it is processed
-    and committed -- with the next batch taken from ``batches`` and stored by a helper (``rawstore``)
-    while this one is processed, so the worker rarely waits for the database to store. At most two
-    batches are held. A batch is stored before any of it is parsed, as always; a stored batch whose
-    processing never came (an outage, a consumer that stopped) stays pending for the sweep
-    (``jobs.process_stale_pending``). Raises as ``ingest_many`` does, from the batch concerned."""
+    and committed -- with the next batch taken from ``batches``, stored by one helper (``rawstore``) and
+    parsed by another while this one is processed. The worker then neither waits for the database to
+    store what it is about to parse, nor leaves the interpreter idle while processing waits for the
+    database (the parser runs then). At most two batches are held. A batch is stored before any of it
+    is parsed, as always; a stored batch whose processing never came (an outage, a consumer that
+    stopped) stays pending for the sweep (``jobs.process_stale_pending``). Raises as ``ingest_many``
+    does, from the batch concerned."""
     config = desk_config.email
     config.mailbox(mailbox_name)
     engine = helper_engine(session)
@@ -85,52 +89,81 @@ def ingest_batches(session: Session, desk_config, mailbox_name: str, batches: It
     session.commit()  # what the session held is committed before anything is stored (as ingest_many does)
     pending = iter(batches)
 
-    def submitted(messages: Sequence[RawMessage] | None) -> tuple[list[dict], list] | None:
+    def taken() -> tuple[list[dict], Future] | None:
+        """The next batch: its rows, queued for storing, then for parsing once stored."""
+        messages = next(pending, None)
         if messages is None:
             return None
         rows = [_values(config, mailbox_name, message, source) for message in messages]
-        return rows, store.submit(rows, [message.raw for message in messages]) if rows else []
+        stored = store.submit(rows, [message.raw for message in messages]) if rows else []
+        return rows, parser.submit(_parse_stored, mailbox_name, config.limits, rows,
+                                   ((group, future.result()) for group, future in stored))
 
-    with AheadStore(engine) as store:  # left early: the chunks not begun are not stored
-        upcoming = submitted(next(pending, None))
+    # left early: the parses and chunks not begun are dropped (the store first: a parse waiting for a
+    # chunk that will never be stored is released by its cancellation)
+    with _Helper("email-parse") as parser, AheadStore(engine) as store:
+        upcoming = taken()
         while upcoming is not None:
-            rows, stored = upcoming
-            try:  # stored while this batch is parsed and processed
-                upcoming, failure = submitted(next(pending, None)), None
+            rows, parsing = upcoming
+            try:  # stored and parsed while this batch is processed
+                upcoming, failure = taken(), None
             except Exception as exc:  # the source failed (the IMAP connection): this batch is answered first
                 upcoming, failure = None, exc
-            yield _parse_and_process(session, desk_config, mailbox_name, rows,
-                                     ((group, future.result()) for group, future in stored), secret=secret)
+            yield _process_stored(session, desk_config, mailbox_name, rows, parsing.result(), secret=secret)
             if failure is not None:
                 raise failure
 
 
-def _parse_and_process(session: Session, desk_config, mailbox_name: str, rows: list[dict],
-                       stored: Iterable[tuple[range, dict[str, int]]], *, secret: str) -> list[IngestResult]:
+class _Helper(ThreadPoolExecutor):
+    """One thread; on leaving, the tasks not begun are dropped."""
+
+    def __init__(self, name: str):
+        super().__init__(1, thread_name_prefix=name)
+
+    def __exit__(self, *exc_info) -> None:
+        self.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Parsed:
+    """A stored batch, parsed: the new messages (index in the batch, stored row, parse or quarantine
+    reason) and the copies of messages held already (index, key)."""
+
+    messages: list[tuple[int, StoredRaw, ParsedEmail | Quarantine]]
+    duplicates: list[tuple[int, str]]
+
+
+def _parse_stored(mailbox_name: str, limits, rows: list[dict],
+                  stored: Iterable[tuple[range, dict[str, int]]]) -> _Parsed:
     """Parse each stored chunk as it commits (``stored``: its indexes in ``rows``, message_key -> id of
-    the rows it inserted), then process the batch; one IngestResult per row."""
-    if not rows:
-        return []
-    config = desk_config.email
-    results: list[IngestResult | None] = [None] * len(rows)
-    duplicates: list[tuple[int, str]] = []
-    parsed: list[tuple[int, StoredRaw, ParsedEmail | Quarantine]] = []
+    the rows it inserted). No database: it may run beside the worker's processing."""
+    parsed = _Parsed([], [])
     for group, inserted in stored:
         for index in group:
             values = rows[index]
             inbound_id = inserted.pop(values["message_key"], None)  # pop: a second copy in a chunk is a duplicate
             if inbound_id is None:
-                duplicates.append((index, values["message_key"]))
+                parsed.duplicates.append((index, values["message_key"]))
                 continue
             row = StoredRaw(inbound_id, mailbox_name, values["raw"], values["raw_size"], values["headers_only"], 0,
                             InboundStatus.PENDING)
-            parsed.append((index, row, _parse_or_quarantine(row, config.limits)))
-    if duplicates:
+            parsed.messages.append((index, row, _parse_or_quarantine(row, limits)))
+    return parsed
+
+
+def _process_stored(session: Session, desk_config, mailbox_name: str, rows: list[dict], stored: _Parsed, *,
+                    secret: str) -> list[IngestResult]:
+    """Process a parsed batch; one IngestResult per row."""
+    if not rows:
+        return []
+    results: list[IngestResult | None] = [None] * len(rows)
+    if stored.duplicates:
         winners = dict(session.execute(select(InboundEmail.message_key, InboundEmail.id).where(
             InboundEmail.mailbox == mailbox_name,
-            InboundEmail.message_key.in_({key for _, key in duplicates}))).all())
-        for index, key in duplicates:
+            InboundEmail.message_key.in_({key for _, key in stored.duplicates}))).all())
+        for index, key in stored.duplicates:
             results[index] = IngestResult("duplicate", winners.get(key))
+    parsed = stored.messages
     writes: list[BatchWrites] = []  # the first attempt's reserved ids serve the second
     try:
         try:
