@@ -46,6 +46,10 @@ def _rows(raws: list[bytes], keys: list[str]) -> list[dict]:
              "received_at": utcnow()} for raw, key in zip(raws, keys, strict=True)]
 
 
+def _hashed(raws: list[bytes], keys: list[str]) -> list[dict]:
+    return [dict(row, raw_sha256=hashlib.sha256(row["raw"]).hexdigest()) for row in _rows(raws, keys)]
+
+
 def _committed_keys(app) -> set[str]:
     """The keys another connection sees: what has committed."""
     from app.extensions import db
@@ -94,11 +98,11 @@ def test_an_outage_in_a_later_chunk_propagates_and_the_chunks_before_stay_stored
     real = rawstore.insert_pipelined
     calls = []
 
-    def failing_second(conn, rows):
+    def failing_second(conn, rows, **kwargs):
         calls.append(len(rows))
         if len(calls) == 2:
             raise OperationalError("INSERT", {}, Exception("server closed the connection"))
-        return real(conn, rows)
+        return real(conn, rows, **kwargs)
 
     monkeypatch.setattr(rawstore, "insert_pipelined", failing_second)
     monkeypatch.setattr(rawstore, "CHUNK_BYTES", 2500)
@@ -110,3 +114,33 @@ def test_an_outage_in_a_later_chunk_propagates_and_the_chunks_before_stay_stored
     db_session.rollback()
     stored = db_session.execute(select(InboundEmail.raw, InboundEmail.status)).all()
     assert [(bytes(raw), status) for raw, status in stored] == [(raws[0], "pending")]  # for the sweep to process
+
+
+def test_a_chunk_commits_without_waiting_for_the_disk_and_leaves_its_connection_as_it_was(app, db_session,
+                                                                                       monkeypatch):
+    """Its durability comes from the batch's processing commit (synchronous), which every acknowledgement
+    to the source waits for: the chunk's own commit need not wait for the WAL to reach the disk."""
+    if db_session.get_bind().dialect.name != "postgresql":
+        pytest.skip("chunks are stored apart on PostgreSQL only")
+    import psycopg
+
+    sent: list[str] = []
+    real_execute = psycopg.Cursor.execute
+
+    def recording(self, query, *args, **kwargs):
+        sent.append(str(query))
+        return real_execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    raws = [build_mail(subject=f"Fast {n}", message_id=f"<fast-{n}@customer.test>") for n in range(2)]
+    engine = db_session.get_bind()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        inserted = rawstore.insert_pipelined(conn, _hashed(raws, ["mid:f0", "mid:f1"]), durable=False)
+        assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "on"  # that transaction's alone
+    assert sorted(inserted) == ["mid:f0", "mid:f1"]
+    assert sent[0] == rawstore._NOT_WAITING_FOR_DISK
+    assert _committed_keys(app) >= {"mid:f0", "mid:f1"}
+    sent.clear()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        rawstore.insert_pipelined(conn, _hashed(raws[:1], ["mid:f2"]))
+    assert rawstore._NOT_WAITING_FOR_DISK not in sent  # durable by default

@@ -122,11 +122,11 @@ def test_an_outage_storing_a_later_batch_surfaces_at_its_turn_after_the_earlier_
     real = rawstore.insert_pipelined
     calls = []
 
-    def failing_second(conn, rows):
+    def failing_second(conn, rows, **kwargs):
         calls.append(len(rows))
         if len(calls) == 2:
             raise OperationalError("INSERT", {}, Exception("server closed the connection"))
-        return real(conn, rows)
+        return real(conn, rows, **kwargs)
 
     monkeypatch.setattr(rawstore, "insert_pipelined", failing_second)
     stream = ingest_batches(db_session, desk, "support", [[RawMessage(_mail(n))] for n in range(1, 4)],
