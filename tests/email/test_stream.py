@@ -139,6 +139,22 @@ def test_an_outage_storing_a_later_batch_surfaces_at_its_turn_after_the_earlier_
     assert db_session.scalars(select(InboundEmail.message_key)).all() == ["mid:stream-1@customer.test"]
 
 
+def test_an_outage_while_processing_stops_the_stream_and_leaves_what_was_stored_pending(app, desk, db_session,
+                                                                                       monkeypatch):
+    def failing(*args, **kwargs):
+        raise OperationalError("UPDATE", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(batch_module, "_process_batch", failing)
+    stream = ingest_batches(db_session, desk, "support", [[RawMessage(_mail(n))] for n in range(1, 4)],
+                            source="imap", secret=SECRET)
+    with pytest.raises(OperationalError):
+        next(stream)
+    db_session.rollback()
+    statuses = db_session.scalars(select(InboundEmail.status)).all()
+    assert statuses and set(statuses) == {"pending"}  # the first batch, and the next if it was stored ahead
+    assert len(statuses) <= 2  # never more than one batch ahead
+
+
 def test_a_source_failing_for_the_next_batch_lets_this_one_be_answered_first(app, desk, db_session):
     def batches():
         yield [RawMessage(_mail(1))]
