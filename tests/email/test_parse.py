@@ -232,7 +232,7 @@ def _equivalence_samples() -> list[bytes]:
 
 @pytest.mark.parametrize("index", range(7))
 def test_setting_base64_runs_aside_changes_nothing_parsed(index):
-    from app.channels.email.parse import _prepare
+    from app.channels.email.mime_feed import _prepare
 
     raw = _equivalence_samples()[index]
     if index < 6:  # the last: short lines in a text part and an embedded message, not a base64 body
@@ -348,7 +348,7 @@ def test_the_key_reads_only_the_header_whatever_the_line_endings(newline):
 
 
 def test_mime_field_values_are_parsed_once_for_all_messages_but_boundaries_are_not_kept():
-    from app.channels.email.parse import _ParsedHeaders
+    from app.channels.email.mime_headers import _ParsedHeaders
 
     shared = _ParsedHeaders._shared
     shared.clear()
@@ -363,12 +363,12 @@ def test_mime_field_values_are_parsed_once_for_all_messages_but_boundaries_are_n
 
 
 def test_the_shared_header_objects_are_bounded(monkeypatch):
-    from app.channels.email import parse as module
+    from app.channels.email import mime_headers
 
-    monkeypatch.setattr(module, "_SHARED_MAX", 4)
+    monkeypatch.setattr(mime_headers, "_SHARED_MAX", 4)
     for n in range(6):
         parse_email(build_mail(attachments=[(f"file-{n}.pdf", "application/pdf", b"%PDF")]))
-        assert len(module._ParsedHeaders._shared) <= 4
+        assert len(mime_headers._ParsedHeaders._shared) <= 4
 
 
 # --- MIME structure fields in their plainest form: the structured parse put off ------------------------------
@@ -387,7 +387,7 @@ _PLAIN_FORMS = {
 def test_a_field_deferred_prints_exactly_as_its_parsed_header(field):
     from email.headerregistry import HeaderRegistry
 
-    from app.channels.email.parse import _prints_as_received
+    from app.channels.email.mime_headers import _prints_as_received
 
     name, value = field
     if _prints_as_received(name.lower(), value):
@@ -418,7 +418,7 @@ def test_a_deferred_field_answers_as_the_parsed_header_would(name, value, deferr
     from email import policy
     from email.headerregistry import HeaderRegistry
 
-    from app.channels.email.parse import _Deferred, _ParsedHeaders
+    from app.channels.email.mime_headers import _Deferred, _ParsedHeaders
 
     header, parsed = _ParsedHeaders()(name, value), HeaderRegistry()(name, value)
     assert isinstance(header, _Deferred) == deferred
@@ -436,7 +436,7 @@ def test_a_deferred_field_answers_as_the_parsed_header_would(name, value, deferr
 def test_parsing_with_every_field_parsed_at_once_gives_the_same_result(monkeypatch):
     import random
 
-    from app.channels.email import parse as module
+    from app.channels.email import mime_headers
     from bench.email import build_message
 
     rng = random.Random(11)
@@ -444,7 +444,7 @@ def test_parsing_with_every_field_parsed_at_once_gives_the_same_result(monkeypat
             _raw_with_charset("gbk", TEXTS["gbk"]),
             build_mail(attachments=[("报告 final.pdf", "application/pdf", b"%PDF"), ("a.txt", "text/plain", b"x")])]
     deferred = [parse_email(raw) for raw in raws]
-    module._ParsedHeaders._shared.clear()
-    monkeypatch.setattr(module, "_prints_as_received", lambda name, value: False)
+    mime_headers._ParsedHeaders._shared.clear()
+    monkeypatch.setattr(mime_headers, "_prints_as_received", lambda name, value: False)
     assert [parse_email(raw) for raw in raws] == deferred
-    module._ParsedHeaders._shared.clear()
+    mime_headers._ParsedHeaders._shared.clear()

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.channels.email import parse as module
+from app.channels.email import mime_feed, mime_headers, parse
 from app.channels.email.parse import UnparseableEmail, attachment_bytes, parse_email
 
 
@@ -161,7 +161,7 @@ def test_odd_bodies_parse_the_same(name, eol):
     (b"QUJD\r\n", False), (b"\r\nQUJD", False), (b"QUJD.REVG", False),
 ])
 def test_only_line_endings_between_non_empty_lines_make_a_run(text, separated):
-    from app.channels.email.parse import _BASE64_CHARS, _separates_lines
+    from app.channels.email.mime_feed import _BASE64_CHARS, _separates_lines
 
     assert _separates_lines(text, text.translate(None, _BASE64_CHARS)) == separated
 
@@ -170,8 +170,8 @@ def test_the_bench_mail_takes_the_fast_path_parsing_once(monkeypatch):
     from bench.email import build_message
 
     feeds = []
-    real = module._feed_parser
-    monkeypatch.setattr(module, "_feed_parser", lambda data, *a: feeds.append(data) or real(data, *a))
+    real = mime_feed._feed_parser
+    monkeypatch.setattr(mime_feed, "_feed_parser", lambda data, *a: feeds.append(data) or real(data, *a))
     rng = random.Random(3)
     for kind in ("html", "attachments"):
         raw = build_message(kind, 1, rng, 10, None)
@@ -183,8 +183,8 @@ def test_the_bench_mail_takes_the_fast_path_parsing_once(monkeypatch):
 
 def test_a_boundary_the_rewrite_cannot_trust_is_parsed_again(monkeypatch):
     calls = []
-    real = module._feed_parser
-    monkeypatch.setattr(module, "_feed_parser", lambda data, *a: calls.append(data) or real(data, *a))
+    real = mime_feed._feed_parser
+    monkeypatch.setattr(mime_feed, "_feed_parser", lambda data, *a: calls.append(data) or real(data, *a))
     raw = _lines(CASES["nested multipart reusing it unquoted"], "\n")
     assert parse_email(raw) == parse_email(raw, set_aside_base64=False)
     assert len(calls) == 3 and b"_desk00." in calls[0] and b"_desk00." not in calls[1]
@@ -241,7 +241,7 @@ def test_generated_messages_parse_the_same(tree, eol):
 
 def _both(*fields: tuple[str, str]) -> tuple[EmailMessage, EmailMessage]:
     raw = "".join(f"{name}: {value}\n" for name, value in fields).encode() + b"\nbody\n"
-    fast = module._feed_parser(raw)
+    fast = mime_feed._feed_parser(raw)
     plain = BytesParser(policy=policy.default).parsebytes(raw)
     return fast, plain
 
@@ -274,7 +274,7 @@ def _reads(msg: EmailMessage) -> list:
 def test_indexed_header_reads_answer_as_the_email_package_after_any_change(change):
     fast, plain = _both(("X-A", "one"), ("Subject", "s"), ("Content-Type", 'multipart/mixed; boundary="B"'),
                         ("X-A", "two"), ("content-type", "text/plain"))
-    assert isinstance(fast, module._Part)
+    assert isinstance(fast, mime_headers._Part)
     assert _reads(fast) == _reads(plain)
     for msg in (fast, plain):
         change(msg)
@@ -284,9 +284,9 @@ def test_indexed_header_reads_answer_as_the_email_package_after_any_change(chang
 
 
 def test_the_policy_has_policy_defaults_settings():
-    parse_policy = module._policy()
+    parse_policy = mime_headers.message_policy()
     assert {k: v for k, v in vars(parse_policy).items() if k not in ("header_factory", "message_factory")} == {}
-    assert parse_policy.message_factory is module._Part and issubclass(module._Part, EmailMessage)
+    assert parse_policy.message_factory is mime_headers._Part and issubclass(mime_headers._Part, EmailMessage)
     for name in ("linesep", "max_line_length", "utf8", "refold_source", "raise_on_defect", "cte_type"):
         assert getattr(parse_policy, name) == getattr(policy.default, name)
 
@@ -303,11 +303,11 @@ _PARAM_FORMS = {
 def test_params_read_from_plain_fields_are_the_email_packages(content_type, disposition):
     fast, plain = _both(("Content-Type", content_type), ("Content-Disposition", disposition))
     for name in ("charset", "boundary", "name", "format", "missing"):
-        assert module._param(fast, name) == plain.get_param(name)
+        assert mime_headers.get_param(fast, name) == plain.get_param(name)
     for name in ("filename", "name", "size"):
-        assert module._param(fast, name, "content-disposition") == plain.get_param(name, header="content-disposition")
-    assert module._boundary(fast) == plain.get_boundary()
-    assert module._get_filename(fast) == plain.get_filename()
+        assert mime_headers.get_param(fast, name, "content-disposition") == plain.get_param(name, header="content-disposition")
+    assert mime_headers.get_boundary(fast) == plain.get_boundary()
+    assert mime_headers.get_filename(fast) == plain.get_filename()
 
 
 _ADDRESS_PIECES = st.sampled_from(["a@b.c", "A B <a@b.c>", "x.y+z@d-e.f", "=?utf-8?q?x?= <q@r.s>", "J. R<j@r.s>",
@@ -318,7 +318,7 @@ _ADDRESS_PIECES = st.sampled_from(["a@b.c", "A B <a@b.c>", "x.y+z@d-e.f", "=?utf
 @given(st.lists(st.lists(_ADDRESS_PIECES, max_size=4).map(", ".join), max_size=3))
 @settings(max_examples=300, deadline=None)
 def test_address_lists_read_as_getaddresses_reads_them(values):
-    assert module._address_list(values) == getaddresses(values)
+    assert parse._address_list(values) == getaddresses(values)
 
 
 def _decode_header_value_before(value: str) -> str:
@@ -376,11 +376,11 @@ def test_bodies_found_in_one_walk_are_get_bodys(tree):
         expected = (msg.get_body(("plain",)), msg.get_body(("html",)))
     except AttributeError as exc:
         with pytest.raises(AttributeError, match=re.escape(str(exc))):
-            module._body_parts(msg)
+            parse._body_parts(msg)
         return
     if msg.get_content_maintype() in ("text", "multipart"):
-        assert module._body_parts(msg) == expected
-        assert all(a is b for a, b in zip(module._body_parts(msg), expected, strict=True))
+        assert parse._body_parts(msg) == expected
+        assert all(a is b for a, b in zip(parse._body_parts(msg), expected, strict=True))
 
 
 # --- RFC 2231 parameters: the parsed header's printed form worked out without the parse ------------------
@@ -405,14 +405,14 @@ def test_extended_parameters_print_as_the_parsed_header_prints_them(form):
     head, params = form
     value = "; ".join([head, *("".join(param) for param in params)])
     field = "content-type" if "/" in head else "content-disposition"
-    printed = module._printed_decoded(field, value)
+    printed = mime_headers._printed_decoded(field, value)
     if printed is None:
         return
     parsed = HeaderRegistry()(field, value)
     assert printed == str(parsed) and not parsed.defects
-    header = module._ParsedHeaders()(field, value)
-    assert isinstance(header, module._Deferred) and str(header) == printed
+    header = mime_headers._ParsedHeaders()(field, value)
+    assert isinstance(header, mime_headers._Deferred) and str(header) == printed
     assert header.params == parsed.params and [type(d) for d in header.defects] == []
     fast, plain = _both((field, value))
-    assert module._get_filename(fast) == plain.get_filename()
-    assert module._param(fast, "name", field) == plain.get_param("name", header=field)
+    assert mime_headers.get_filename(fast) == plain.get_filename()
+    assert mime_headers.get_param(fast, "name", field) == plain.get_param("name", header=field)
