@@ -154,3 +154,23 @@ def ingest(desk, db_session):
                           secret=SECRET)
 
     return _ingest
+
+
+@pytest.fixture()
+def second_chunk_fails(monkeypatch) -> list[int]:
+    """The second chunk of raw messages stored fails as an outage would; the rows of each chunk tried,
+    counted in the list returned."""
+    from sqlalchemy.exc import OperationalError
+
+    from app.channels.email import rawstore
+
+    real, calls = rawstore.insert_pipelined, []
+
+    def failing_second(conn, rows, **kwargs):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
+        return real(conn, rows, **kwargs)
+
+    monkeypatch.setattr(rawstore, "insert_pipelined", failing_second)
+    return calls

@@ -92,19 +92,11 @@ def test_a_batch_in_several_chunks_is_ingested_as_one(app, desk, db_session, mon
     assert all(digest == hashlib.sha256(raw).hexdigest() for _, raw, digest in rows)
 
 
-def test_an_outage_in_a_later_chunk_propagates_and_the_chunks_before_stay_stored(app, desk, db_session, monkeypatch):
+def test_an_outage_in_a_later_chunk_propagates_and_the_chunks_before_stay_stored(app, desk, db_session, monkeypatch,
+                                                                                   second_chunk_fails):
     if db_session.get_bind().dialect.name != "postgresql":
         pytest.skip("chunks are stored apart on PostgreSQL only")
-    real = rawstore.insert_pipelined
-    calls = []
-
-    def failing_second(conn, rows, **kwargs):
-        calls.append(len(rows))
-        if len(calls) == 2:
-            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
-        return real(conn, rows, **kwargs)
-
-    monkeypatch.setattr(rawstore, "insert_pipelined", failing_second)
+    calls = second_chunk_fails
     monkeypatch.setattr(rawstore, "CHUNK_BYTES", 2500)
     raws = [build_mail(subject=f"Outage {n}", sender=f"c{n}@customer.test", message_id=f"<outage-{n}@customer.test>",
                        body="z" * 1500) for n in range(3)]

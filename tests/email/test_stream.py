@@ -10,7 +10,6 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from app.channels.email import batch as batch_module
-from app.channels.email import rawstore
 from app.channels.email.batch import RawMessage, ingest_batches
 from app.channels.email.jobs import STALE_PENDING_S, process_stale_pending
 from app.channels.email.models import EmailMessage, InboundEmail
@@ -116,19 +115,10 @@ def test_a_stream_stopped_early_leaves_the_batch_stored_ahead_pending_for_the_sw
 
 
 def test_an_outage_storing_a_later_batch_surfaces_at_its_turn_after_the_earlier_ones(app, desk, db_session,
-                                                                                   monkeypatch):
+                                                                                   second_chunk_fails):
     if not _on_postgresql(db_session):
         pytest.skip("batches are stored ahead on PostgreSQL only")
-    real = rawstore.insert_pipelined
-    calls = []
-
-    def failing_second(conn, rows, **kwargs):
-        calls.append(len(rows))
-        if len(calls) == 2:
-            raise OperationalError("INSERT", {}, Exception("server closed the connection"))
-        return real(conn, rows, **kwargs)
-
-    monkeypatch.setattr(rawstore, "insert_pipelined", failing_second)
+    calls = second_chunk_fails
     stream = ingest_batches(db_session, desk, "support", [[RawMessage(_mail(n))] for n in range(1, 4)],
                             source="imap", secret=SECRET)
     assert [r.status for r in next(stream)] == ["stored"]
