@@ -10,6 +10,7 @@ from app.channels.email.models import EmailAttachment, EmailMessage, EmailThread
 from app.interactions.models import Interaction, InteractionEvent
 from app.interactions.service import EVENT_ROWS_KEY, create_interaction, record_fact, transition
 from tests.email.conftest import SECRET, build_mail
+from tests.statements import sent_statements
 
 
 def _many(db_session, desk, raws: list[bytes]):
@@ -63,24 +64,14 @@ def test_a_batch_writes_the_rows_the_one_message_door_writes(ingest, app, desk, 
 
 
 def test_a_batch_sends_one_insert_per_table_of_held_rows_and_no_returning(app, desk, db_session):
-    from sqlalchemy import event
-
     if db_session.get_bind().dialect.name != "postgresql":
         pytest.skip("rows are held as values only where ids are reserved (PostgreSQL)")
     raws = [build_mail(sender=f"p{n}@customer.test", subject=f"Case {n}",
                        attachments=[("a.txt", "text/plain", b"a")] if n else None) for n in range(3)]
-    sent: list[str] = []
     queued: list = []
     app.extensions["desk.jobs"] = type("Held", (), {"enqueue": lambda self, *a, **k: queued.append(a)})()
-
-    def record(conn, cursor, statement, *rest):
-        sent.append(statement)
-
-    event.listen(db_session.get_bind(), "before_cursor_execute", record)
-    try:
-        results = _many(db_session, desk, raws)
-    finally:
-        event.remove(db_session.get_bind(), "before_cursor_execute", record)
+    results: list = []
+    sent = sent_statements(db_session, lambda: results.extend(_many(db_session, desk, raws)))
     assert all(r.status == "stored" and r.new_case for r in results) and len(queued) == 3  # the acks' jobs, not run
     for table in ("email_threads", "email_messages", "email_attachments", "interaction_events"):
         inserts = [s for s in sent if s.lstrip().startswith(f"INSERT INTO {table} ")]
@@ -112,8 +103,6 @@ def test_the_event_log_holds_rows_as_values_for_a_caller_that_asks(app, db_sessi
 
 @pytest.mark.parametrize("by", ["in_reply_to", "reply_token"])
 def test_a_reply_reads_its_case_thread_and_customer_addresses_in_one_query(ingest, app, desk, db_session, by):
-    from sqlalchemy import event
-
     from app.channels.email import threads
     from app.crm.models import CustomerEmail
     from tests.factories import make_customer
@@ -126,16 +115,9 @@ def test_a_reply_reads_its_case_thread_and_customer_addresses_in_one_query(inges
         else "support@desk.test"
     reply = build_mail(sender="amy@work.test", to=to, cc="dan@customer.test", subject="Re: Kettle",
                        in_reply_to="start@customer.test" if by == "in_reply_to" else None)
-    sent: list[str] = []
-
-    def record(conn, cursor, statement, *rest):
-        sent.append(statement)
-
-    event.listen(db_session.get_bind(), "before_cursor_execute", record)
-    try:
-        [result] = _many(db_session, desk, [reply])
-    finally:
-        event.remove(db_session.get_bind(), "before_cursor_execute", record)
+    results: list = []
+    sent = sent_statements(db_session, lambda: results.extend(_many(db_session, desk, [reply])))
+    [result] = results
     assert result.interaction_id == opened.interaction_id and not result.new_case
     # the sender is another address of the case's customer: the CC they added may use the case tag
     thread = db_session.scalar(select(EmailThread).where(EmailThread.interaction_id == opened.interaction_id))
