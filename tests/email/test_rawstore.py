@@ -76,6 +76,19 @@ def test_each_chunk_is_handed_over_only_once_committed_and_a_key_is_stored_once(
                       "mid:c": hashlib.sha256(raws[3]).hexdigest()}
 
 
+def test_a_message_stored_headers_only_keeps_the_hash_of_the_whole_message(app, db_session):
+    """The database hashes what it stores; a message too big to store whole is hashed as received."""
+    raws = [build_mail(subject=f"Whole {n}", message_id=f"<whole-{n}@customer.test>", body="y" * 2000)
+            for n in range(4)]
+    rows = _rows(raws, [f"mid:{n}" for n in range(4)])
+    head = raws[2][:raws[2].index(b"\n\n")]
+    rows[2].update(raw=head, headers_only=True)
+    list(rawstore.store_ahead(db_session, rows, raws, limit=len(raws[0]) + 1))
+    stored = dict(db_session.execute(select(InboundEmail.message_key, InboundEmail.raw_sha256)).all())
+    assert stored == {f"mid:{n}": hashlib.sha256(raw).hexdigest() for n, raw in enumerate(raws)}
+    assert bytes(db_session.scalar(select(InboundEmail.raw).where(InboundEmail.message_key == "mid:2"))) == head
+
+
 def test_a_batch_in_several_chunks_is_ingested_as_one(app, desk, db_session, monkeypatch):
     monkeypatch.setattr(rawstore, "CHUNK_BYTES", 3000)
     first = build_mail(message_id="<first@customer.test>", subject="First", body="a" * 1500)

@@ -272,7 +272,7 @@ def _values(config, mailbox_name: str, message: RawMessage, source: str) -> dict
     stored, headers_only = _stored_bytes(raw, config.limits.max_stored_bytes)
     return {"mailbox": mailbox_name, "message_key": key, "source": source, "source_ref": message.source_ref,
             "raw": stored, "raw_size": message.headers_only_size or len(raw),
-            "raw_sha256": None,  # filled in by ``store_ahead`` (beside the parser)
+            "raw_sha256": None,  # filled in by ``store_ahead`` (by the database, as it stores)
             "headers_only": headers_only or message.headers_only_size is not None,
             "status": InboundStatus.PENDING, "attempts": 0, "received_at": utcnow()}
 
