@@ -1,6 +1,8 @@
 """Sign-in, roles, error pages, limits and operations endpoints, through the real HTTP stack."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from flask import Blueprint
 
@@ -94,6 +96,13 @@ def test_sign_in_page_speaks_chinese(app, client):
     assert "登录" in client.get("/login?lang=zh").get_data(as_text=True)
     assert "登录" in client.get("/login", headers={"Accept-Language": "en-GB"}).get_data(as_text=True), \
         "a chosen language sticks for the session"
+
+
+def test_pages_name_their_icon_so_browsers_do_not_ask_for_a_missing_favicon(client):
+    page = client.get("/login").get_data(as_text=True)
+    href = re.search(r'<link rel="icon" href="([^"]+)"', page).group(1)
+    icon = client.get(href)
+    assert icon.status_code == 200 and icon.mimetype == "image/svg+xml" and b"<svg" in icon.data
 
 
 def test_open_redirects_are_refused(client, db_session):
