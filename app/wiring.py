@@ -43,6 +43,7 @@ BLUEPRINTS = [
     "app.channels.email.views:bp",
     "app.channels.email.canned_views:bp",
     "app.channels.dev_phone:bp",
+    "app.channels.dev_mail:bp",
 ]
 # Blueprints only machines call (provider webhooks, checked by their own signature): nobody signs in
 # through them, so their requests skip loading a user from the session cookie -- and the cookie

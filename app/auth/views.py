@@ -114,6 +114,7 @@ _HOME_LINKS = [
     (_l("API tokens"), "/admin/api-tokens/", Role.ADMIN),
     (_l("Webhooks"), "/admin/webhooks/", Role.ADMIN),
     (_l("Phone simulator"), "/dev/phone", Role.AGENT),
+    (_l("Mail simulator"), "/dev/mail", Role.AGENT),
 ]
 
 
