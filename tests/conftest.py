@@ -149,6 +149,16 @@ def db_session(app):
 
 
 @pytest.fixture()
+def postgresql(app) -> None:
+    """For a test that pins what the desk does only on PostgreSQL (statements sent, transactions): skipped
+    on the SQLite fallback outside CI; CI always runs it (``CI=true`` refuses to fall back)."""
+    from app.extensions import db
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: the fallback database is SQLite")
+
+
+@pytest.fixture()
 def redis_client(app):
     return app.extensions["desk.redis"]
 

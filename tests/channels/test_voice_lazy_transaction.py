@@ -22,14 +22,14 @@ IDLE, INTRANS = pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS
 
 
 @pytest.fixture()
-def phone(app, client, monkeypatch):
+def phone(app, client, monkeypatch, postgresql):
     monkeypatch.setattr(voice, "utcnow", lambda: OPEN_AT)
     monkeypatch.setitem(app.extensions, "desk.telephony", RecordingTelephony())
     return Caller(client)
 
 
 @pytest.fixture()
-def sent(app):
+def sent(app, postgresql):
     """Each statement the app sends, with the connection's transaction status once it ran: IDLE after a
     statement means it ran on its own, outside any transaction."""
     seen: list[tuple[str, pq.TransactionStatus]] = []
@@ -158,7 +158,7 @@ def test_text_sql_other_than_a_select_opens_the_transaction(app, db_session, sen
     assert sent[:2] == [("SELECT", IDLE), ("SET", INTRANS)]
 
 
-def test_a_second_write_inside_single_write_is_refused(app, db_session):
+def test_a_second_write_inside_single_write_is_refused(app, db_session, postgresql):
     row = {"call_sid": "CA" + "d" * 32, "event": "x", "status_code": 200, "body": "", "created_at": OPEN_AT}
     db_session.commit()
     session = db.session()
@@ -204,7 +204,7 @@ def test_connections_go_back_to_the_pool_out_of_autocommit(phone, db_session):
     assert returned and not any(returned)
 
 
-def test_a_read_alone_runs_outside_any_transaction_and_leaves_no_autocommit_behind(app):
+def test_a_read_alone_runs_outside_any_transaction_and_leaves_no_autocommit_behind(app, postgresql):
     returned: list[bool] = []
 
     def checked_in(dbapi_connection, record):
@@ -220,7 +220,7 @@ def test_a_read_alone_runs_outside_any_transaction_and_leaves_no_autocommit_behi
     assert returned == [False]
 
 
-def test_an_engine_not_installed_reads_alone_through_the_isolation_option(app):
+def test_an_engine_not_installed_reads_alone_through_the_isolation_option(app, postgresql):
     engine = create_engine(db.engine.url)  # no checkin hook: SQLAlchemy's own option sets and resets autocommit
     try:
         with reading_alone(engine) as connection:

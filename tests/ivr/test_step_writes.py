@@ -111,7 +111,7 @@ def _written_at_once(statement: str, *, with_receipt: bool = True) -> bool:
             and ("INSERT INTO voice_webhook_receipts" in statement) == with_receipt)
 
 
-def test_a_menu_step_costs_one_statement_for_the_call_and_its_facts(phone, db_session, statements):
+def test_a_menu_step_costs_one_statement_for_the_call_and_its_facts(phone, db_session, statements, postgresql):
     phone.dial()
     call = db_session.scalar(select(Interaction).where(Interaction.external_ref == phone.call_sid))
     logged_before = len(events_of(db_session, call.id))
@@ -126,7 +126,7 @@ def test_a_menu_step_costs_one_statement_for_the_call_and_its_facts(phone, db_se
     assert facts and all((e.from_state, e.to_state, e.actor) == ("ivr", "ivr", "ivr") for e in facts)
 
 
-def test_a_new_call_is_inserted_once_in_the_ivr(phone, db_session, statements):
+def test_a_new_call_is_inserted_once_in_the_ivr(phone, db_session, statements, postgresql):
     reply = phone.dial()
     assert reply.status == 200 and reply.verbs == ["Gather"]
     writes = [s for s in statements if not s.startswith("SELECT")]
@@ -185,7 +185,7 @@ def test_asking_for_an_agent_from_the_menu_looks_no_queue_entry_up(phone, db_ses
     assert call.state == "queued" and call.routing_age_origin is not None
 
 
-def test_a_known_caller_queued_at_once_is_inserted_once(phone, db_session, statements):
+def test_a_known_caller_queued_at_once_is_inserted_once(phone, db_session, statements, postgresql):
     from tests.factories import make_customer
 
     make_customer(db_session, tier="vip", phone="+8613800138000", language="zh")
@@ -327,7 +327,7 @@ def test_a_move_with_pending_changes_goes_through_the_unit_of_work(db_session, s
     assert call.state == "ivr" and call.attributes == {"a": 1} and call.subject == "changed first"
 
 
-def test_hanging_up_in_the_queue_is_one_update_and_one_insert(phone, db_session, statements):
+def test_hanging_up_in_the_queue_is_one_update_and_one_insert(phone, db_session, statements, postgresql):
     phone.dial()
     phone.press("1")
     phone.press("0")  # queued
@@ -401,7 +401,7 @@ def _menu_call(session) -> Interaction:
     return call
 
 
-def test_a_kept_write_rides_with_the_callers_row_in_one_statement(deferring, statements):
+def test_a_kept_write_rides_with_the_callers_row_in_one_statement(deferring, statements, postgresql):
     from app.interactions.service import write_pending
     from ivr.models import VoiceWebhookReceipt
 
@@ -420,7 +420,7 @@ def test_a_kept_write_rides_with_the_callers_row_in_one_statement(deferring, sta
     assert [e.kind for e in events_of(deferring, call.id)][-1] == "ivr.menu"
 
 
-def test_a_kept_write_goes_before_anything_else_the_session_sends(deferring, statements):
+def test_a_kept_write_goes_before_anything_else_the_session_sends(deferring, statements, postgresql):
     from app.interactions.service import transition_now
 
     call = _menu_call(deferring)
@@ -456,7 +456,7 @@ def test_a_kept_write_is_dropped_by_a_rollback(deferring):
     assert "a" not in (deferring.get(Interaction, call.id).attributes or {})
 
 
-def test_a_stale_kept_write_is_refused_when_sent_and_writes_nothing(app, deferring):
+def test_a_stale_kept_write_is_refused_when_sent_and_writes_nothing(app, deferring, postgresql):
     from app.interactions.service import write_pending
     from ivr.models import VoiceWebhookReceipt
 
