@@ -2,7 +2,12 @@
 as JSON, so the script never hard-codes English."""
 from __future__ import annotations
 
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+
+from app.complaints.states import ComplaintState
+from app.complaints.states import label as complaint_state_label
+from app.crm.labels import LABELS
 
 CLIENT_STRINGS = {
     "connected": _l("Connected"),
@@ -163,6 +168,15 @@ CLIENT_STRINGS = {
 }
 
 
+# The codes the screen-pop shows (the customer 360 carries codes): an earlier contact's state, an order's
+# and a shipment's status -- as the CRM's pages name them -- and an open complaint's state.
+CLIENT_STRINGS.update({f"state_{code}": text for code, text in LABELS["state"].items()})
+CLIENT_STRINGS.update({f"status_{code}": text for code, text in LABELS["status"].items()})
+
+
 def client_strings() -> dict[str, str]:
     """The strings above in the request's language."""
-    return {key: str(text) for key, text in CLIENT_STRINGS.items()}
+    strings = {key: str(text) for key, text in CLIENT_STRINGS.items()}
+    language = "zh" if str(get_locale()) == "zh" else "en"
+    strings.update({f"complaint_state_{state}": complaint_state_label(state, language) for state in ComplaintState})
+    return strings

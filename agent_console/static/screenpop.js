@@ -88,6 +88,19 @@
     return el("div", { class: "identity" }, [who, contact, dl, section(S.value_reasons, reasonsList(reasons, lang, S), "small")]);
   }
 
+  function ivrPart(ivr, collected, collectedText, S) {
+    const body = el("div");
+    if (!ivr.used_ivr) body.appendChild(el("p", { class: "muted", text: S.ivr_none }));
+    else {
+      body.appendChild(el("p", { class: "ivr-path", text: S.ivr_path + ": " + ivr.path.map((p) => p.node + (p.choice ? " [" + p.choice + "]" : "")).join(" → ") }));
+      if (ivr.self_service.length) body.appendChild(el("p", { text: S.self_service + ": " + ivr.self_service.map((s) => s.lookup + " " + (s.reference || "") + " (" + (s.found ? S.found : S.not_found) + ")").join("; ") }));
+      if ((ivr.complaints || []).length) body.appendChild(el("p", { class: "ivr-complaints", text: S.ivr_complaints + ": " + ivr.complaints.map((c) => [c.reference, c.level, c.category].filter(Boolean).join(" · ")).join("; ") }));
+    }
+    if (ivr.language) body.appendChild(el("p", { text: S.ivr_language + ": " + ivr.language.language }));
+    if (collected.length) body.appendChild(el("p", { class: "muted", text: collectedText }));
+    return body;
+  }
+
   function render(container, pop, S, lang, hooks) {
     container.textContent = "";
     container.appendChild(identityPart(pop, S, lang));
@@ -98,29 +111,23 @@
     container.appendChild(meta);
     container.appendChild(section(S.priority_reasons + " (" + S.priority + " " + pop.priority.value + ")", reasonsList(pop.priority.reasons, lang, S), "priority"));
     const ivr = pop.ivr;
-    const ivrBody = el("div");
-    if (!ivr.used_ivr) ivrBody.appendChild(el("p", { class: "muted", text: S.ivr_none }));
-    else {
-      ivrBody.appendChild(el("p", { class: "ivr-path", text: S.ivr_path + ": " + ivr.path.map((p) => p.node + (p.choice ? " [" + p.choice + "]" : "")).join(" → ") }));
-      if (ivr.self_service.length) ivrBody.appendChild(el("p", { text: S.self_service + ": " + ivr.self_service.map((s) => s.lookup + " " + (s.reference || "") + " (" + (s.found ? S.found : S.not_found) + ")").join("; ") }));
-      if ((ivr.complaints || []).length) ivrBody.appendChild(el("p", { class: "ivr-complaints", text: S.ivr_complaints + ": " + ivr.complaints.map((c) => [c.reference, c.level, c.category].filter(Boolean).join(" · ")).join("; ") }));
-    }
-    if (ivr.language) ivrBody.appendChild(el("p", { text: S.ivr_language + ": " + ivr.language.language }));
     const collected = Object.entries(ivr.collected || {});
-    if (collected.length) ivrBody.appendChild(el("p", { class: "muted", text: S.collected + ": " + collected.map(([k, v]) => k + "=" + v).join(", ") }));
-    container.appendChild(section(S.ivr, ivrBody, "ivr"));
+    const collectedText = S.collected + ": " + collected.map(([k, v]) => k + "=" + v).join(", ");
+    if (!ivr.used_ivr && i.channel !== "voice") {  // mail and chat never meet the IVR: only what their intake noted
+      if (collected.length) container.appendChild(el("p", { class: "muted collected", text: collectedText }));
+    } else container.appendChild(section(S.ivr, ivrPart(ivr, collected, collectedText, S), "ivr"));
     if (!pop.customer) return;
     container.appendChild(section(S.open_complaints, list(pop.customer.complaints, (c) => el("span", {
-      text: (c.reference || "#" + c.id) + " · " + (c.level || "") + " · " + (c.state || c.status || "") +
+      text: (c.reference || "#" + c.id) + " · " + (c.level || "") + " · " + (S["complaint_state_" + c.state] || c.state || "") +
         (c.resolve_due_at ? " · " + S.deadline + " " + when(c.resolve_due_at, lang) : ""),
     }), S.none), "complaints"));
     container.appendChild(section(S.last_interactions, list(pop.customer.interactions, (x) => el("span", {
-      text: when(x.created_at, lang) + " · " + (S["channel_" + x.channel] || x.channel) + " · " + x.state +
+      text: when(x.created_at, lang) + " · " + (S["channel_" + x.channel] || x.channel) + " · " + (S["state_" + x.state] || x.state) +
         (x.subject ? " · " + x.subject : "") + (x.disposition ? " · " + x.disposition : ""),
     }), S.none), "history"));
     container.appendChild(section(S.recent_orders, list(pop.customer.orders, (o) => el("span", {
-      text: o.number + " · " + o.status + " · " + money(o.total_cents, o.currency, lang) + " · " + when(o.placed_at, lang) +
-        (o.shipments || []).map((s) => " · " + S.shipment + ": " + s.carrier + " " + s.status + (s.expected_at ? " (" + when(s.expected_at, lang) + ")" : "")).join(""),
+      text: o.number + " · " + (S["status_" + o.status] || o.status) + " · " + money(o.total_cents, o.currency, lang) + " · " + when(o.placed_at, lang) +
+        (o.shipments || []).map((s) => " · " + S.shipment + ": " + s.carrier + " " + (S["status_" + s.status] || s.status) + (s.expected_at ? " (" + when(s.expected_at, lang) + ")" : "")).join(""),
     }), S.none), "orders"));
   }
 

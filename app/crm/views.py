@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, \
     stream_with_context, url_for
-from flask_babel import format_datetime, get_locale, gettext as _, lazy_gettext as _l
+from flask_babel import format_datetime, get_locale, gettext as _
 
 from app.audit.service import record
 from app.auth.models import Role
@@ -22,6 +22,7 @@ from app.crm import csv_io, service
 from app.crm.errors import CrmError, CustomerNotFound
 from app.crm.models import Tier
 from app.crm.scoring import format_money
+from app.crm.labels import LABELS
 from app.crm.search import possible_duplicates, search_customers
 from app.crm.timeline import build_timeline
 from app.db import utcnow
@@ -32,29 +33,6 @@ bp = Blueprint("crm", __name__, url_prefix="/customers")
 IMPORT_KINDS = ("customers", "orders")
 REPORT_ROWS_SHOWN = 1000  # a page lists at most this many row results; the totals count every row
 COMPLAINT_STATES = {str(state): labels for state, labels in STATE_LABELS.items()}
-
-# What the pages show for stored codes, in the reader's language.
-LABELS = {
-    "tier": {"vip": _l("VIP"), "major": _l("Major"), "ordinary": _l("Ordinary"), "small": _l("Small")},
-    "kind": {"individual": _l("Individual consumer"), "business": _l("Business customer"),
-             "distributor": _l("Distributor / reseller"), "internal": _l("Internal customer")},
-    "channel": {"voice": _l("Phone"), "email": _l("Email"), "chat": _l("Chat"), "task": _l("Task"),
-                "portal": _l("Portal"), "ivr": _l("IVR")},
-    "state": {"new": _l("New"), "ivr": _l("In the IVR"), "queued": _l("Queued"), "offered": _l("Offered"),
-              "connected": _l("Connected"), "wrap_up": _l("Wrap-up"), "closed": _l("Closed"),
-              "abandoned": _l("Abandoned"), "voicemail": _l("Voicemail"),
-              "callback_pending": _l("Callback pending")},
-    "consent": {"calls": _l("Calls"), "email": _l("Email"), "sms": _l("Text messages"),
-                "marketing": _l("Marketing"), "recording": _l("Call recording")},
-    "matched": {"name": _l("name"), "phone": _l("phone"), "email": _l("email"), "order": _l("order number")},
-    "feedback": {"csat": _l("Satisfaction (CSAT)"), "nps": _l("Would recommend (NPS)")},
-    "run": {"queued": _l("queued"), "running": _l("running"), "done": _l("done"), "failed": _l("failed")},
-    "status": {"placed": _l("placed"), "paid": _l("paid"), "shipped": _l("shipped"), "delivered": _l("delivered"),
-               "cancelled": _l("cancelled"), "returned": _l("returned"), "refunded": _l("refunded"),
-               "in_transit": _l("in transit"), "out_for_delivery": _l("out for delivery"),
-               "exception": _l("delivery problem"), "lost": _l("lost")},
-    "churn": {"none": _l("None"), "low": _l("Low"), "medium": _l("Medium"), "high": _l("High")},
-}
 
 
 def _config():

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.channels.telephony import RecordingTelephony
 from app.interactions.models import Interaction
 from queues.models import AgentState
-from tests.factories import PASSWORD, make_customer, make_order, make_staff
+from tests.factories import PASSWORD, make_customer, make_interaction, make_order, make_staff
 from tests.ivr.phone import Caller
 
 LIVE_TIMEOUT_MS = 15_000
@@ -82,7 +82,8 @@ def test_a_routed_vip_call_pops_accepts_wraps_up_and_the_wallboard_follows(app, 
     expect(card).to_be_visible(timeout=LIVE_TIMEOUT_MS)
     expect(card.locator(".offer-title")).to_contain_text("Wang Fang")
     expect(card.locator(".screenpop")).to_contain_text("ORD-8842")
-    expect(card.locator(".screenpop")).to_contain_text("in_transit")
+    expect(card.locator(".screenpop")).to_contain_text("in transit")  # the shipment's status, named
+    expect(card.locator(".screenpop .pop-section.ivr")).to_contain_text("The contact did not go through the IVR.")
     expect(card.locator(".screenpop")).to_contain_text("VIP customer")  # why it has its priority
     expect(card.locator(".countdown")).to_contain_text("Expires in")
     expect(vip_row.locator("td.offered")).to_have_text("1", timeout=LIVE_TIMEOUT_MS)
@@ -125,3 +126,30 @@ def test_console_in_chinese(db_session, live_server, browser):
     expect(page.locator("#go-available")).to_have_text("置为空闲")
     expect(page.locator("#connection")).to_have_text("已连接")
     expect(page.locator("#no-work")).to_have_text("暂无处理中的工作。置为空闲即可接收联络。")
+
+
+@pytest.mark.browser
+def test_the_screen_pop_names_states_and_statuses_in_the_agents_language(db_session, live_server, browser, phone,
+                                                                        running_router):
+    agent = make_staff(db_session, language="zh", skills={"vip": 8, "general": 5})
+    customer = make_customer(db_session, name="王芳", tier="vip", phone="+8613800138000")
+    make_order(db_session, customer, number="ORD-7001", status="shipped", shipment_status="in_transit")
+    earlier = make_interaction(db_session, channel="email", customer=customer, subject="发票问题")
+    earlier.state = "closed"
+    db_session.commit()
+    page = browser.new_page()
+    page.goto(live_server.url + "/login?lang=zh")
+    page.fill("#email", agent.email)
+    page.fill("#password", PASSWORD)
+    page.click("#sign-in")
+    page.goto(live_server.url + "/console/")
+    expect(page.locator("#connection")).to_have_attribute("data-ok", "1")
+    page.click("#go-available")
+    assert phone.dial().status == 200
+
+    pop = page.locator(".offer .screenpop")
+    expect(pop).to_contain_text("ORD-7001 · 已发货", timeout=LIVE_TIMEOUT_MS)
+    expect(pop).to_contain_text("运输中")
+    expect(pop).to_contain_text("电子邮箱 · 已关闭 · 发票问题")
+    for code in ("shipped", "in_transit", "closed"):
+        expect(pop).not_to_contain_text(code)

@@ -70,6 +70,9 @@ def test_email_composer_warns_of_a_newer_message_and_can_undo(app, db_session, l
     page = browser.new_page()
     sign_in(page, live_server.url, agent.email)
     accept_the_offer(page)
+    pop = page.locator(f"#panel-{iid} .screenpop")
+    expect(pop.locator(".collected")).to_contain_text("mailbox=support")  # what the mail's intake noted
+    expect(pop.locator(".pop-section.ivr")).to_have_count(0)  # mail never meets the IVR: no section for it
 
     thread = page.locator(f"#email-thread-{iid}")
     expect(thread.locator(".email-msg.in")).to_contain_text("My order has not arrived.")
