@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from app.complaints.config import FACTORS, LEVELS, GradingConfig, KeywordRule
+from app.crm.scoring import LABELS as TIER_NAMES
 
 FACTOR_NAMES = {
     "harm": ("harm", "损害"),
@@ -192,7 +193,7 @@ def grade(scores: Mapping[str, int | FactorInput], rules: GradingConfig, *, vuln
     if tier:
         reasons.append(Bilingual(
             f"customer tier {tier} does not change severity (it sets routing priority and goodwill within a band)",
-            f"客户等级 {tier} 不影响严重程度（只影响路由优先级和补偿区间内的位置）"))
+            f"客户等级 {TIER_NAMES.get(tier, (tier, tier))[1]} 不影响严重程度（只影响路由优先级和补偿区间内的位置）"))
     return Grade(level=level, base_level=base, total=total, points=points, level_reasons=tuple(reasons),
                  vulnerable=vulnerable)
 

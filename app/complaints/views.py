@@ -38,6 +38,7 @@ from app.complaints.states import (
     ComplaintState,
     InvalidComplaintTransition,
 )
+from app.crm.labels import LABELS as CRM_LABELS
 from app.crm.models import Customer
 from app.db import utcnow
 from app.extensions import db
@@ -50,10 +51,27 @@ REFUSALS = (service.ComplaintError, CompensationError, ApprovalError, InvalidCom
 CHANNEL_LABELS = {"voice": _l("Phone"), "email": _l("Email"), "chat": _l("Chat"), "portal": _l("Portal"),
                   "ivr": _l("IVR"), "task": _l("Task")}
 METHOD_LABELS = {"voucher": _l("Voucher"), "account_credit": _l("Account credit"), "refund": _l("Refund")}
+TIER_LABELS = CRM_LABELS["tier"]
+PROPOSAL_LABELS = {"proposed": _l("proposed"), "awaiting_approval": _l("awaiting approval"),
+                   "approved": _l("approved"), "declined": _l("sent back"), "superseded": _l("superseded"),
+                   "issued": _l("issued")}
+# The audit trail's entries (``ComplaintEvent.kind``); a kind not named here shows as stored.
+EVENT_LABELS = {"received": _l("Received"), "transition": _l("State changed"),
+                "proposal": _l("Compensation proposed"), "approval": _l("Approval"), "decline": _l("Sent back"),
+                "issuance": _l("Compensation issued"), "evidence": _l("Evidence added"), "regrade": _l("Regraded"),
+                "root_cause": _l("Root cause recorded"), "notice_sent": _l("Message sent"),
+                "sla_alert": _l("Deadline alert"), "customer_email": _l("Email from the customer"),
+                "customer_message": _l("Message from the customer"), "intake_rule": _l("Raised by an email rule")}
 
 
 class BadForm(ValueError):
     pass
+
+
+def _category_labels() -> dict[str, str]:
+    """Category code -> its name in the reader's language (config.yaml names each category in both)."""
+    zh = _lang() == "zh"
+    return {c.code: c.label_zh if zh else c.label_en for c in _config().complaints.categories}
 
 
 def _config():
@@ -153,7 +171,8 @@ def index():
         mine = set(db.session.scalars(select(Complaint.id).where(visible)))
         risky = [row for row in risky if row["complaint"].id in mine]
     return render_template("complaints/list.html", complaints=complaints, at_risk=risky, now=utcnow(),
-                           states=list(ComplaintState), labels=STATE_LABELS, lang=_lang())
+                           states=list(ComplaintState), labels=STATE_LABELS, lang=_lang(),
+                           channels=CHANNEL_LABELS, categories=_category_labels())
 
 
 @bp.get("/new")
@@ -207,7 +226,8 @@ def detail(complaint_id: int):
         "complaints/detail.html", complaint=complaint, customer=customer, staff=staff, lang=_lang(),
         events=service.audit_trail(db.session, complaint.id), factors=FACTORS, factor_names=FACTOR_NAMES,
         labels=STATE_LABELS, next_states=next_states, config=_config().complaints, money=format_money,
-        methods=METHOD_LABELS, can_approve=_me().has_role(Role.SUPERVISOR),
+        methods=METHOD_LABELS, can_approve=_me().has_role(Role.SUPERVISOR), channels=CHANNEL_LABELS,
+        categories=_category_labels(), tiers=TIER_LABELS, proposal_labels=PROPOSAL_LABELS, event_labels=EVENT_LABELS,
         files=evidence.files_of(db.session, complaint.id), notices=notices.notices_of(db.session, complaint.id),
         root_causes=_config().complaints.root_causes, evidence_accept=",".join(_config().complaints.evidence_types),
         reopen_until=(complaint.final_response_at + timedelta(days=_config().complaints.reopen_within_days)
@@ -375,4 +395,4 @@ def report_page():
     return render_template("complaints/reports.html", figures=figures, days=days, money=format_money,
                            currency=_config().desk.currency, lang=_lang(),
                            cause_labels={c.code: c.label_zh if zh else c.label_en for c in settings.root_causes},
-                           category_labels={c.code: c.label_zh if zh else c.label_en for c in settings.categories})
+                           category_labels=_category_labels())

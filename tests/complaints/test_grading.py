@@ -52,6 +52,8 @@ def test_tier_never_changes_severity(values, vulnerable, tier):
     assert with_tier.level == without.level
     assert with_tier.total == without.total
     assert any(f"tier {tier} does not change severity" in r.en for r in with_tier.level_reasons)
+    named = {"vip": "VIP 客户", "major": "主要客户", "ordinary": "普通客户", "small": "小客户"}[tier]
+    assert any(f"客户等级 {named} 不影响严重程度" in r.zh for r in with_tier.level_reasons)  # the tier by name
 
 
 @given(st.fixed_dictionaries({f: st.integers(0, 3) for f in FACTORS}))

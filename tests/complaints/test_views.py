@@ -51,10 +51,17 @@ def test_complaint_from_a_call_to_closed_through_the_console(client, db_session)
     text = page.get_data(as_text=True)
     db_session.expire_all()
     assert db_session.get(Complaint, complaint.id).state == "closed"
-    trail = re.findall(r"(\w+) → (\w+)", text)
-    assert [t for _, t in trail] == ["acknowledged", "investigating", "response_proposed", "awaiting_approval",
-                                     "approved", "compensation_issued", "resolved", "closed"]
+    trail = re.findall(r"State changed: [^<→]+ → ([^<]+)</td>", text)
+    assert trail == ["Acknowledged", "Investigating", "Response proposed", "Awaiting approval", "Approved",
+                     "Compensation issued", "Resolved", "Closed"]
     assert "Alice" in text and "Tara" in text
+
+    chinese = client.get(url + "?lang=zh").get_data(as_text=True)  # codes named in the reader's language
+    assert "(普通客户) · 渠道: 电话" in chinese and "类别: 丢失或损坏" in chinese
+    assert "状态变更: 已接收 → 已确认受理" in chinese and "提出补偿方案" in chinese
+    assert re.search(r"退款 · 已发放</p>", chinese)
+    listed = client.get("/complaints/?lang=zh").get_data(as_text=True)
+    assert "<td>丢失或损坏</td>" in listed and "<td>电话</td>" in listed
 
 
 def test_refusals_are_shown_and_change_nothing(client, db_session):
