@@ -169,9 +169,11 @@ CLIENT_STRINGS = {
 
 
 # The codes the screen-pop shows (the customer 360 carries codes): an earlier contact's state, an order's
-# and a shipment's status -- as the CRM's pages name them -- and an open complaint's state.
+# and a shipment's status, the customer's churn risk -- as the CRM's pages name them -- and an open complaint's
+# state.
 CLIENT_STRINGS.update({f"state_{code}": text for code, text in LABELS["state"].items()})
 CLIENT_STRINGS.update({f"status_{code}": text for code, text in LABELS["status"].items()})
+CLIENT_STRINGS.update({f"churn_{code}": text for code, text in LABELS["churn"].items()})
 
 
 def client_strings() -> dict[str, str]:

@@ -71,7 +71,7 @@
       add(S.rfm, v.rfm.code);
       add(S.ltv, money(v.ltv_cents, pop.currency, lang));
       add(S.loyalty, pick(v.loyalty_label, lang));
-      add(S.churn_risk, v.churn_risk);
+      add(S.churn_risk, S["churn_" + v.churn_risk] || v.churn_risk);
     } else {
       add(S.rfm, S.not_computed);
     }
@@ -112,7 +112,10 @@
     container.appendChild(section(S.priority_reasons + " (" + S.priority + " " + pop.priority.value + ")", reasonsList(pop.priority.reasons, lang, S), "priority"));
     const ivr = pop.ivr;
     const collected = Object.entries(ivr.collected || {});
-    const collectedText = S.collected + ": " + collected.map(([k, v]) => k + "=" + v).join(", ");
+    // a value given in both languages (a follow-up task's subject_en / subject_zh) shows once, in the agent's
+    const other = lang === "zh" ? "_en" : "_zh", own = lang === "zh" ? "_zh" : "_en";
+    const collectedText = S.collected + ": " + collected.filter(([k]) => !k.endsWith(other))
+      .map(([k, v]) => (k.endsWith(own) ? k.slice(0, -own.length) : k) + "=" + v).join(", ");
     if (!ivr.used_ivr && i.channel !== "voice") {  // mail and chat never meet the IVR: only what their intake noted
       if (collected.length) container.appendChild(el("p", { class: "muted collected", text: collectedText }));
     } else container.appendChild(section(S.ivr, ivrPart(ivr, collected, collectedText, S), "ivr"));

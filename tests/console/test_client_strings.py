@@ -19,10 +19,10 @@ def test_every_state_and_status_the_screen_pop_shows_has_a_name_in_both_language
         strings = _strings(app, language)
         assert all(f"state_{state}" in strings for state in State)
         assert all(f"complaint_state_{state}" in strings for state in ComplaintState)
-        assert {"status_shipped", "status_in_transit", "status_refunded"} <= set(strings)
+        assert {"status_shipped", "status_in_transit", "status_refunded", "churn_none", "churn_high"} <= set(strings)
     strings = _strings(app, "zh")
-    assert (strings["state_closed"], strings["complaint_state_investigating"], strings["status_in_transit"]) == \
-        ("已关闭", "调查中", "运输中")
+    assert (strings["state_closed"], strings["complaint_state_investigating"], strings["status_in_transit"],
+            strings["churn_none"]) == ("已关闭", "调查中", "运输中", "无")
     strings = _strings(app, "en")
     assert (strings["state_callback_pending"], strings["complaint_state_awaiting_approval"]) == \
         ("Callback pending", "Awaiting approval")
