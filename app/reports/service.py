@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from flask_babel import force_locale
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
 from app.complaints.models import Complaint
+from app.crm.labels import LABELS
 from app.crm.models import CustomerFeedback
 from app.db import utcnow
 from app.interactions.models import Interaction, InteractionEvent
@@ -154,9 +156,9 @@ def _clip_open(span: kpis.PresenceSpan, until: datetime) -> kpis.PresenceSpan:
 
 
 def build_report(session: Session, config, period: kpis.Period, dimension: str,
-                 *, now: datetime | None = None) -> Report:
-    """The KPIs of ``period`` grouped by ``dimension`` (queue | agent | channel | day).
-    Raises ReportError for an unknown dimension."""
+                 *, now: datetime | None = None, language: str = "en") -> Report:
+    """The KPIs of ``period`` grouped by ``dimension`` (queue | agent | channel | day), its rows labelled
+    in ``language`` (queues and channels by name). Raises ReportError for an unknown dimension."""
     try:
         dim = kpis.Dimension(dimension)
     except ValueError as exc:
@@ -168,16 +170,21 @@ def build_report(session: Session, config, period: kpis.Period, dimension: str,
     thresholds = {q.name: q.service_level.within_s for q in config.routing.queues}
     rows, total = kpis.aggregate(data, period, dim, sl_threshold_s=thresholds,
                                  default_sl_threshold_s=settings.default_sl_within_s, fcr_window=fcr_window, tz=tz)
-    return Report(dim, period, config.desk.timezone, rows, total, _labels(session, config, dim, rows))
+    return Report(dim, period, config.desk.timezone, rows, total, _labels(session, config, dim, rows, language))
 
 
-def _labels(session: Session, config, dim: kpis.Dimension, rows: list[kpis.KpiRow]) -> dict[str, str]:
+def _labels(session: Session, config, dim: kpis.Dimension, rows: list[kpis.KpiRow],
+            language: str) -> dict[str, str]:
     if dim == kpis.Dimension.AGENT:
         ids = [int(r.key) for r in rows if r.key.isdigit()]
         names = dict(session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(ids))).all())
         return {str(i): n for i, n in names.items()}
     if dim == kpis.Dimension.QUEUE:
-        return {q.name: q.label_en or q.name for q in config.routing.queues}
+        return {q.name: (q.label_zh if language == "zh" and q.label_zh else q.label_en) or q.name
+                for q in config.routing.queues}
+    if dim == kpis.Dimension.CHANNEL:
+        with force_locale(language):
+            return {code: str(name) for code, name in LABELS["channel"].items()}
     return {}
 
 

@@ -78,6 +78,17 @@ def test_csv_has_one_line_per_group_and_a_total(db_session, desk_config, world):
     assert lines[2]["asa_s"] == "21.4"
 
 
+def test_queues_and_channels_are_labelled_in_the_readers_language(db_session, desk_config, world):
+    period = parse_period("2026-03-02", "2026-03-02", SHANGHAI)
+    chinese = build_report(db_session, desk_config, period, "queue", now=sc.at(86400), language="zh")
+    assert (chinese.labels["general"], chinese.labels["billing"]) == ("一般咨询", "账单")
+    assert build_report(db_session, desk_config, period, "channel", now=sc.at(86400),
+                        language="zh").labels["voice"] == "电话"
+    english = build_report(db_session, desk_config, period, "channel", now=sc.at(86400))
+    assert (english.labels["voice"], english.labels["email"]) == ("Phone", "Email")
+    assert "一般咨询" in report_csv(chinese)
+
+
 def test_csv_defuses_spreadsheet_formulas_in_labels(db_session, desk_config):
     from app.reports.kpis import KpiRow, Period
 
