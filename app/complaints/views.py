@@ -55,6 +55,10 @@ TIER_LABELS = CRM_LABELS["tier"]
 PROPOSAL_LABELS = {"proposed": _l("proposed"), "awaiting_approval": _l("awaiting approval"),
                    "approved": _l("approved"), "declined": _l("sent back"), "superseded": _l("superseded"),
                    "issued": _l("issued")}
+# What a message to the customer was (``ComplaintNotice.kind``; ``status_<state>`` names the state).
+NOTICE_LABELS = {"acknowledgement": _l("acknowledgement"), "issuance": _l("compensation issued"),
+                 "rejection": _l("rejection"), "resolution": _l("final response"), "survey": _l("survey"),
+                 "status": _l("status update")}
 # The audit trail's entries (``ComplaintEvent.kind``); a kind not named here shows as stored.
 EVENT_LABELS = {"received": _l("Received"), "transition": _l("State changed"),
                 "proposal": _l("Compensation proposed"), "approval": _l("Approval"), "decline": _l("Sent back"),
@@ -228,6 +232,7 @@ def detail(complaint_id: int):
         labels=STATE_LABELS, next_states=next_states, config=_config().complaints, money=format_money,
         methods=METHOD_LABELS, can_approve=_me().has_role(Role.SUPERVISOR), channels=CHANNEL_LABELS,
         categories=_category_labels(), tiers=TIER_LABELS, proposal_labels=PROPOSAL_LABELS, event_labels=EVENT_LABELS,
+        notice_labels=NOTICE_LABELS,
         files=evidence.files_of(db.session, complaint.id), notices=notices.notices_of(db.session, complaint.id),
         root_causes=_config().complaints.root_causes, evidence_accept=",".join(_config().complaints.evidence_types),
         reopen_until=(complaint.final_response_at + timedelta(days=_config().complaints.reopen_within_days)

@@ -60,6 +60,7 @@ def test_complaint_from_a_call_to_closed_through_the_console(client, db_session)
     assert "(普通客户) · 渠道: 电话" in chinese and "类别: 丢失或损坏" in chinese
     assert "状态变更: 已接收 → 已确认受理" in chinese and "提出补偿方案" in chinese
     assert re.search(r"退款 · 已发放</p>", chinese)
+    assert re.search(r"确认受理\s*· 电子邮箱</td>", chinese) and re.search(r"状态更新: 调查中\s*· 电子邮箱</td>", chinese)
     listed = client.get("/complaints/?lang=zh").get_data(as_text=True)
     assert "<td>丢失或损坏</td>" in listed and "<td>电话</td>" in listed
 
