@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import re
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
@@ -89,11 +91,16 @@ def test_case_page_shows_sanitised_html_with_images_blocked(client, db_session, 
 
 
 def test_case_page_in_chinese(client, db_session, html_case):
-    supervisor = make_staff(db_session, role="supervisor", language="zh")
+    supervisor = make_staff(db_session, role="supervisor", language="zh", timezone="Asia/Shanghai")
     db_session.commit()
     login(client, supervisor)
     html = client.get(f"/email/cases/{html_case.id}?lang=zh").get_data(as_text=True)
     assert "显示图片" in html and "回复" in html
+    assert "状态: 排队中 · 队列: 一般咨询" in html  # the case's state and queue by name
+    ack = db_session.scalar(select(EmailMessage).where(EmailMessage.kind == "ack"))
+    shown = (ack.sent_at or ack.created_at).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M")
+    assert re.search(rf'<time datetime="[^"]+">{shown}</time>\s*· 自动确认', html)  # in the reader's time zone
+    assert "状态: 已发送" in html
 
 
 def test_attachments_are_served_only_to_staff_with_access(client, db_session, html_case):

@@ -8,8 +8,9 @@ import hmac
 from flask import (
     Blueprint, Response, abort, current_app, flash, jsonify, redirect, render_template, request, url_for,
 )
-from flask_babel import get_locale
+from flask_babel import format_datetime, get_locale
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from app.audit.service import record
@@ -24,6 +25,7 @@ from app.channels.email.models import (
 )
 from app.channels.email.sanitize import sanitise_html
 from app.channels.email.threads import case_reference
+from app.crm.labels import LABELS
 from app.extensions import csrf, db
 from app.interactions.models import Interaction
 
@@ -74,6 +76,20 @@ def inbound(mailbox: str):
 
 # --- staff: the case -------------------------------------------------------------------------------
 
+# An outbound message's ``status`` as the case page names it.
+MESSAGE_STATUS_LABELS = {"scheduled": _l("scheduled"), "sending": _l("sending"), "sent": _l("sent"),
+                         "cancelled": _l("cancelled"), "failed": _l("failed"), "bounced": _l("bounced")}
+
+
+def _queue_name(queue: str | None) -> str:
+    """The queue's label in the reader's language (config.yaml names queues in both), else its name."""
+    zh = str(get_locale()) == "zh"
+    for q in _desk().routing.queues:
+        if q.name == queue:
+            return (q.label_zh if zh and q.label_zh else q.label_en) or q.name
+    return queue or "-"
+
+
 def _require_case(interaction_id: int) -> EmailThread:
     staff = current_staff()
     thread = db.session.scalar(select(EmailThread).where(EmailThread.interaction_id == interaction_id))
@@ -110,7 +126,8 @@ def _message_view(message: EmailMessage) -> dict:
 def case_page(interaction_id: int):
     thread = _require_case(interaction_id)
     interaction = db.session.get(Interaction, interaction_id)
-    messages = [_message_view(m) for m in thread.messages]
+    messages = [dict(_message_view(m), when=format_datetime(m.sent_at or m.created_at, "yyyy-MM-dd HH:mm"))
+                for m in thread.messages]  # in the reader's time zone
     undeliverable = db.session.scalar(select(UndeliverableAddress).where(
         UndeliverableAddress.address == thread.customer_address))
     strings = {"sending_in": _("Sending in %(seconds)s s", seconds="{s}"), "undo": _("Undo"),
@@ -119,7 +136,8 @@ def case_page(interaction_id: int):
     response = Response(render_template(
         "email/case.html", thread=thread, interaction=interaction, messages=messages,
         reference=case_reference(interaction_id), undeliverable=undeliverable, strings=strings,
-        undo_window_s=_desk().email.outbound.undo_window_s))
+        undo_window_s=_desk().email.outbound.undo_window_s, state_names=LABELS["state"],
+        queue_name=_queue_name(interaction.queue), status_names=MESSAGE_STATUS_LABELS))
     # Defence in depth behind nh3: remote images load only for messages the agent allowed.
     if not any(m["images_allowed"] for m in messages):
         response.headers["Content-Security-Policy"] = "img-src 'self' data:; object-src 'none'; base-uri 'none'"
