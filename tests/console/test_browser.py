@@ -28,8 +28,8 @@ def phone(app, client, monkeypatch):
     return Caller(client, from_="+8613800138000")
 
 
-def sign_in(page, base_url: str, email: str) -> None:
-    page.goto(base_url + "/login?lang=en")
+def sign_in(page, base_url: str, email: str, lang: str = "en") -> None:
+    page.goto(base_url + f"/login?lang={lang}")
     page.fill("#email", email)
     page.fill("#password", PASSWORD)
     page.click("#sign-in")
@@ -118,11 +118,7 @@ def test_console_in_chinese(db_session, live_server, browser):
     agent = make_staff(db_session, language="zh")
     db_session.commit()
     page = browser.new_page()
-    page.goto(live_server.url + "/login?lang=zh")
-    page.fill("#email", agent.email)
-    page.fill("#password", PASSWORD)
-    page.click("#sign-in")
-    page.goto(live_server.url + "/console/")
+    sign_in(page, live_server.url, agent.email, lang="zh")
     expect(page.locator("#go-available")).to_have_text("置为空闲")
     expect(page.locator("#connection")).to_have_text("已连接")
     expect(page.locator("#no-work")).to_have_text("暂无处理中的工作。置为空闲即可接收联络。")
@@ -138,12 +134,7 @@ def test_the_screen_pop_names_states_and_statuses_in_the_agents_language(db_sess
     earlier.state = "closed"
     db_session.commit()
     page = browser.new_page()
-    page.goto(live_server.url + "/login?lang=zh")
-    page.fill("#email", agent.email)
-    page.fill("#password", PASSWORD)
-    page.click("#sign-in")
-    page.goto(live_server.url + "/console/")
-    expect(page.locator("#connection")).to_have_attribute("data-ok", "1")
+    sign_in(page, live_server.url, agent.email, lang="zh")
     page.click("#go-available")
     assert phone.dial().status == 200
 

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from app.auth.models import Role
 from ivr.agent_leg import set_agent_device
 from tests.console.test_browser import sign_in
-from tests.factories import PASSWORD, login, make_staff
+from tests.factories import login, make_staff
 
 LOCAL = re.compile(r"^(https?|wss?)://127\.0\.0\.1(:\d+)?/")
 
@@ -121,11 +121,7 @@ def test_softphone_failure_in_chinese(app, db_session, live_server, browser, qui
     db_session.commit()
     _only_the_test_server(browser)
     page = browser.new_page()
-    page.goto(live_server.url + "/login?lang=zh")
-    page.fill("#email", agent.email)
-    page.fill("#password", PASSWORD)
-    page.click("#sign-in")
-    page.goto(live_server.url + "/console/")
+    sign_in(page, live_server.url, agent.email, lang="zh")
     phone = page.locator("#softphone")
     expect(phone).to_have_attribute("data-state", "failed", timeout=15_000)
     expect(phone.locator(".softphone-status")).to_contain_text("无法连接 Twilio")
