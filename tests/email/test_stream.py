@@ -51,15 +51,16 @@ def test_each_batch_is_answered_in_order_with_duplicates_and_replies_across_batc
     assert db_session.scalar(select(EmailMessage.id).where(EmailMessage.message_id == "stream-reply@customer.test"))
 
 
+def _four_batches(pulled: list[int]):
+    """Four one-message batches, noting in ``pulled`` each one the stream takes."""
+    for n in range(1, 5):
+        pulled.append(n)
+        yield [RawMessage(_mail(n))]
+
+
 def test_the_next_batch_is_stored_while_this_one_is_processed_and_no_further(app, desk, db_session):
     pulled: list[int] = []
-
-    def batches():
-        for n in range(1, 5):
-            pulled.append(n)
-            yield [RawMessage(_mail(n))]
-
-    stream = ingest_batches(db_session, desk, "support", batches(), source="cli", secret=SECRET)
+    stream = ingest_batches(db_session, desk, "support", _four_batches(pulled), source="cli", secret=SECRET)
     results = next(stream)
     assert [r.status for r in results] == ["stored"]
     if _on_postgresql(db_session):  # one batch ahead, never more: stored by the helper, committed, before its turn
@@ -97,13 +98,7 @@ def test_a_stream_stopped_early_leaves_the_batch_stored_ahead_pending_for_the_sw
     if not _on_postgresql(db_session):
         pytest.skip("batches are stored ahead on PostgreSQL only")
     pulled: list[int] = []
-
-    def batches():
-        for n in range(1, 5):
-            pulled.append(n)
-            yield [RawMessage(_mail(n))]
-
-    stream = ingest_batches(db_session, desk, "support", batches(), source="imap", secret=SECRET)
+    stream = ingest_batches(db_session, desk, "support", _four_batches(pulled), source="imap", secret=SECRET)
     next(stream)
     stream.close()  # the consumer failed: the helper is waited for, nothing more is pulled
     assert pulled == [1, 2]
