@@ -20,6 +20,7 @@ from app.auth.roles import role_required
 from app.channels.email.config import EmailConfig, Mailbox
 from app.channels.email.ingest import ingest_raw
 from app.channels.email.mailer import RecordingMailer
+from app.channels.email.outbound import recording_outbox
 from app.channels.email.threads import case_reference
 from app.db import utcnow
 from app.extensions import db
@@ -64,9 +65,7 @@ def _config() -> EmailConfig:
 
 def _outbox() -> RecordingMailer | None:
     """What the desk sent, when it sends through the recording transport (None: a real SMTP server)."""
-    if _config().smtp.transport != "recording":
-        return None
-    return current_app.extensions.setdefault("desk.email.outbox", RecordingMailer())
+    return recording_outbox() if _config().smtp.transport == "recording" else None
 
 
 def _sent(outbox: RecordingMailer | None) -> list[SentMail]:

@@ -294,9 +294,13 @@ def build_mime(message: EmailMessage, config: EmailConfig, secret: str) -> MimeM
 
 # --- sending -------------------------------------------------------------------------------------
 
+def recording_outbox() -> RecordingMailer:
+    """Where the recording transport keeps what the desk sends (the demo's mail simulator reads it)."""
+    return current_app.extensions.setdefault("desk.email.outbox", RecordingMailer())
+
+
 def current_mailer(config: EmailConfig) -> Mailer:
-    outbox = current_app.extensions.setdefault("desk.email.outbox", RecordingMailer())
-    return mailer_for(config.smtp, outbox)
+    return mailer_for(config.smtp, recording_outbox())
 
 
 def send_outbound_job(message_id: int) -> None:
