@@ -88,7 +88,7 @@
     return el("div", { class: "identity" }, [who, contact, dl, section(S.value_reasons, reasonsList(reasons, lang, S), "small")]);
   }
 
-  function ivrPart(ivr, collected, collectedText, S) {
+  function ivrPart(ivr, collectedText, S) {
     const body = el("div");
     if (!ivr.used_ivr) body.appendChild(el("p", { class: "muted", text: S.ivr_none }));
     else {
@@ -97,7 +97,7 @@
       if ((ivr.complaints || []).length) body.appendChild(el("p", { class: "ivr-complaints", text: S.ivr_complaints + ": " + ivr.complaints.map((c) => [c.reference, c.level, c.category].filter(Boolean).join(" · ")).join("; ") }));
     }
     if (ivr.language) body.appendChild(el("p", { text: S.ivr_language + ": " + ivr.language.language }));
-    if (collected.length) body.appendChild(el("p", { class: "muted", text: collectedText }));
+    if (collectedText) body.appendChild(el("p", { class: "muted", text: collectedText }));
     return body;
   }
 
@@ -114,11 +114,11 @@
     const collected = Object.entries(ivr.collected || {});
     // a value given in both languages (a follow-up task's subject_en / subject_zh) shows once, in the agent's
     const other = lang === "zh" ? "_en" : "_zh", own = lang === "zh" ? "_zh" : "_en";
-    const collectedText = S.collected + ": " + collected.filter(([k]) => !k.endsWith(other))
-      .map(([k, v]) => (k.endsWith(own) ? k.slice(0, -own.length) : k) + "=" + v).join(", ");
+    const collectedText = collected.length ? S.collected + ": " + collected.filter(([k]) => !k.endsWith(other))
+      .map(([k, v]) => (k.endsWith(own) ? k.slice(0, -own.length) : k) + "=" + v).join(", ") : "";
     if (!ivr.used_ivr && i.channel !== "voice") {  // mail and chat never meet the IVR: only what their intake noted
-      if (collected.length) container.appendChild(el("p", { class: "muted collected", text: collectedText }));
-    } else container.appendChild(section(S.ivr, ivrPart(ivr, collected, collectedText, S), "ivr"));
+      if (collectedText) container.appendChild(el("p", { class: "muted collected", text: collectedText }));
+    } else container.appendChild(section(S.ivr, ivrPart(ivr, collectedText, S), "ivr"));
     if (!pop.customer) return;
     container.appendChild(section(S.open_complaints, list(pop.customer.complaints, (c) => el("span", {
       text: (c.reference || "#" + c.id) + " · " + (c.level || "") + " · " + (S["complaint_state_" + c.state] || c.state || "") +
