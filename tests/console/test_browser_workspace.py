@@ -10,9 +10,10 @@ from sqlalchemy import select
 from app.channels import chat
 from app.channels.chat_models import ChatMessage, ChatSession
 from app.channels.email.models import EmailMessage
+from queues.service import enqueue_contact
 from tests.console.test_browser import LIVE_TIMEOUT_MS, sign_in
 from tests.email.conftest import build_mail, desk, ingest, jobs, outbox  # noqa: F401  (fixtures)
-from tests.factories import make_staff
+from tests.factories import make_interaction, make_staff
 
 
 def accept_the_offer(page) -> None:
@@ -185,3 +186,20 @@ def test_an_email_reply_gets_a_canned_template_and_the_customers_new_mail_live(
     expect(warning.locator("blockquote")).to_have_text(re.compile(r"Any news\?\s*"))
     warning.locator(".send-anyway").click()
     expect(page.locator(f"#email-status-{iid}")).to_contain_text("Sending in")
+
+
+@pytest.mark.browser
+def test_a_follow_up_task_shows_what_it_noted_once_in_the_agents_language(app, db_session, live_server, browser,
+                                                                         running_router):
+    agent = make_staff(db_session, name="Agent Amy", language="zh")
+    task = make_interaction(db_session, channel="task", attributes={
+        "follow_up": "vip_keep_in_touch", "subject_en": "Keep in touch", "subject_zh": "保持联系"})
+    enqueue_contact(db_session, task, "general", actor="test")
+    db_session.commit()
+    page = browser.new_page()
+    sign_in(page, live_server.url, agent.email, lang="zh")
+    accept_the_offer(page)
+    noted = page.locator(f"#panel-{task.id} .screenpop .collected")
+    expect(noted).to_contain_text("subject=保持联系")
+    expect(noted).not_to_contain_text("Keep in touch")
+    expect(page.locator(f"#panel-{task.id} .screenpop .pop-section.ivr")).to_have_count(0)
