@@ -41,6 +41,7 @@ SLA_EVENT = "alert.complaint_sla"
 PORTAL_EVENT = "portal.complaint_notice"
 STUCK_SENDING = timedelta(minutes=10)
 LOST_JOB_GRACE = timedelta(minutes=1)
+IN_ORDER_WAIT = timedelta(seconds=5)  # how soon a notice held behind an earlier one is tried again
 
 
 class NoticeUndeliverable(Exception):
@@ -94,8 +95,9 @@ def requeue_stale(session: Session, now: datetime | None = None) -> int:
 
 # ----------------------------------------------------------------------------------------- delivery
 def deliver(session: Session, desk_config, notice_id: int, *, mailer, now: datetime | None = None) -> str:
-    """Deliver one pending notice on its channel. Returns sent, retry, failed, early or skipped (not
-    pending: already sent, being sent, or failed). Commits its own steps."""
+    """Deliver one pending notice on its channel. Returns sent, retry, failed, early, waiting (an earlier
+    notice to the same customer about the same complaint is still to go) or skipped (not pending: already
+    sent, being sent, or failed). Commits its own steps."""
     now = now or utcnow()
     notice = session.get(ComplaintNotice, notice_id)
     if notice is None or notice.status != "pending":
@@ -103,6 +105,9 @@ def deliver(session: Session, desk_config, notice_id: int, *, mailer, now: datet
     if notice.send_after > now + timedelta(seconds=1):
         enqueue_send(notice.id, notice.send_after - now)
         return "early"
+    if notice.recipient_kind == "customer" and _earlier_one_unsent(session, notice):
+        enqueue_send(notice.id, IN_ORDER_WAIT)
+        return "waiting"
     if notice.channel == "console":
         return _post(session, notice, now, SLA_EVENT, _console_payload(notice))
     if notice.channel == "portal":
@@ -209,6 +214,15 @@ def _send_email(session: Session, desk_config, notice: ComplaintNotice, mailer, 
     _record_sent(session, notice, now)
     session.commit()
     return "sent"
+
+
+def _earlier_one_unsent(session: Session, notice: ComplaintNotice) -> bool:
+    """A complaint's messages reach its customer in the order they were written: jobs run side by side
+    (RQ workers, the embedded desk's threads) and a retry can hold one back, and "now being
+    investigated" must not arrive after "resolved". An earlier one that failed for good holds nothing."""
+    return session.scalar(select(ComplaintNotice.id).where(
+        ComplaintNotice.complaint_id == notice.complaint_id, ComplaintNotice.recipient_kind == "customer",
+        ComplaintNotice.id < notice.id, ComplaintNotice.status.in_(("pending", "sending"))).limit(1)) is not None
 
 
 def _record_sent(session: Session, notice: ComplaintNotice, now: datetime) -> None:

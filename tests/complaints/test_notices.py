@@ -129,6 +129,21 @@ def test_permanent_refusal_marks_the_address_undeliverable(db_session, people, j
     assert "undeliverable" in _notice(db_session, id=update.id).last_error and not mailer.sent
 
 
+def test_a_complaints_messages_reach_the_customer_in_the_order_they_were_written(db_session, people, jobs):
+    complaint = new_complaint(db_session, people, scores={"harm": 1})
+    walk_to_investigating(db_session, people, complaint)
+    ack, update = _notice(db_session, kind="acknowledgement"), _notice(db_session, kind="status_investigating")
+    config, mailer = flows._config(), RecordingMailer()
+    # the update's job runs first (jobs side by side): it waits for the acknowledgement
+    assert notices.deliver(db_session, config, update.id, mailer=mailer) == "waiting"
+    assert ("send_notice_job", (update.id,), "email", notices.IN_ORDER_WAIT) in [c[:4] for c in jobs.calls]
+    assert _notice(db_session, id=update.id).status == "pending" and not mailer.sent
+    assert notices.deliver(db_session, config, ack.id, mailer=mailer) == "sent"
+    assert notices.deliver(db_session, config, update.id, mailer=mailer) == "sent"
+    assert [m.message["Subject"] for m in mailer.sent] == [
+        _notice(db_session, id=ack.id).subject, _notice(db_session, id=update.id).subject]
+
+
 def test_a_twin_job_racing_the_send_does_not_send_again(db_session, people, jobs, app):
     from sqlalchemy.orm import Session as SASession
 
