@@ -1,7 +1,7 @@
 """The wallboard snapshot, the supervisor actions' checks and the presence history listener."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -23,8 +23,13 @@ def queue_contact(session, queue="general", *, at=None, channel="voice"):
     return it
 
 
+# Noon in the desk's time zone (Asia/Shanghai): the wallboard counts the local day, and minutes after local
+# midnight (16:00 UTC) a contact queued 90 s earlier belongs to the day before.
+NOON = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+
+
 def test_waiting_counts_longest_wait_and_agents_by_state(db_session, desk_config):
-    now = utcnow()
+    now = NOON
     ann = make_staff(db_session, name="Ann")
     make_staff(db_session, name="Bob")
     make_staff(db_session, role=Role.SUPERVISOR, name="Sue")  # supervisors are not on the board
@@ -46,7 +51,7 @@ def test_waiting_counts_longest_wait_and_agents_by_state(db_session, desk_config
 
 
 def test_a_queue_below_its_target_raises_an_alert(db_session, desk_config):
-    now = utcnow()
+    now = NOON
     slow = queue_contact(db_session, at=now - timedelta(seconds=100))
     transition(db_session, slow, "abandoned", actor="test", at=now - timedelta(seconds=40))  # 60 s wait
     fast = queue_contact(db_session, "billing", at=now - timedelta(seconds=50))
