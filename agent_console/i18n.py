@@ -2,12 +2,12 @@
 as JSON, so the script never hard-codes English."""
 from __future__ import annotations
 
-from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 from app.complaints.states import ComplaintState
 from app.complaints.states import label as complaint_state_label
 from app.crm.labels import LABELS
+from app.i18n import reader_language
 
 CLIENT_STRINGS = {
     "connected": _l("Connected"),
@@ -179,6 +179,6 @@ CLIENT_STRINGS.update({f"churn_{code}": text for code, text in LABELS["churn"].i
 def client_strings() -> dict[str, str]:
     """The strings above in the request's language."""
     strings = {key: str(text) for key, text in CLIENT_STRINGS.items()}
-    language = "zh" if str(get_locale()) == "zh" else "en"
+    language = reader_language()
     strings.update({f"complaint_state_{state}": complaint_state_label(state, language) for state in ComplaintState})
     return strings

@@ -10,7 +10,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
-from flask_babel import get_locale, gettext as _, lazy_gettext as _l
+from flask_babel import gettext as _, lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -19,6 +19,7 @@ from app.auth.models import Role, StaffUser
 from app.auth.roles import role_required
 from app.db import utcnow
 from app.extensions import db
+from app.i18n import reader_language
 from app.reports import staffing
 from app.reports.service import ReportError, build_report, parse_period, report_csv
 
@@ -136,8 +137,7 @@ def _report_or_400():
     start, end, by = _report_args()
     try:
         period = parse_period(start, end, _tz())
-        language = "zh" if str(get_locale()) == "zh" else "en"
-        return build_report(db.session, _config(), period, by, language=language), (start, end, by), None
+        return build_report(db.session, _config(), period, by, language=reader_language()), (start, end, by), None
     except ReportError as exc:
         return None, (start, end, by), str(REPORT_ERRORS[exc.code])
 

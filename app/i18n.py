@@ -13,6 +13,13 @@ from babel.messages.pofile import read_po
 TRANSLATIONS = Path(__file__).parent / "translations"
 
 
+def reader_language() -> str:
+    """The request's language as the desk's bilingual labels key it: "zh" or "en"."""
+    from flask_babel import get_locale
+
+    return "zh" if str(get_locale()) == "zh" else "en"
+
+
 def compile_catalogues(directory: Path = TRANSLATIONS) -> list[Path]:
     """Write messages.mo beside every messages.po that is newer; return the files written."""
     written = []

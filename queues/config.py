@@ -98,6 +98,10 @@ class QueueConfig(_Strict):
     preferred_agent_window_days: int = Field(default=30, ge=0)
     preferred_agent_wait_s: int = Field(default=10, ge=0)
 
+    def label(self, language: str) -> str:
+        """The queue's name for people in ``language`` ("zh" falls back to the English label), else its code."""
+        return (self.label_zh if language == "zh" and self.label_zh else self.label_en) or self.name
+
     @model_validator(mode="after")
     def _steps_in_time_order(self) -> QueueConfig:
         times = [step.after_s for step in self.escalation]

@@ -35,12 +35,6 @@ MAX_BODY_CHARS = 20_000
 def _dev_tools_only():
     if not current_app.extensions["desk.settings"].dev_tools_enabled:
         abort(404)
-    return _staff_only()
-
-
-@role_required(Role.AGENT)
-def _staff_only() -> None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -114,6 +108,7 @@ def _mailbox_for(address: str) -> Mailbox:
 
 
 @bp.get("")
+@role_required(Role.AGENT)
 def page():
     outbox = _outbox()
     sent = _sent(outbox)
@@ -136,6 +131,7 @@ def page():
 
 
 @bp.post("/send")
+@role_required(Role.AGENT)
 def send():
     form = request.form
     sender = form.get("sender", "").strip()

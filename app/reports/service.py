@@ -180,8 +180,7 @@ def _labels(session: Session, config, dim: kpis.Dimension, rows: list[kpis.KpiRo
         names = dict(session.execute(select(StaffUser.id, StaffUser.name).where(StaffUser.id.in_(ids))).all())
         return {str(i): n for i, n in names.items()}
     if dim == kpis.Dimension.QUEUE:
-        return {q.name: (q.label_zh if language == "zh" and q.label_zh else q.label_en) or q.name
-                for q in config.routing.queues}
+        return {q.name: q.label(language) for q in config.routing.queues}
     if dim == kpis.Dimension.CHANNEL:
         with force_locale(language):
             return {code: str(name) for code, name in LABELS["channel"].items()}

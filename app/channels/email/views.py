@@ -26,6 +26,7 @@ from app.channels.email.models import (
 from app.channels.email.sanitize import sanitise_html
 from app.channels.email.threads import case_reference
 from app.crm.labels import LABELS
+from app.i18n import reader_language
 from app.extensions import csrf, db
 from app.interactions.models import Interaction
 
@@ -82,12 +83,8 @@ MESSAGE_STATUS_LABELS = {"scheduled": _l("scheduled"), "sending": _l("sending"),
 
 
 def _queue_name(queue: str | None) -> str:
-    """The queue's label in the reader's language (config.yaml names queues in both), else its name."""
-    zh = str(get_locale()) == "zh"
-    for q in _desk().routing.queues:
-        if q.name == queue:
-            return (q.label_zh if zh and q.label_zh else q.label_en) or q.name
-    return queue or "-"
+    """The queue's label in the reader's language, else its name (a queue no longer configured)."""
+    return next((q.label(reader_language()) for q in _desk().routing.queues if q.name == queue), queue or "-")
 
 
 def _require_case(interaction_id: int) -> EmailThread:
