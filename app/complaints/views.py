@@ -48,8 +48,7 @@ bp = Blueprint("complaints", __name__, url_prefix="/complaints", template_folder
 bp.record_once(lambda _state: realtime.subscribe(notices.on_event))
 REFUSALS = (service.ComplaintError, CompensationError, ApprovalError, InvalidComplaintTransition, GradingError,
             DeadlineError)
-CHANNEL_LABELS = {"voice": _l("Phone"), "email": _l("Email"), "chat": _l("Chat"), "portal": _l("Portal"),
-                  "ivr": _l("IVR"), "task": _l("Task")}
+CHANNEL_LABELS = CRM_LABELS["channel"]
 METHOD_LABELS = {"voucher": _l("Voucher"), "account_credit": _l("Account credit"), "refund": _l("Refund")}
 TIER_LABELS = CRM_LABELS["tier"]
 PROPOSAL_LABELS = {"proposed": _l("proposed"), "awaiting_approval": _l("awaiting approval"),
